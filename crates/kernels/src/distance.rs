@@ -1,0 +1,205 @@
+//! Distance kernels over `f32` slices.
+//!
+//! Each kernel keeps `LANES` independent accumulators so that LLVM can turn the loop into
+//! packed FMA instructions without reassociating floating point sums itself (which it may not
+//! do under IEEE semantics). The accumulators are summed at the end, so results can differ
+//! from a naive left-to-right sum in the last bits, never more.
+
+const LANES: usize = 16;
+
+#[inline]
+fn reduce(acc: [f32; LANES]) -> f32 {
+    let mut s = 0.0f32;
+    for v in acc {
+        s += v;
+    }
+    s
+}
+
+/// Squared Euclidean distance `Σ (aᵢ − bᵢ)²`. `a` and `b` must have equal length.
+#[inline]
+pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    let mut s = reduce(acc);
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        let d = x - y;
+        s += d * d;
+    }
+    s
+}
+
+/// Inner product `Σ aᵢ·bᵢ`.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = reduce(acc);
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        s += x * y;
+    }
+    s
+}
+
+/// Squared norm `Σ aᵢ²`.
+#[inline]
+pub fn norm_squared(a: &[f32]) -> f32 {
+    dot(a, a)
+}
+
+/// Cosine distance `1 − a·b / (‖a‖‖b‖)`; `NaN` when either vector is all zeros (the angle is
+/// undefined), like scipy's `cosine`.
+#[inline]
+pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
+    let (ab, aa, bb) = dot3(a, b);
+    1.0 - ab / (aa.sqrt() * bb.sqrt())
+}
+
+/// Cosine distance with the query's norm computed once by the caller (`b_norm = ‖b‖`).
+#[inline]
+pub fn cosine_distance_with_norm(a: &[f32], b: &[f32], b_norm: f32) -> f32 {
+    let (ab, aa) = dot2(a, b);
+    1.0 - ab / (aa.sqrt() * b_norm)
+}
+
+/// `(a·b, a·a)` in one pass.
+#[inline]
+fn dot2(a: &[f32], b: &[f32]) -> (f32, f32) {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut ab = [0.0f32; LANES];
+    let mut aa = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            ab[i] += x[i] * y[i];
+            aa[i] += x[i] * x[i];
+        }
+    }
+    let (mut sab, mut saa) = (reduce(ab), reduce(aa));
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        sab += x * y;
+        saa += x * x;
+    }
+    (sab, saa)
+}
+
+/// `(a·b, a·a, b·b)` in one pass.
+#[inline]
+fn dot3(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut ab = [0.0f32; LANES];
+    let mut aa = [0.0f32; LANES];
+    let mut bb = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            ab[i] += x[i] * y[i];
+            aa[i] += x[i] * x[i];
+            bb[i] += y[i] * y[i];
+        }
+    }
+    let (mut sab, mut saa, mut sbb) = (reduce(ab), reduce(aa), reduce(bb));
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        sab += x * y;
+        saa += x * x;
+        sbb += y * y;
+    }
+    (sab, saa, sbb)
+}
+
+/// Fills `out[i]` with the squared L2 distance between row `i` of `rows` (row-major, `dim`
+/// columns) and `query`.
+pub fn l2_squared_batch(rows: &[f32], dim: usize, query: &[f32], out: &mut [f32]) {
+    for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
+        *o = l2_squared(row, query);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_l2(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
+    }
+
+    fn vecs(n: usize, seed: u32) -> Vec<f32> {
+        // A small deterministic sequence with both signs.
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kernels_match_naive_sums_for_every_length() {
+        for n in [0, 1, 3, 15, 16, 17, 31, 128, 129, 784, 1536] {
+            let a = vecs(n, 1);
+            let b = vecs(n, 2);
+            let want = naive_l2(&a, &b);
+            assert!(
+                (l2_squared(&a, &b) as f64 - want).abs() <= 1e-4 * want.max(1.0),
+                "n={n}"
+            );
+            let d: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum();
+            assert!(
+                (dot(&a, &b) as f64 - d).abs() <= 1e-4 * d.abs().max(1.0),
+                "n={n}"
+            );
+        }
+    }
+
+    #[test]
+    fn cosine_of_parallel_and_orthogonal_vectors() {
+        let a = [1.0, 0.0, 0.0];
+        let b = [2.0, 0.0, 0.0];
+        let c = [0.0, 3.0, 0.0];
+        assert!(cosine_distance(&a, &b).abs() < 1e-6);
+        assert!((cosine_distance(&a, &c) - 1.0).abs() < 1e-6);
+        assert!((cosine_distance_with_norm(&a, &c, 3.0) - 1.0).abs() < 1e-6);
+        assert!(cosine_distance(&a, &[0.0, 0.0, 0.0]).is_nan());
+    }
+
+    #[test]
+    fn batch_matches_single() {
+        let rows = vecs(4 * 33, 3);
+        let q = vecs(33, 4);
+        let mut out = vec![0.0; 4];
+        l2_squared_batch(&rows, 33, &q, &mut out);
+        for i in 0..4 {
+            assert_eq!(out[i], l2_squared(&rows[i * 33..(i + 1) * 33], &q));
+        }
+    }
+}

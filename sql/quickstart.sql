@@ -1,0 +1,34 @@
+-- vecfusion quickstart: a versioned vector dataset, queried with plain SQL.
+-- Run it with:  cargo run --bin vecfusion -- -f sql/quickstart.sql
+-- (it creates ./quickstart_data/items; delete that directory to start over)
+
+-- 1. A dataset: a directory of immutable versions. FLOAT[128] is a fixed-size vector column.
+CREATE EXTERNAL TABLE items (id BIGINT NOT NULL, label VARCHAR, embedding FLOAT[128])
+  STORED AS VECFUSION LOCATION 'quickstart_data/items';
+
+-- 2. 100,000 clustered vectors from the built-in generator (one INSERT = one new version).
+INSERT INTO items
+  SELECT id, CASE WHEN id % 10 = 0 THEN 'spam' ELSE 'ok' END, vector
+  FROM random_vectors(100000, 128, 32, 7);
+
+-- 3. A second INSERT: a second fragment and a third version.
+INSERT INTO items
+  SELECT 1000000 + id, 'late', vector FROM random_vectors(1000, 128, 32, 8);
+
+SELECT label, count(*) AS n FROM items GROUP BY label ORDER BY label;
+
+-- 4. Delete writes a deletion vector; no data file is rewritten.
+DELETE FROM items WHERE label = 'spam';
+
+-- 5. Exact nearest neighbours of row 42's vector (a brute-force scan: the exact plan).
+SELECT i.id, i.label, round(l2_distance(i.embedding, q.embedding), 4) AS distance
+FROM items i, (SELECT embedding FROM items WHERE id = 42) q
+ORDER BY distance
+LIMIT 10;
+
+-- 6. Every version of the dataset, and time travel to the one before the DELETE.
+SELECT version, committed_at, operation, rows_added, rows_deleted, total_rows
+FROM vecfusion_versions('items') ORDER BY version;
+
+SELECT count(*) AS spam_rows_before_delete FROM items VERSION AS OF 3 WHERE label = 'spam';
+SELECT count(*) AS spam_rows_now FROM items WHERE label = 'spam';

@@ -1,0 +1,235 @@
+//! The commit protocol: every new file first, then the next manifest with put-if-absent.
+//!
+//! A writer builds its next manifest from the version it read and tries to create
+//! `_versions/<n+1>.manifest`. Creation is atomic and fails if the file exists, so exactly one
+//! of several concurrent writers wins version `n+1`. A loser reads the versions committed in
+//! between, checks that its operation commutes with each of them (two appends do; two deletes
+//! of the same fragment do not), rebuilds its manifest on top of the newest one and tries
+//! again. A crash at any point before the manifest exists leaves only unreferenced files:
+//! readers never see a half-written version.
+
+use std::time::Duration;
+
+use datafusion::error::{DataFusionError, Result};
+use object_store::{PutMode, PutOptions, PutPayload};
+
+use super::fragment::NewFragment;
+use super::location::DatasetLocation;
+use super::manifest::{DeletionMeta, IndexMeta, Manifest, OperationSummary};
+use super::versions::{manifest_path, read_manifest};
+
+/// Attempts before a commit gives up under sustained contention.
+const MAX_ATTEMPTS: usize = 200;
+
+/// A change to a dataset, applied on top of whatever version is latest when it commits.
+#[derive(Debug, Clone)]
+pub enum Operation {
+    /// New fragments; ids are assigned at commit time, so concurrent appends never clash.
+    Append { fragments: Vec<NewFragment> },
+    /// New deletion vectors for some fragments (old deletions included).
+    Delete {
+        deletions: Vec<(u32, DeletionMeta)>,
+        rows_deleted: u64,
+    },
+    /// Deletion vectors for the old rows and new fragments with the updated rows, atomically.
+    Update {
+        deletions: Vec<(u32, DeletionMeta)>,
+        rows_updated: u64,
+        fragments: Vec<NewFragment>,
+    },
+    /// Records an index (replacing one of the same name when `replace`).
+    CreateIndex { index: IndexMeta, replace: bool },
+    /// Removes an index entry (its files stay until cleanup).
+    DropIndex { name: String },
+}
+
+impl Operation {
+    fn kind(&self) -> &'static str {
+        match self {
+            Operation::Append { .. } => "APPEND",
+            Operation::Delete { .. } => "DELETE",
+            Operation::Update { .. } => "UPDATE",
+            Operation::CreateIndex { .. } => "CREATE INDEX",
+            Operation::DropIndex { .. } => "DROP INDEX",
+        }
+    }
+
+    fn modified_fragments(&self) -> Vec<u32> {
+        match self {
+            Operation::Delete { deletions, .. } | Operation::Update { deletions, .. } => {
+                deletions.iter().map(|(id, _)| *id).collect()
+            }
+            _ => vec![],
+        }
+    }
+
+    fn index_name(&self) -> Option<&str> {
+        match self {
+            Operation::CreateIndex { index, .. } => Some(&index.name),
+            Operation::DropIndex { name } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether this operation may be replayed on top of `other`, a version committed after the
+    /// one this operation was prepared from.
+    fn check_commutes_with(&self, other: &Manifest) -> Result<()> {
+        let mine = self.modified_fragments();
+        let theirs = &other.operation.modified_fragments;
+        if let Some(id) = mine.iter().find(|id| theirs.contains(id)) {
+            return Err(DataFusionError::Execution(format!(
+                "commit conflict: version {} ({}) changed the deleted rows of fragment {id}, \
+                 which this {} also changes; re-run the statement on the new version",
+                other.version,
+                other.operation.kind,
+                self.kind()
+            )));
+        }
+        if let (Some(name), Some(other_name)) = (self.index_name(), &other.operation.index)
+            && name.eq_ignore_ascii_case(other_name)
+        {
+            return Err(DataFusionError::Execution(format!(
+                "commit conflict: version {} ({}) changed index '{other_name}' concurrently; \
+                 re-run the statement",
+                other.version, other.operation.kind
+            )));
+        }
+        Ok(())
+    }
+
+    /// The manifest that results from applying this operation to `latest`.
+    fn apply(&self, latest: &Manifest) -> Result<Manifest> {
+        let mut next = latest.clone();
+        next.version = latest.version + 1;
+        next.timestamp_ms = chrono::Utc::now().timestamp_millis();
+        let mut summary = OperationSummary {
+            kind: self.kind().to_string(),
+            rows_added: 0,
+            rows_deleted: 0,
+            modified_fragments: self.modified_fragments(),
+            index: self.index_name().map(str::to_string),
+        };
+        let append = |next: &mut Manifest, fragments: &[NewFragment]| {
+            for f in fragments {
+                let id = next.next_fragment_id;
+                next.next_fragment_id += 1;
+                next.fragments.push(f.clone().into_meta(id));
+            }
+        };
+        let set_deletions = |next: &mut Manifest, deletions: &[(u32, DeletionMeta)]| {
+            for (id, meta) in deletions {
+                let frag = next
+                    .fragments
+                    .iter_mut()
+                    .find(|f| f.id == *id)
+                    .ok_or_else(|| {
+                        DataFusionError::Internal(format!(
+                            "fragment {id} vanished from the dataset"
+                        ))
+                    })?;
+                frag.deletion = Some(meta.clone());
+            }
+            Ok::<_, DataFusionError>(())
+        };
+        match self {
+            Operation::Append { fragments } => {
+                summary.rows_added = fragments.iter().map(|f| f.physical_rows).sum();
+                append(&mut next, fragments);
+            }
+            Operation::Delete {
+                deletions,
+                rows_deleted,
+            } => {
+                summary.rows_deleted = *rows_deleted;
+                set_deletions(&mut next, deletions)?;
+            }
+            Operation::Update {
+                deletions,
+                rows_updated,
+                fragments,
+            } => {
+                summary.rows_deleted = *rows_updated;
+                summary.rows_added = *rows_updated;
+                set_deletions(&mut next, deletions)?;
+                append(&mut next, fragments);
+            }
+            Operation::CreateIndex { index, replace } => {
+                if let Some(pos) = next
+                    .indexes
+                    .iter()
+                    .position(|i| i.name.eq_ignore_ascii_case(&index.name))
+                {
+                    if !replace {
+                        return Err(DataFusionError::Execution(format!(
+                            "index '{}' already exists; use replace = true to rebuild it, or \
+                             DROP VECTOR INDEX first",
+                            index.name
+                        )));
+                    }
+                    next.indexes.remove(pos);
+                }
+                next.indexes.push(index.clone());
+            }
+            Operation::DropIndex { name } => {
+                let before = next.indexes.len();
+                next.indexes.retain(|i| !i.name.eq_ignore_ascii_case(name));
+                if next.indexes.len() == before {
+                    return Err(DataFusionError::Execution(format!(
+                        "index '{name}' does not exist"
+                    )));
+                }
+            }
+        }
+        next.operation = summary;
+        Ok(next)
+    }
+}
+
+/// Writes `manifest` as its version's manifest file, failing with `Ok(false)` if another
+/// writer created that version first.
+pub(crate) async fn put_manifest_if_absent(
+    location: &DatasetLocation,
+    manifest: &Manifest,
+) -> Result<bool> {
+    let payload = PutPayload::from(manifest.encode()?);
+    let opts = PutOptions::from(PutMode::Create);
+    match location
+        .store
+        .put_opts(&manifest_path(location, manifest.version), payload, opts)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(DataFusionError::External(Box::new(e))),
+    }
+}
+
+/// Commits `op` on top of `base` (the version the caller read), rebasing over concurrent
+/// commits when they commute. Returns the committed manifest.
+pub async fn commit(
+    location: &DatasetLocation,
+    base: &Manifest,
+    op: &Operation,
+) -> Result<Manifest> {
+    let mut latest = base.clone();
+    for attempt in 0..MAX_ATTEMPTS {
+        let next = op.apply(&latest)?;
+        if put_manifest_if_absent(location, &next).await? {
+            return Ok(next);
+        }
+        // Lost the race: replay over every version committed since `latest`.
+        let mut v = latest.version + 1;
+        while let Some(m) = read_manifest(location, v).await? {
+            op.check_commutes_with(&m)?;
+            latest = m;
+            v += 1;
+        }
+        // Jittered back-off so a crowd of writers spreads out.
+        let jitter = rand::random::<u64>() % (5 + 5 * attempt.min(20) as u64);
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
+    }
+    Err(DataFusionError::Execution(format!(
+        "could not commit to {} after {MAX_ATTEMPTS} attempts: too many concurrent writers",
+        location.uri
+    )))
+}

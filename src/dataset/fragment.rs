@@ -1,0 +1,332 @@
+//! Fragments: immutable Arrow IPC files holding the rows of one append.
+//!
+//! Rows are re-batched to exactly [`ROWS_PER_BATCH`] rows per IPC record batch (the last one
+//! may be shorter), so the batch holding row offset `o` is `o / rows_per_batch` and reading one
+//! row touches one batch. Files are uncompressed and 64-byte aligned; on a local disk the file
+//! is memory-mapped and record batches are decoded without copying their buffers.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::buffer::Buffer;
+use datafusion::arrow::compute::BatchCoalescer;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::{FileDecoder, read_footer_length};
+use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
+use datafusion::arrow::ipc::{Block, MetadataVersion, root_as_footer};
+use datafusion::error::{DataFusionError, Result};
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use tokio::io::AsyncWriteExt;
+
+use super::location::DatasetLocation;
+use super::manifest::FragmentMeta;
+use super::random_name;
+
+/// Rows per IPC record batch inside a fragment file.
+pub const ROWS_PER_BATCH: usize = 8192;
+
+/// What a finished [`FragmentWriter`] produced; becomes a [`FragmentMeta`] at commit, when
+/// the fragment gets its id.
+#[derive(Debug, Clone)]
+pub struct NewFragment {
+    pub file: String,
+    pub physical_rows: u64,
+    pub rows_per_batch: u32,
+    pub file_bytes: u64,
+}
+
+impl NewFragment {
+    pub fn into_meta(self, id: u32) -> FragmentMeta {
+        FragmentMeta {
+            id,
+            file: self.file,
+            physical_rows: self.physical_rows,
+            rows_per_batch: self.rows_per_batch,
+            file_bytes: self.file_bytes,
+            deletion: None,
+        }
+    }
+}
+
+/// A `Write` target the synchronous IPC writer fills and the async uploader drains.
+#[derive(Clone, Default)]
+struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("buffer lock"))
+    }
+}
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams record batches into a new fragment file. Memory stays at one record batch plus the
+/// upload buffer, whatever the number of rows.
+pub struct FragmentWriter {
+    file: String,
+    schema: SchemaRef,
+    upload: BufWriter,
+    ipc: FileWriter<SharedBuffer>,
+    buffer: SharedBuffer,
+    coalescer: BatchCoalescer,
+    rows: u64,
+    bytes: u64,
+}
+
+impl FragmentWriter {
+    pub fn try_new(location: &DatasetLocation, schema: SchemaRef) -> Result<Self> {
+        let file = format!("data/{}.arrow", random_name());
+        let upload = BufWriter::new(location.store.clone(), location.path(&file));
+        let buffer = SharedBuffer::default();
+        let options = IpcWriteOptions::try_new(64, false, MetadataVersion::V5)?;
+        let ipc = FileWriter::try_new_with_options(buffer.clone(), &schema, options)?;
+        Ok(Self {
+            file,
+            coalescer: BatchCoalescer::new(schema.clone(), ROWS_PER_BATCH),
+            schema,
+            upload,
+            ipc,
+            buffer,
+            rows: 0,
+            bytes: 0,
+        })
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Appends a batch whose schema equals the fragment schema (the caller casts first).
+    pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.coalescer.push_batch(batch)?;
+        while let Some(full) = self.coalescer.next_completed_batch() {
+            self.ipc.write(&full)?;
+            self.flush_buffer().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_buffer(&mut self) -> Result<()> {
+        let bytes = self.buffer.take();
+        if !bytes.is_empty() {
+            self.bytes += bytes.len() as u64;
+            self.upload
+                .put(Bytes::from(bytes))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Completes the file. Returns `None` (and writes nothing) when no rows were written.
+    pub async fn finish(mut self) -> Result<Option<NewFragment>> {
+        if self.rows == 0 {
+            self.abort().await;
+            return Ok(None);
+        }
+        self.coalescer.finish_buffered_batch()?;
+        while let Some(last) = self.coalescer.next_completed_batch() {
+            self.ipc.write(&last)?;
+        }
+        self.ipc.finish()?;
+        self.flush_buffer().await?;
+        self.upload
+            .shutdown()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Some(NewFragment {
+            file: self.file,
+            physical_rows: self.rows,
+            rows_per_batch: ROWS_PER_BATCH as u32,
+            file_bytes: self.bytes,
+        }))
+    }
+
+    /// Drops a partly written file (best effort: the file is unreferenced either way).
+    pub async fn abort(mut self) {
+        let _ = self.upload.abort().await;
+    }
+}
+
+/// An opened fragment file: the whole file as one buffer (memory-mapped when local) and the
+/// positions of its record batches.
+#[derive(Debug)]
+pub struct FragmentReader {
+    file: String,
+    data: Buffer,
+    blocks: Vec<Block>,
+    schema: SchemaRef,
+    version: MetadataVersion,
+    rows_per_batch: usize,
+    physical_rows: usize,
+}
+
+impl FragmentReader {
+    /// Opens the data file of `meta`; `schema` is the dataset schema the file must match.
+    pub async fn open(
+        location: &DatasetLocation,
+        meta: &FragmentMeta,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let data = match location.local_path(&meta.file) {
+            Some(path) => {
+                let file = std::fs::File::open(&path).map_err(|e| {
+                    DataFusionError::Execution(format!(
+                        "cannot open fragment file {} of dataset {}: {e}",
+                        path.display(),
+                        location.uri
+                    ))
+                })?;
+                // SAFETY: fragment files are immutable once committed; nothing writes to them.
+                let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| {
+                    DataFusionError::Execution(format!("cannot map {}: {e}", path.display()))
+                })?;
+                Buffer::from(Bytes::from_owner(map))
+            }
+            None => {
+                let bytes = location
+                    .store
+                    .get(&location.path(&meta.file))
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+                    .bytes()
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                Buffer::from(bytes)
+            }
+        };
+        Self::from_buffer(&location.uri, meta, data, schema)
+    }
+
+    fn from_buffer(
+        uri: &str,
+        meta: &FragmentMeta,
+        data: Buffer,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let corrupt = |why: String| {
+            DataFusionError::Execution(format!(
+                "fragment {} of dataset {uri} is corrupted or not an Arrow IPC file: {why}",
+                meta.file
+            ))
+        };
+        let len = data.len();
+        if len < 16 || &data[..6] != b"ARROW1" || &data[len - 6..] != b"ARROW1" {
+            return Err(corrupt("missing ARROW1 magic".into()));
+        }
+        let mut tail = [0u8; 10];
+        tail.copy_from_slice(&data[len - 10..]);
+        let footer_len = read_footer_length(tail).map_err(|e| corrupt(e.to_string()))?;
+        if footer_len + 10 > len {
+            return Err(corrupt("footer length out of range".into()));
+        }
+        let footer = root_as_footer(&data[len - 10 - footer_len..len - 10])
+            .map_err(|e| corrupt(e.to_string()))?;
+        let blocks: Vec<Block> = footer
+            .recordBatches()
+            .map(|b| b.iter().copied().collect())
+            .unwrap_or_default();
+        let file_fields = footer
+            .schema()
+            .and_then(|s| s.fields())
+            .map_or(0, |f| f.len());
+        if file_fields != schema.fields().len() {
+            return Err(corrupt(format!(
+                "file has {file_fields} columns, the dataset schema has {}",
+                schema.fields().len()
+            )));
+        }
+        let rows_per_batch = meta.rows_per_batch.max(1) as usize;
+        if blocks.len() != meta.num_batches() {
+            return Err(corrupt(format!(
+                "file has {} record batches, the manifest expects {}",
+                blocks.len(),
+                meta.num_batches()
+            )));
+        }
+        for b in &blocks {
+            let end = b.offset() as u64 + b.metaDataLength() as u64 + b.bodyLength() as u64;
+            if b.offset() < 0 || end > len as u64 {
+                return Err(corrupt("record batch block out of range".into()));
+            }
+        }
+        let version = footer.version();
+        Ok(Self {
+            file: meta.file.clone(),
+            data,
+            blocks,
+            schema,
+            version,
+            rows_per_batch,
+            physical_rows: meta.physical_rows as usize,
+        })
+    }
+
+    pub fn num_batches(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn rows_per_batch(&self) -> usize {
+        self.rows_per_batch
+    }
+
+    pub fn physical_rows(&self) -> usize {
+        self.physical_rows
+    }
+
+    /// First row offset of batch `i`.
+    pub fn batch_start(&self, i: usize) -> usize {
+        i * self.rows_per_batch
+    }
+
+    /// Decodes record batch `i` with the given column projection (zero-copy on a mapped file).
+    pub fn read_batch(&self, i: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        let block = self.blocks.get(i).ok_or_else(|| {
+            DataFusionError::Internal(format!("batch {i} out of range in {}", self.file))
+        })?;
+        let mut decoder = FileDecoder::new(self.schema.clone(), self.version);
+        if let Some(p) = projection {
+            decoder = decoder.with_projection(p.to_vec());
+        }
+        let buf = self.data.slice_with_length(
+            block.offset() as usize,
+            block.metaDataLength() as usize + block.bodyLength() as usize,
+        );
+        let batch = decoder
+            .read_record_batch(block, &buf)
+            .map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "fragment {} is corrupted (batch {i}): {e}",
+                    self.file
+                ))
+            })?
+            .ok_or_else(|| {
+                DataFusionError::Execution(format!("fragment {} batch {i} is empty", self.file))
+            })?;
+        let want = (self.physical_rows - self.batch_start(i)).min(self.rows_per_batch);
+        if batch.num_rows() != want {
+            return Err(DataFusionError::Execution(format!(
+                "fragment {} is corrupted: batch {i} has {} rows, expected {want}",
+                self.file,
+                batch.num_rows()
+            )));
+        }
+        Ok(batch)
+    }
+}

@@ -1,0 +1,283 @@
+//! The versioned vector dataset.
+//!
+//! A dataset is a directory (or object-store prefix) holding a sequence of immutable versions:
+//!
+//! ```text
+//! <root>/_versions/<n>.manifest     one per version: schema, fragments, deletions, indexes
+//! <root>/data/<name>.arrow          fragments: immutable Arrow IPC files
+//! <root>/_deletions/<id>-<name>.bin deletion vectors (roaring bitmaps)
+//! <root>/_indexes/...               index files (see `crate::index`)
+//! ```
+//!
+//! Rows have stable addresses `fragment_id << 32 | offset` that survive appends, deletes and
+//! new versions, which is what lets an index refer to rows. See [`commit`] for how versions are
+//! committed atomically.
+
+pub mod commit;
+pub mod deletion;
+pub mod fragment;
+pub mod location;
+pub mod manifest;
+pub mod take;
+pub mod versions;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+use roaring::RoaringBitmap;
+
+pub use commit::Operation;
+pub use fragment::{FragmentReader, FragmentWriter, NewFragment, ROWS_PER_BATCH};
+pub use location::DatasetLocation;
+pub use manifest::{DeletionMeta, FragmentMeta, IndexMeta, Manifest, OperationSummary};
+
+/// A row's stable address: fragment id in the high 32 bits, row offset in the low 32.
+pub type RowAddress = u64;
+
+pub fn row_address(fragment_id: u32, offset: u32) -> RowAddress {
+    ((fragment_id as u64) << 32) | offset as u64
+}
+
+pub fn split_row_address(addr: RowAddress) -> (u32, u32) {
+    ((addr >> 32) as u32, addr as u32)
+}
+
+/// A unique file name component (128 random bits, hex).
+pub(crate) fn random_name() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Opened fragment files and deletion vectors, shared by every handle of one dataset.
+/// Both are immutable once committed, so caching them by file name is always safe.
+#[derive(Debug, Default)]
+struct FileCache {
+    readers: Mutex<HashMap<String, Arc<FragmentReader>>>,
+    deletions: Mutex<HashMap<String, Arc<RoaringBitmap>>>,
+}
+
+/// A handle on one version of a dataset. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    location: DatasetLocation,
+    manifest: Arc<Manifest>,
+    schema: SchemaRef,
+    cache: Arc<FileCache>,
+}
+
+impl Dataset {
+    /// Creates a new, empty dataset (version 1) with `schema`.
+    pub async fn create(location: DatasetLocation, schema: SchemaRef) -> Result<Self> {
+        if !versions::list_versions(&location).await?.is_empty() {
+            return Err(DataFusionError::Execution(format!(
+                "a vecfusion dataset already exists at {}",
+                location.uri
+            )));
+        }
+        if versions::location_has_files(&location).await? {
+            return Err(DataFusionError::Execution(format!(
+                "{} is not empty and is not a vecfusion dataset; choose a new or empty directory",
+                location.uri
+            )));
+        }
+        let manifest = Manifest {
+            version: 1,
+            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            operation: OperationSummary {
+                kind: "CREATE".into(),
+                rows_added: 0,
+                rows_deleted: 0,
+                modified_fragments: vec![],
+                index: None,
+            },
+            schema: schema.as_ref().clone(),
+            fragments: vec![],
+            indexes: vec![],
+            next_fragment_id: 0,
+        };
+        if !commit::put_manifest_if_absent(&location, &manifest).await? {
+            return Err(DataFusionError::Execution(format!(
+                "a vecfusion dataset was created concurrently at {}",
+                location.uri
+            )));
+        }
+        Ok(Self::from_manifest(location, manifest, Default::default()))
+    }
+
+    fn from_manifest(location: DatasetLocation, manifest: Manifest, cache: Arc<FileCache>) -> Self {
+        let schema = manifest.schema();
+        Self {
+            location,
+            manifest: Arc::new(manifest),
+            schema,
+            cache,
+        }
+    }
+
+    /// Opens the latest version.
+    pub async fn open(location: DatasetLocation) -> Result<Self> {
+        let latest = Self::latest_version(&location).await?;
+        Self::open_version(location, latest).await
+    }
+
+    /// Opens a specific version.
+    pub async fn open_version(location: DatasetLocation, version: u64) -> Result<Self> {
+        Self::open_version_with_cache(location, version, Default::default()).await
+    }
+
+    async fn open_version_with_cache(
+        location: DatasetLocation,
+        version: u64,
+        cache: Arc<FileCache>,
+    ) -> Result<Self> {
+        match versions::read_manifest(&location, version).await? {
+            Some(m) => Ok(Self::from_manifest(location, m, cache)),
+            None => {
+                let all = versions::list_versions(&location).await?;
+                Err(match (all.first(), all.last()) {
+                    (Some(first), Some(last)) => DataFusionError::Plan(format!(
+                        "dataset {} has no version {version}; its versions are {first}..={last}",
+                        location.uri
+                    )),
+                    _ => not_a_dataset(&location),
+                })
+            }
+        }
+    }
+
+    /// The newest committed version number at `location`.
+    pub async fn latest_version(location: &DatasetLocation) -> Result<u64> {
+        versions::list_versions(location)
+            .await?
+            .last()
+            .copied()
+            .ok_or_else(|| not_a_dataset(location))
+    }
+
+    /// Whether a dataset exists at `location`.
+    pub async fn exists(location: &DatasetLocation) -> Result<bool> {
+        Ok(!versions::list_versions(location).await?.is_empty())
+    }
+
+    /// This dataset at its newest version (shares the file cache).
+    pub async fn checkout_latest(&self) -> Result<Self> {
+        let latest = Self::latest_version(&self.location).await?;
+        if latest == self.version() {
+            return Ok(self.clone());
+        }
+        self.checkout_version(latest).await
+    }
+
+    /// This dataset at `version` (shares the file cache).
+    pub async fn checkout_version(&self, version: u64) -> Result<Self> {
+        if version == self.version() {
+            return Ok(self.clone());
+        }
+        Self::open_version_with_cache(self.location.clone(), version, self.cache.clone()).await
+    }
+
+    /// Manifests of every version, oldest first.
+    pub async fn history(&self) -> Result<Vec<Manifest>> {
+        let mut out = vec![];
+        for v in versions::list_versions(&self.location).await? {
+            if let Some(m) = versions::read_manifest(&self.location, v).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn location(&self) -> &DatasetLocation {
+        &self.location
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.location.uri
+    }
+
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    pub fn version(&self) -> u64 {
+        self.manifest.version
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn fragments(&self) -> &[FragmentMeta] {
+        &self.manifest.fragments
+    }
+
+    /// Rows visible in this version.
+    pub fn count_rows(&self) -> u64 {
+        self.manifest.live_rows()
+    }
+
+    /// Commits `op` on top of this version and returns the new version.
+    pub async fn commit(&self, op: &Operation) -> Result<Self> {
+        let manifest = commit::commit(&self.location, &self.manifest, op).await?;
+        Ok(Self::from_manifest(
+            self.location.clone(),
+            manifest,
+            self.cache.clone(),
+        ))
+    }
+
+    /// A writer for a new fragment of this dataset's schema.
+    pub fn fragment_writer(&self) -> Result<FragmentWriter> {
+        FragmentWriter::try_new(&self.location, self.schema.clone())
+    }
+
+    /// The opened data file of `fragment` (memory-mapped when local; cached).
+    pub async fn fragment_reader(&self, fragment: &FragmentMeta) -> Result<Arc<FragmentReader>> {
+        if let Some(r) = self
+            .cache
+            .readers
+            .lock()
+            .expect("cache")
+            .get(&fragment.file)
+        {
+            return Ok(r.clone());
+        }
+        let reader =
+            Arc::new(FragmentReader::open(&self.location, fragment, self.schema.clone()).await?);
+        // Remote fragments are whole-file copies in memory: only mapped files are cached.
+        if self.location.local_root.is_some() {
+            self.cache
+                .readers
+                .lock()
+                .expect("cache")
+                .insert(fragment.file.clone(), reader.clone());
+        }
+        Ok(reader)
+    }
+
+    /// The deleted row offsets of `fragment` in this version (cached).
+    pub async fn deletions(&self, fragment: &FragmentMeta) -> Result<Arc<RoaringBitmap>> {
+        let Some(meta) = &fragment.deletion else {
+            return Ok(Arc::new(RoaringBitmap::new()));
+        };
+        if let Some(d) = self.cache.deletions.lock().expect("cache").get(&meta.file) {
+            return Ok(d.clone());
+        }
+        let bitmap = Arc::new(deletion::read_deletions(&self.location, fragment).await?);
+        self.cache
+            .deletions
+            .lock()
+            .expect("cache")
+            .insert(meta.file.clone(), bitmap.clone());
+        Ok(bitmap)
+    }
+}
+
+fn not_a_dataset(location: &DatasetLocation) -> DataFusionError {
+    DataFusionError::Plan(format!(
+        "{} is not a vecfusion dataset (no _versions/*.manifest found); create one with \
+         CREATE EXTERNAL TABLE name (columns...) STORED AS VECFUSION LOCATION '...'",
+        location.uri
+    ))
+}

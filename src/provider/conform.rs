@@ -1,0 +1,104 @@
+//! Making incoming rows match the table schema, with errors that name the column and row.
+//!
+//! SQL `INSERT` already casts (DataFusion plans a cast to the table's column types); this is
+//! the check for every other way rows arrive (the Rust and Python APIs) and the place where a
+//! vector of the wrong dimension gets a precise error instead of a generic cast failure.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::error::{DataFusionError, Result};
+
+/// Casts the columns of `batch` (by position) to `schema`.
+pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(DataFusionError::Plan(format!(
+            "the inserted rows have {} columns, the table has {} ({})",
+            batch.num_columns(),
+            schema.fields().len(),
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(col, field)| {
+            if let DataType::FixedSizeList(_, dim) = field.data_type() {
+                check_vector_lengths(col, *dim as usize, field.name())?;
+            }
+            if col.data_type() == field.data_type() {
+                return Ok(col.clone());
+            }
+            let options = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            cast_with_options(col, field.data_type(), &options).map_err(|e| {
+                DataFusionError::Plan(format!(
+                    "cannot store {} values in column '{}' of type {}: {e}",
+                    col.data_type(),
+                    field.name(),
+                    field.data_type()
+                ))
+            })
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    for (col, field) in columns.iter().zip(schema.fields()) {
+        if !field.is_nullable() && col.null_count() > 0 {
+            return Err(DataFusionError::Plan(format!(
+                "column '{}' is NOT NULL but {} of the inserted rows have no value for it",
+                field.name(),
+                col.null_count()
+            )));
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(schema.as_ref().clone()),
+        columns,
+    )?)
+}
+
+/// Fails with the first row whose vector length differs from `dim`.
+fn check_vector_lengths(col: &ArrayRef, dim: usize, name: &str) -> Result<()> {
+    let bad = |row: usize, len: usize| {
+        DataFusionError::Plan(format!(
+            "column '{name}' holds vectors of dimension {dim}, but row {row} of the inserted \
+             data has {len} values"
+        ))
+    };
+    match col.data_type() {
+        DataType::FixedSizeList(_, n) if *n as usize != dim => Err(bad(0, *n as usize)),
+        DataType::List(_) => {
+            let list = col.as_list::<i32>();
+            for (row, w) in list.offsets().windows(2).enumerate() {
+                let len = (w[1] - w[0]) as usize;
+                if len != dim && list.is_valid(row) {
+                    return Err(bad(row, len));
+                }
+            }
+            Ok(())
+        }
+        DataType::LargeList(_) => {
+            let list = col.as_list::<i64>();
+            for (row, w) in list.offsets().windows(2).enumerate() {
+                let len = (w[1] - w[0]) as usize;
+                if len != dim && list.is_valid(row) {
+                    return Err(bad(row, len));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

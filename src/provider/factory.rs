@@ -1,0 +1,130 @@
+//! `CREATE EXTERNAL TABLE ... STORED AS VECFUSION LOCATION '...'`.
+//!
+//! With a column list the statement creates a dataset (or opens an existing one whose schema
+//! matches); without one it opens an existing dataset. `OPTIONS ('version' 'n')` opens a
+//! read-only view of version `n`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::CreateExternalTable;
+
+use super::table::{VecfusionTable, VersionTarget};
+use crate::dataset::versions::location_has_files;
+use crate::dataset::{Dataset, DatasetLocation};
+
+/// Options `CREATE EXTERNAL TABLE ... OPTIONS (...)` accepts.
+const OPTIONS: &[&str] = &["version"];
+
+#[derive(Debug, Default)]
+pub struct VecfusionTableFactory;
+
+#[async_trait]
+impl TableProviderFactory for VecfusionTableFactory {
+    async fn create(
+        &self,
+        state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let location = match cmd.locations.as_slice() {
+            [one] => one,
+            _ => {
+                return Err(DataFusionError::Plan(
+                    "STORED AS VECFUSION takes exactly one LOCATION (the dataset directory)".into(),
+                ));
+            }
+        };
+        if !cmd.table_partition_cols.is_empty() || !cmd.order_exprs.is_empty() || cmd.unbounded {
+            return Err(DataFusionError::Plan(
+                "vecfusion tables do not support PARTITIONED BY, WITH ORDER or UNBOUNDED".into(),
+            ));
+        }
+        let mut version = None;
+        for (key, value) in &cmd.options {
+            let name = key.strip_prefix("format.").unwrap_or(key);
+            match name {
+                "version" => {
+                    version = Some(value.parse::<u64>().map_err(|_| {
+                        DataFusionError::Plan(format!(
+                            "option 'version' must be a version number, got '{value}'"
+                        ))
+                    })?)
+                }
+                _ => {
+                    return Err(DataFusionError::Plan(format!(
+                        "unknown option '{name}' for STORED AS VECFUSION; supported options: {}",
+                        OPTIONS.join(", ")
+                    )));
+                }
+            }
+        }
+        let location = DatasetLocation::resolve(location, state.runtime_env())?;
+        let declared: Schema = cmd.schema.as_arrow().clone();
+        let dataset = if Dataset::exists(&location).await? {
+            let dataset = Dataset::open(location).await?;
+            if !declared.fields().is_empty() {
+                check_same_columns(&declared, &dataset)?;
+            }
+            dataset
+        } else if declared.fields().is_empty() {
+            if location_has_files(&location).await? {
+                return Err(DataFusionError::Plan(format!(
+                    "{} is not a vecfusion dataset (it has files but no _versions/*.manifest)",
+                    location.uri
+                )));
+            }
+            return Err(DataFusionError::Plan(format!(
+                "there is no vecfusion dataset at {}; give a column list to create one, e.g. \
+                 CREATE EXTERNAL TABLE items (id BIGINT, embedding FLOAT[128]) STORED AS \
+                 VECFUSION LOCATION '...'",
+                location.uri
+            )));
+        } else if version.is_some() {
+            return Err(DataFusionError::Plan(format!(
+                "option 'version' needs an existing dataset, and there is none at {}",
+                location.uri
+            )));
+        } else {
+            Dataset::create(location, Arc::new(declared)).await?
+        };
+        let table = match version {
+            Some(v) => {
+                // Fail now, not at the first query, on a version that does not exist.
+                let pinned = dataset.checkout_version(v).await?;
+                VecfusionTable::with_target(pinned, VersionTarget::Version(v))
+            }
+            None => VecfusionTable::new(dataset),
+        };
+        Ok(Arc::new(table))
+    }
+}
+
+fn check_same_columns(declared: &Schema, dataset: &Dataset) -> Result<()> {
+    let existing = dataset.schema();
+    let same = declared.fields().len() == existing.fields().len()
+        && declared
+            .fields()
+            .iter()
+            .zip(existing.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if same {
+        return Ok(());
+    }
+    let describe = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(DataFusionError::Plan(format!(
+        "the dataset at {} has columns ({}), which differ from the column list given ({}); \
+         omit the column list to open it as it is",
+        dataset.uri(),
+        describe(existing),
+        describe(declared)
+    )))
+}

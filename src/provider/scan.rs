@@ -1,0 +1,479 @@
+//! `VecfusionScanExec`: reads the fragments of one dataset version.
+//!
+//! Fragments are split into runs of record batches spread over DataFusion's target
+//! partitions. Each partition decodes its batches (zero-copy from mapped files), drops deleted
+//! rows with the fragment's deletion vector, applies the pushed-down filters exactly, and stops
+//! early at a pushed-down limit. The same exec, asked for row addresses, is the input of
+//! `DELETE`, `UPDATE` and index builds.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, RecordBatchOptions, UInt64Array};
+use datafusion::arrow::compute::kernels::boolean::and;
+use datafusion::arrow::compute::{filter_record_batch, prep_null_mask_filter};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Statistics, exec_datafusion_err};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream, StatisticsArgs,
+};
+use roaring::RoaringBitmap;
+
+use super::filters::to_physical_exprs;
+use crate::dataset::deletion::keep_mask;
+use crate::dataset::{Dataset, FragmentReader, row_address};
+
+/// Name of the row-address column a scan appends when asked (`UInt64`,
+/// `fragment_id << 32 | offset`).
+pub const ROW_ADDRESS_COLUMN: &str = "_rowaddr";
+
+/// What to read.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRequest {
+    /// Table columns to return, in this order (all when `None`).
+    pub projection: Option<Vec<usize>>,
+    /// Conjunctive filters over table columns, applied exactly.
+    pub filters: Vec<Expr>,
+    pub limit: Option<usize>,
+    /// Append the [`ROW_ADDRESS_COLUMN`].
+    pub with_row_address: bool,
+}
+
+/// A run of record batches of one fragment.
+#[derive(Debug, Clone)]
+struct ScanTask {
+    fragment: usize,
+    batches: Range<usize>,
+}
+
+/// Everything a partition stream needs, shared by all partitions.
+#[derive(Debug)]
+struct ScanShared {
+    dataset: Dataset,
+    deletions: Vec<Arc<RoaringBitmap>>,
+    /// Table columns decoded from the files: the projection plus the filters' columns.
+    read_columns: Vec<usize>,
+    /// For each output table column, its position among `read_columns`.
+    output_positions: Vec<usize>,
+    /// Filters planned against the decoded (read) schema.
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    with_row_address: bool,
+    schema: SchemaRef,
+}
+
+#[derive(Debug)]
+pub struct VecfusionScanExec {
+    shared: Arc<ScanShared>,
+    request: ScanRequest,
+    partitions: Vec<Vec<ScanTask>>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl VecfusionScanExec {
+    pub async fn try_new(
+        state: &dyn Session,
+        dataset: Dataset,
+        request: ScanRequest,
+        target_partitions: usize,
+    ) -> Result<Self> {
+        let table_schema = dataset.schema().clone();
+        let projection: Vec<usize> = request
+            .projection
+            .clone()
+            .unwrap_or_else(|| (0..table_schema.fields().len()).collect());
+        let mut read: BTreeSet<usize> = projection.iter().copied().collect();
+        for f in &request.filters {
+            for c in f.column_refs() {
+                read.insert(table_schema.index_of(&c.name)?);
+            }
+        }
+        let read_columns: Vec<usize> = read.into_iter().collect();
+        let read_schema = Arc::new(table_schema.project(&read_columns)?);
+        let output_positions = projection
+            .iter()
+            .map(|c| {
+                read_columns
+                    .iter()
+                    .position(|r| r == c)
+                    .expect("projected column is read")
+            })
+            .collect();
+        let filters = to_physical_exprs(state, &read_schema, &request.filters)?;
+
+        let mut fields: Vec<Field> = projection
+            .iter()
+            .map(|i| table_schema.field(*i).clone())
+            .collect();
+        if request.with_row_address {
+            fields.push(Field::new(ROW_ADDRESS_COLUMN, DataType::UInt64, false));
+        }
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            table_schema.metadata().clone(),
+        ));
+
+        let mut deletions = Vec::with_capacity(dataset.fragments().len());
+        for frag in dataset.fragments() {
+            deletions.push(dataset.deletions(frag).await?);
+        }
+        let partitions = plan_tasks(&dataset, &deletions, &request, target_partitions);
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions.len()),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Ok(Self {
+            shared: Arc::new(ScanShared {
+                dataset,
+                deletions,
+                read_columns,
+                output_positions,
+                filters,
+                with_row_address: request.with_row_address,
+                schema,
+            }),
+            request,
+            partitions,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.shared.dataset
+    }
+
+    /// Live (not deleted) rows the given tasks cover.
+    fn live_rows(&self, tasks: &[ScanTask]) -> usize {
+        tasks
+            .iter()
+            .map(|t| live_rows_in(&self.shared.dataset, &self.shared.deletions, t))
+            .sum()
+    }
+}
+
+fn live_rows_in(dataset: &Dataset, deletions: &[Arc<RoaringBitmap>], task: &ScanTask) -> usize {
+    let frag = &dataset.fragments()[task.fragment];
+    let rpb = frag.rows_per_batch as u64;
+    let start = task.batches.start as u64 * rpb;
+    let end = (task.batches.end as u64 * rpb).min(frag.physical_rows);
+    let deleted = deletions[task.fragment].range_cardinality(start as u32..end as u32);
+    (end - start - deleted) as usize
+}
+
+/// Splits the fragments' batches into at most `target` partitions of about equal size. With
+/// a limit and no filters, only the leading batches that hold `limit` live rows are read.
+fn plan_tasks(
+    dataset: &Dataset,
+    deletions: &[Arc<RoaringBitmap>],
+    request: &ScanRequest,
+    target: usize,
+) -> Vec<Vec<ScanTask>> {
+    let mut runs: Vec<ScanTask> = dataset
+        .fragments()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.live_rows() > 0)
+        .map(|(i, f)| ScanTask {
+            fragment: i,
+            batches: 0..f.num_batches(),
+        })
+        .collect();
+    if let (Some(limit), true) = (request.limit, request.filters.is_empty()) {
+        let mut kept = vec![];
+        let mut rows = 0;
+        'outer: for run in runs {
+            for b in run.batches.clone() {
+                let one = ScanTask {
+                    fragment: run.fragment,
+                    batches: b..b + 1,
+                };
+                rows += live_rows_in(dataset, deletions, &one);
+                kept.push(one);
+                if rows >= limit {
+                    break 'outer;
+                }
+            }
+        }
+        return vec![kept];
+    }
+    let total: usize = runs.iter().map(|r| r.batches.len()).sum();
+    let parts = target.max(1).min(total.max(1));
+    let per_part = total.div_ceil(parts).max(1);
+    let mut out: Vec<Vec<ScanTask>> = vec![vec![]];
+    let mut in_current = 0;
+    runs.reverse();
+    while let Some(mut run) = runs.pop() {
+        if in_current == per_part && out.len() < parts {
+            out.push(vec![]);
+            in_current = 0;
+        }
+        let take = (per_part - in_current).min(run.batches.len()).max(1);
+        let head = ScanTask {
+            fragment: run.fragment,
+            batches: run.batches.start..run.batches.start + take,
+        };
+        run.batches.start += take;
+        in_current += take;
+        out.last_mut().expect("one partition").push(head);
+        if !run.batches.is_empty() {
+            runs.push(run);
+        }
+    }
+    out
+}
+
+impl DisplayAs for VecfusionScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let ds = &self.shared.dataset;
+        let names: Vec<&str> = self
+            .shared
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        write!(
+            f,
+            "VecfusionScanExec: dataset={} version={} fragments={} projection=[{}]",
+            ds.uri(),
+            ds.version(),
+            ds.fragments().len(),
+            names.join(", ")
+        )?;
+        if !self.request.filters.is_empty() {
+            let filters: Vec<String> = self.request.filters.iter().map(|e| e.to_string()).collect();
+            write!(f, " filters=[{}]", filters.join(", "))?;
+        }
+        if let Some(limit) = self.request.limit {
+            write!(f, " limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for VecfusionScanExec {
+    fn name(&self) -> &str {
+        "VecfusionScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for e in &self.shared.filters {
+            if f(e)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "VecfusionScanExec has no children".into(),
+            ))
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let tasks = self.partitions.get(partition).ok_or_else(|| {
+            exec_datafusion_err!("VecfusionScanExec has no partition {partition}")
+        })?;
+        let state = PartitionState {
+            shared: self.shared.clone(),
+            tasks: tasks.iter().cloned().collect(),
+            current: None,
+            remaining: self.request.limit,
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            rows_scanned: MetricBuilder::new(&self.metrics).counter("rows_scanned", partition),
+            batches_read: MetricBuilder::new(&self.metrics).counter("batches_read", partition),
+        };
+        let stream = futures::stream::try_unfold(state, |mut s| async move {
+            Ok(s.next_batch().await?.map(|b| (b, s)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.shared.schema.clone(),
+            stream,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let rows = match args.partition() {
+            Some(p) => self.partitions.get(p).map_or(0, |t| self.live_rows(t)),
+            None => self.partitions.iter().map(|t| self.live_rows(t)).sum(),
+        };
+        let rows = self.request.limit.map_or(rows, |l| rows.min(l));
+        let precision = if self.request.filters.is_empty() {
+            Precision::Exact(rows)
+        } else {
+            Precision::Inexact(rows)
+        };
+        Ok(Arc::new(
+            Statistics::new_unknown(&self.shared.schema).with_num_rows(precision),
+        ))
+    }
+}
+
+struct CurrentRun {
+    reader: Arc<FragmentReader>,
+    fragment: usize,
+    batches: Range<usize>,
+}
+
+struct PartitionState {
+    shared: Arc<ScanShared>,
+    tasks: VecDeque<ScanTask>,
+    current: Option<CurrentRun>,
+    remaining: Option<usize>,
+    baseline: BaselineMetrics,
+    rows_scanned: Count,
+    batches_read: Count,
+}
+
+impl PartitionState {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.remaining == Some(0) {
+                return Ok(None);
+            }
+            let run = match &mut self.current {
+                Some(run) if !run.batches.is_empty() => run,
+                _ => {
+                    let Some(task) = self.tasks.pop_front() else {
+                        return Ok(None);
+                    };
+                    let ds = &self.shared.dataset;
+                    let reader = ds.fragment_reader(&ds.fragments()[task.fragment]).await?;
+                    self.current = Some(CurrentRun {
+                        reader,
+                        fragment: task.fragment,
+                        batches: task.batches,
+                    });
+                    continue;
+                }
+            };
+            let batch_idx = run.batches.start;
+            run.batches.start += 1;
+            let (reader, fragment) = (run.reader.clone(), run.fragment);
+            let timer = self.baseline.elapsed_compute().timer();
+            let out = self.decode(&reader, fragment, batch_idx)?;
+            timer.done();
+            let Some(mut out) = out else { continue };
+            if let Some(remaining) = &mut self.remaining {
+                if out.num_rows() > *remaining {
+                    out = out.slice(0, *remaining);
+                }
+                *remaining -= out.num_rows();
+            }
+            self.baseline.record_output(out.num_rows());
+            return Ok(Some(out));
+        }
+    }
+
+    /// One record batch with deleted rows and filtered-out rows removed; `None` if empty.
+    fn decode(
+        &self,
+        reader: &FragmentReader,
+        fragment: usize,
+        batch_idx: usize,
+    ) -> Result<Option<RecordBatch>> {
+        let shared = &self.shared;
+        let batch = reader.read_batch(batch_idx, Some(&shared.read_columns))?;
+        let rows = batch.num_rows();
+        self.rows_scanned.add(rows);
+        self.batches_read.add(1);
+        let start = reader.batch_start(batch_idx);
+        let mut mask = keep_mask(&shared.deletions[fragment], start as u32, rows as u32);
+        for filter in &shared.filters {
+            let value = filter.evaluate(&batch)?.into_array(rows)?;
+            let value = value
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!("filter {filter} does not evaluate to a boolean"))
+                })?;
+            let value = if value.null_count() > 0 {
+                prep_null_mask_filter(value)
+            } else {
+                value.clone()
+            };
+            mask = Some(match mask {
+                Some(m) => and(&m, &value)?,
+                None => value,
+            });
+        }
+        if let Some(m) = &mask
+            && m.true_count() == 0
+        {
+            return Ok(None);
+        }
+        let mut columns: Vec<_> = shared
+            .output_positions
+            .iter()
+            .map(|p| batch.column(*p).clone())
+            .collect();
+        if shared.with_row_address {
+            let id = shared.dataset.fragments()[fragment].id;
+            let addrs: UInt64Array = (start..start + rows)
+                .map(|o| row_address(id, o as u32))
+                .collect();
+            columns.push(Arc::new(addrs));
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let out = RecordBatch::try_new_with_options(shared.schema.clone(), columns, &options)?;
+        Ok(Some(match mask {
+            // arrow's filter needs a column to count rows by
+            Some(m) if out.num_columns() == 0 => RecordBatch::try_new_with_options(
+                shared.schema.clone(),
+                vec![],
+                &RecordBatchOptions::new().with_row_count(Some(m.true_count())),
+            )?,
+            Some(m) => filter_record_batch(&out, &m)?,
+            None => out,
+        }))
+    }
+}

@@ -1,0 +1,102 @@
+//! A DataFusion session with vecfusion installed, and the `SessionContext` extension trait
+//! that is vecfusion's SQL entry point for Rust programs, the shell and Python.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::dataset::{Dataset, DatasetLocation};
+use crate::provider::{VecfusionTable, VecfusionTableFactory};
+use crate::sql::time_travel::TimeTravelPlanner;
+use crate::sql::{VfStatement, dialect_for, parse_statements};
+use crate::udf::{DistanceFunction, RandomVectorsFunction, VersionsFunction};
+
+/// The session state builder with everything vecfusion adds to DataFusion's defaults: the
+/// `VECFUSION` table factory and time-travel planning. Extend it further before `build()`.
+pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
+    SessionStateBuilder::new()
+        .with_config(config.with_information_schema(true))
+        .with_default_features()
+        .with_table_factory("VECFUSION".into(), Arc::new(VecfusionTableFactory))
+        .with_relation_planners(vec![Arc::new(TimeTravelPlanner)])
+}
+
+/// Registers vecfusion's SQL functions on a context.
+pub fn register_functions(ctx: &SessionContext) {
+    for f in DistanceFunction::ALL {
+        ctx.register_udf(f.udf());
+    }
+    ctx.register_udtf("random_vectors", Arc::new(RandomVectorsFunction));
+    ctx.register_udtf("vecfusion_versions", Arc::new(VersionsFunction));
+}
+
+/// A `SessionContext` with vecfusion installed (default configuration).
+pub fn new_session_context() -> SessionContext {
+    new_session_context_with_config(SessionConfig::new())
+}
+
+/// A `SessionContext` with vecfusion installed.
+pub fn new_session_context_with_config(config: SessionConfig) -> SessionContext {
+    let state = session_state_builder(config).build();
+    let ctx = SessionContext::new_with_state(state);
+    register_functions(&ctx);
+    ctx
+}
+
+/// vecfusion's SQL entry point on a `SessionContext`: like `SessionContext::sql`, but it
+/// also understands vecfusion's statements and `VERSION AS OF`.
+#[async_trait]
+pub trait VecfusionContext {
+    /// Parses, plans and (for DDL and DML) runs one statement, like `SessionContext::sql`.
+    async fn vf_sql(&self, sql: &str) -> Result<DataFrame>;
+
+    /// Splits a script into statements, parsed with the session's dialect.
+    fn vf_parse(&self, sql: &str) -> Result<Vec<VfStatement>>;
+
+    /// Plans and (for DDL and DML) runs one parsed statement.
+    async fn vf_execute(&self, statement: VfStatement) -> Result<DataFrame>;
+
+    /// Registers the dataset at `location` as table `name` (the Rust spelling of
+    /// `CREATE EXTERNAL TABLE name STORED AS VECFUSION LOCATION '...'`).
+    async fn register_dataset(&self, name: &str, location: &str) -> Result<Dataset>;
+}
+
+#[async_trait]
+impl VecfusionContext for SessionContext {
+    async fn vf_sql(&self, sql: &str) -> Result<DataFrame> {
+        let mut statements = self.vf_parse(sql)?;
+        match statements.len() {
+            1 => self.vf_execute(statements.remove(0)).await,
+            0 => Err(DataFusionError::Plan("no SQL statement was given".into())),
+            n => Err(DataFusionError::Plan(format!(
+                "vf_sql runs one statement, got {n}; split the script with vf_parse and run each \
+                 with vf_execute"
+            ))),
+        }
+    }
+
+    fn vf_parse(&self, sql: &str) -> Result<Vec<VfStatement>> {
+        let dialect = dialect_for(&self.state().config().options().sql_parser.dialect)?;
+        parse_statements(sql, dialect.as_ref())
+    }
+
+    async fn vf_execute(&self, statement: VfStatement) -> Result<DataFrame> {
+        match statement {
+            VfStatement::DataFusion(statement) => {
+                let plan = self.state().statement_to_plan(*statement).await?;
+                self.execute_logical_plan(plan).await
+            }
+        }
+    }
+
+    async fn register_dataset(&self, name: &str, location: &str) -> Result<Dataset> {
+        let location = DatasetLocation::resolve(location, self.runtime_env().as_ref())?;
+        let dataset = Dataset::open(location).await?;
+        self.register_table(name, Arc::new(VecfusionTable::new(dataset.clone())))?;
+        Ok(dataset)
+    }
+}

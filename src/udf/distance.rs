@@ -1,0 +1,270 @@
+//! Exact distance functions over vectors: `l2_distance`, `cosine_distance`, `inner_product`,
+//! `negative_inner_product`.
+//!
+//! Arguments are fixed-size float lists (a `FLOAT[d]` column) or an array literal such as
+//! `[0.1, 0.2, ...]`; `coerce_types` asks DataFusion to cast both sides to
+//! `FixedSizeList(Float32, d)`, which constant-folds a literal query into one vector at plan
+//! time. Evaluation walks the flat `f32` buffers of the arrays with the kernels of
+//! `vecfusion-kernels`: no per-row allocation. Two variable-length lists are accepted too
+//! (compared row by row, with a dimension check).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float32Array, Float32Builder};
+use datafusion::arrow::datatypes::{DataType, Field, Float32Type};
+use datafusion::common::{exec_err, plan_err};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use vecfusion_kernels::distance as k;
+
+/// The distance functions vecfusion registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DistanceFunction {
+    /// Euclidean distance `‖a − b‖`.
+    L2,
+    /// `1 − cos(a, b)`.
+    Cosine,
+    /// `a · b` (larger is closer; order by it descending).
+    InnerProduct,
+    /// `−(a · b)` (smaller is closer, like the other two).
+    NegativeInnerProduct,
+}
+
+impl DistanceFunction {
+    pub const ALL: [DistanceFunction; 4] = [
+        DistanceFunction::L2,
+        DistanceFunction::Cosine,
+        DistanceFunction::InnerProduct,
+        DistanceFunction::NegativeInnerProduct,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DistanceFunction::L2 => "l2_distance",
+            DistanceFunction::Cosine => "cosine_distance",
+            DistanceFunction::InnerProduct => "inner_product",
+            DistanceFunction::NegativeInnerProduct => "negative_inner_product",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The distance between two equally long vectors.
+    #[inline]
+    pub fn eval(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            DistanceFunction::L2 => k::l2_squared(a, b).sqrt(),
+            DistanceFunction::Cosine => k::cosine_distance(a, b),
+            DistanceFunction::InnerProduct => k::dot(a, b),
+            DistanceFunction::NegativeInnerProduct => -k::dot(a, b),
+        }
+    }
+
+    pub fn udf(self) -> ScalarUDF {
+        ScalarUDF::from(DistanceUdf {
+            function: self,
+            signature: Signature::user_defined(Volatility::Immutable),
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DistanceUdf {
+    function: DistanceFunction,
+    signature: Signature,
+}
+
+fn element_type(t: &DataType) -> Option<&DataType> {
+    match t {
+        DataType::FixedSizeList(f, _) | DataType::List(f) | DataType::LargeList(f) => {
+            Some(f.data_type())
+        }
+        _ => None,
+    }
+}
+
+impl ScalarUDFImpl for DistanceUdf {
+    fn name(&self) -> &str {
+        self.function.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float32)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.function.name();
+        if arg_types.len() != 2 {
+            return plan_err!(
+                "{name} takes two vectors, e.g. {name}(embedding, [0.1, 0.2, ...]); got {} \
+                 arguments",
+                arg_types.len()
+            );
+        }
+        for t in arg_types {
+            match element_type(t) {
+                Some(e) if e.is_numeric() => {}
+                Some(DataType::Null) => {}
+                _ if t.is_null() => {}
+                _ => {
+                    return plan_err!(
+                        "{name} expects vectors of numbers (a FLOAT[d] column or an array \
+                         literal like [0.1, 0.2]), got {t}"
+                    );
+                }
+            }
+        }
+        let item = Arc::new(Field::new_list_field(DataType::Float32, true));
+        let dims: Vec<i32> = arg_types
+            .iter()
+            .filter_map(|t| match t {
+                DataType::FixedSizeList(_, d) => Some(*d),
+                _ => None,
+            })
+            .collect();
+        if let [a, b] = dims.as_slice()
+            && a != b
+        {
+            return plan_err!("{name}: the vectors have different dimensions ({a} and {b})");
+        }
+        let target = match dims.first() {
+            Some(d) => DataType::FixedSizeList(item, *d),
+            None => DataType::List(item),
+        };
+        Ok(vec![target.clone(), target])
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [a, b] = args.args.as_slice() else {
+            return exec_err!("{} takes two arguments", self.function.name());
+        };
+        let rows = args.number_rows;
+        let out = match (a, b) {
+            (ColumnarValue::Array(a), ColumnarValue::Scalar(s))
+            | (ColumnarValue::Scalar(s), ColumnarValue::Array(a)) => {
+                let q = s.to_array_of_size(1)?;
+                distances_to_one(self.function, a, &q)?
+            }
+            _ => {
+                let a = a.to_array(rows)?;
+                let b = b.to_array(rows)?;
+                distances_pairwise(self.function, &a, &b)?
+            }
+        };
+        let all_scalar = matches!((a, b), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
+        if all_scalar {
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ))
+        } else {
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }
+    }
+}
+
+/// A vector array as (flat values, per-row start offsets, per-row lengths).
+struct Vectors<'a> {
+    values: &'a [f32],
+    array: &'a ArrayRef,
+}
+
+impl<'a> Vectors<'a> {
+    fn new(array: &'a ArrayRef, name: &str) -> Result<Self> {
+        let values = match array.data_type() {
+            DataType::FixedSizeList(..) => array.as_fixed_size_list().values(),
+            DataType::List(_) => array.as_list::<i32>().values(),
+            DataType::Null => return Ok(Self { values: &[], array }),
+            other => return exec_err!("{name}: unexpected vector type {other}"),
+        };
+        if values.null_count() > 0 {
+            return exec_err!("{name}: a vector contains NULL elements; vectors must be complete");
+        }
+        let values = values.as_primitive_opt::<Float32Type>().ok_or_else(|| {
+            DataFusionError::Internal(format!("{name}: vectors not coerced to f32"))
+        })?;
+        Ok(Self {
+            values: values.values(),
+            array,
+        })
+    }
+
+    fn get(&self, row: usize) -> Option<&'a [f32]> {
+        if self.array.is_null(row) {
+            return None;
+        }
+        match self.array.data_type() {
+            DataType::FixedSizeList(_, d) => {
+                let l = self.array.as_fixed_size_list();
+                let start = l.value_offset(row) as usize;
+                Some(&self.values[start..start + *d as usize])
+            }
+            DataType::List(_) => {
+                let l = self.array.as_list::<i32>();
+                let off = l.value_offsets();
+                Some(&self.values[off[row] as usize..off[row + 1] as usize])
+            }
+            _ => None,
+        }
+    }
+}
+
+fn distances_to_one(
+    f: DistanceFunction,
+    rows: &ArrayRef,
+    query: &ArrayRef,
+) -> Result<Float32Array> {
+    let name = f.name();
+    let rows_v = Vectors::new(rows, name)?;
+    let q = Vectors::new(query, name)?;
+    let Some(qv) = q.get(0) else {
+        return Ok(Float32Array::new_null(rows.len()));
+    };
+    let q_norm = k::norm_squared(qv).sqrt();
+    let mut out = Float32Builder::with_capacity(rows.len());
+    for i in 0..rows.len() {
+        match rows_v.get(i) {
+            None => out.append_null(),
+            Some(v) if v.len() != qv.len() => {
+                return exec_err!(
+                    "{name}: row {i} has a vector of dimension {}, the query has {}",
+                    v.len(),
+                    qv.len()
+                );
+            }
+            Some(v) => out.append_value(match f {
+                DistanceFunction::Cosine => k::cosine_distance_with_norm(v, qv, q_norm),
+                _ => f.eval(v, qv),
+            }),
+        }
+    }
+    Ok(out.finish())
+}
+
+fn distances_pairwise(f: DistanceFunction, a: &ArrayRef, b: &ArrayRef) -> Result<Float32Array> {
+    let name = f.name();
+    let av = Vectors::new(a, name)?;
+    let bv = Vectors::new(b, name)?;
+    let mut out = Float32Builder::with_capacity(a.len());
+    for i in 0..a.len() {
+        match (av.get(i), bv.get(i)) {
+            (Some(x), Some(y)) if x.len() != y.len() => {
+                return exec_err!(
+                    "{name}: row {i} compares vectors of dimensions {} and {}",
+                    x.len(),
+                    y.len()
+                );
+            }
+            (Some(x), Some(y)) => out.append_value(f.eval(x, y)),
+            _ => out.append_null(),
+        }
+    }
+    Ok(out.finish())
+}

@@ -1,0 +1,10 @@
+//! SQL functions: exact vector distances and table functions.
+
+pub mod distance;
+pub mod lookup;
+pub mod random_vectors;
+pub mod versions;
+
+pub use distance::DistanceFunction;
+pub use random_vectors::{RandomVectorsFunction, RandomVectorsSpec};
+pub use versions::VersionsFunction;

@@ -1,0 +1,6 @@
+//! Integration tests: real datasets on disk, real SQL, real child processes.
+
+mod common;
+mod dataset_api;
+mod processes;
+mod sql;
