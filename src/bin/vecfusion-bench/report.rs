@@ -10,7 +10,10 @@ pub fn append_jsonl(out: &Path, rows: &[Value]) -> std::io::Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(out)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)?;
     for r in rows {
         writeln!(f, "{r}")?;
     }
@@ -20,7 +23,10 @@ pub fn append_jsonl(out: &Path, rows: &[Value]) -> std::io::Result<()> {
 /// Prints a markdown table.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     println!("| {} |", header.join(" | "));
-    println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+    println!(
+        "|{}|",
+        header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    );
     for r in rows {
         println!("| {} |", r.join(" | "));
     }

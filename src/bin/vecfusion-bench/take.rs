@@ -71,7 +71,10 @@ pub async fn run(args: TakeArgs) -> Result<()> {
     .await?;
     collect(
         &ctx,
-        &format!("INSERT INTO t SELECT * FROM random_vectors({}, {})", args.rows, args.dim),
+        &format!(
+            "INSERT INTO t SELECT * FROM random_vectors({}, {})",
+            args.rows, args.dim
+        ),
     )
     .await?;
     let dataset = Dataset::open(DatasetLocation::local(&ds_path)?).await?;
@@ -89,13 +92,21 @@ pub async fn run(args: TakeArgs) -> Result<()> {
     }
     writer.close()?;
     let pq_file = std::fs::File::open(&pq_path).map_err(err)?;
-    let metadata = ArrowReaderMetadata::load(&pq_file, ArrowReaderOptions::new().with_page_index_policy(datafusion::parquet::file::metadata::PageIndexPolicy::Required))?;
+    let metadata = ArrowReaderMetadata::load(
+        &pq_file,
+        ArrowReaderOptions::new()
+            .with_page_index_policy(datafusion::parquet::file::metadata::PageIndexPolicy::Required),
+    )?;
 
     let frag = dataset.fragments()[0].id;
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
     let mut table = vec![];
     let mut lines = vec![];
-    for batch in args.batch.split(',').map(|b| b.trim().parse::<usize>().map_err(err)) {
+    for batch in args
+        .batch
+        .split(',')
+        .map(|b| b.trim().parse::<usize>().map_err(err))
+    {
         let batch = batch?;
         let (mut vf, mut pq) = (vec![], vec![]);
         for _ in 0..args.fetches {
@@ -150,7 +161,12 @@ pub async fn run(args: TakeArgs) -> Result<()> {
         args.rows, args.dim, args.fetches
     );
     print_table(
-        &["rows per fetch", "vecfusion µs", "Parquet µs", "Parquet / vecfusion"],
+        &[
+            "rows per fetch",
+            "vecfusion µs",
+            "Parquet µs",
+            "Parquet / vecfusion",
+        ],
         &table,
     );
     append_jsonl(&args.out, &lines).map_err(err)?;
