@@ -18,6 +18,9 @@
 //! See `docs/ARCHITECTURE.md` for the map of modules.
 
 pub mod dataset;
+pub mod index;
+pub mod kmeans;
+pub mod metric;
 pub mod provider;
 pub mod session;
 pub mod shell;

@@ -10,6 +10,8 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::dataset::{Dataset, DatasetLocation};
+use crate::index::plan::VecfusionQueryPlanner;
+use crate::index::statements;
 use crate::provider::{VecfusionTable, VecfusionTableFactory};
 use crate::sql::time_travel::TimeTravelPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
@@ -23,6 +25,7 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
         .with_default_features()
         .with_table_factory("VECFUSION".into(), Arc::new(VecfusionTableFactory))
         .with_relation_planners(vec![Arc::new(TimeTravelPlanner)])
+        .with_query_planner(Arc::new(VecfusionQueryPlanner))
 }
 
 /// Registers vecfusion's SQL functions on a context.
@@ -89,6 +92,39 @@ impl VecfusionContext for SessionContext {
             VfStatement::DataFusion(statement) => {
                 let plan = self.state().statement_to_plan(*statement).await?;
                 self.execute_logical_plan(plan).await
+            }
+            VfStatement::CreateVectorIndex(stmt) => {
+                match statements::create_plan(self, &stmt).await? {
+                    Some(plan) => self.execute_logical_plan(plan).await,
+                    None => self.read_empty(),
+                }
+            }
+            VfStatement::DropVectorIndex(stmt) => statements::drop_index(self, &stmt).await,
+            VfStatement::ShowVectorIndexes(stmt) => statements::show_indexes(self, &stmt).await,
+            VfStatement::Explain {
+                analyze,
+                verbose,
+                statement,
+            } => {
+                let plan = match *statement {
+                    VfStatement::CreateVectorIndex(stmt) => {
+                        statements::create_plan(self, &stmt).await?
+                    }
+                    other => {
+                        return Err(DataFusionError::Plan(format!(
+                            "EXPLAIN is not supported for {other}"
+                        )));
+                    }
+                };
+                match plan {
+                    Some(plan) => {
+                        let plan = datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+                            .explain(verbose, analyze)?
+                            .build()?;
+                        self.execute_logical_plan(plan).await
+                    }
+                    None => self.read_empty(),
+                }
             }
         }
     }

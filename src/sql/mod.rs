@@ -2,6 +2,7 @@
 
 pub mod dialect;
 pub mod parser;
+pub mod statement;
 pub mod time_travel;
 
 pub use parser::{VfStatement, dialect_for, parse_statements};

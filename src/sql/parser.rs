@@ -9,22 +9,58 @@
 use datafusion::common::config::Dialect as DialectName;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::sql::parser::{DFParser, DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::Value;
 use datafusion::sql::sqlparser::dialect::{Dialect, dialect_from_str};
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::dialect::VecfusionDialect;
+use super::statement::{CreateVectorIndex, DropVectorIndex, OptionValue, ShowVectorIndexes};
 
 /// A parsed statement.
 #[derive(Debug, Clone)]
 pub enum VfStatement {
     /// Any statement DataFusion itself understands.
     DataFusion(Box<DFStatement>),
+    CreateVectorIndex(CreateVectorIndex),
+    DropVectorIndex(DropVectorIndex),
+    ShowVectorIndexes(ShowVectorIndexes),
+    /// `EXPLAIN [ANALYZE] [VERBOSE]` of one of vecfusion's statements.
+    Explain {
+        analyze: bool,
+        verbose: bool,
+        statement: Box<VfStatement>,
+    },
 }
 
 impl std::fmt::Display for VfStatement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             VfStatement::DataFusion(s) => write!(f, "{s}"),
+            VfStatement::CreateVectorIndex(s) => write!(f, "{s}"),
+            VfStatement::DropVectorIndex(s) => {
+                let if_exists = if s.if_exists { "IF EXISTS " } else { "" };
+                write!(f, "DROP VECTOR INDEX {if_exists}{} ON {}", s.name, s.table)
+            }
+            VfStatement::ShowVectorIndexes(s) => match &s.table {
+                Some(t) => write!(f, "SHOW VECTOR INDEXES FROM {t}"),
+                None => write!(f, "SHOW VECTOR INDEXES"),
+            },
+            VfStatement::Explain {
+                analyze,
+                verbose,
+                statement,
+            } => {
+                write!(f, "EXPLAIN ")?;
+                if *analyze {
+                    write!(f, "ANALYZE ")?;
+                }
+                if *verbose {
+                    write!(f, "VERBOSE ")?;
+                }
+                write!(f, "{statement}")
+            }
         }
     }
 }
@@ -64,6 +100,131 @@ pub fn parse_statements(sql: &str, dialect: &dyn Dialect) -> Result<Vec<VfStatem
     Ok(statements)
 }
 
+fn word(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+/// Whether the next tokens spell `words` (case-insensitively), after skipping `skip` tokens.
+fn peek_words(parser: &DFParser, skip: usize, words: &[&str]) -> bool {
+    words
+        .iter()
+        .enumerate()
+        .all(|(i, w)| word(&parser.parser.peek_nth_token(skip + i).token).as_deref() == Some(*w))
+}
+
 fn parse_statement(parser: &mut DFParser) -> Result<VfStatement> {
+    if let Some(statement) = parse_vecfusion_statement(parser)? {
+        return Ok(statement);
+    }
+    // EXPLAIN [ANALYZE] [VERBOSE] of one of ours.
+    if peek_words(parser, 0, &["EXPLAIN"]) {
+        let mut skip = 1;
+        let mut analyze = false;
+        let mut verbose = false;
+        if peek_words(parser, skip, &["ANALYZE"]) {
+            analyze = true;
+            skip += 1;
+        }
+        if peek_words(parser, skip, &["VERBOSE"]) {
+            verbose = true;
+            skip += 1;
+        }
+        if is_vecfusion_statement(parser, skip) {
+            for _ in 0..skip {
+                parser.parser.next_token();
+            }
+            let statement = parse_vecfusion_statement(parser)?.expect("checked above");
+            return Ok(VfStatement::Explain {
+                analyze,
+                verbose,
+                statement: Box::new(statement),
+            });
+        }
+    }
     Ok(VfStatement::DataFusion(Box::new(parser.parse_statement()?)))
+}
+
+fn is_vecfusion_statement(parser: &DFParser, skip: usize) -> bool {
+    peek_words(parser, skip, &["CREATE", "VECTOR", "INDEX"])
+        || peek_words(parser, skip, &["DROP", "VECTOR", "INDEX"])
+        || peek_words(parser, skip, &["SHOW", "VECTOR", "INDEXES"])
+}
+
+fn parse_vecfusion_statement(parser: &mut DFParser) -> Result<Option<VfStatement>> {
+    if !is_vecfusion_statement(parser, 0) {
+        return Ok(None);
+    }
+    let first = word(&parser.parser.next_token().token).unwrap_or_default();
+    parser.parser.next_token(); // VECTOR
+    parser.parser.next_token(); // INDEX / INDEXES
+    let p = &mut parser.parser;
+    let statement = match first.as_str() {
+        "CREATE" => {
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = p.parse_identifier()?.value;
+            p.expect_keyword(Keyword::ON)?;
+            let table = p.parse_object_name(false)?.to_string();
+            p.expect_token(&Token::LParen)?;
+            let column = p.parse_identifier()?.value;
+            p.expect_token(&Token::RParen)?;
+            let kind = if p.parse_keyword(Keyword::USING) {
+                Some(p.parse_identifier()?.value)
+            } else {
+                None
+            };
+            let mut options = vec![];
+            if p.parse_keyword(Keyword::WITH) {
+                p.expect_token(&Token::LParen)?;
+                options = p.parse_comma_separated(|p| {
+                    let key = p.parse_identifier()?.value.to_ascii_lowercase();
+                    p.expect_token(&Token::Eq)?;
+                    let value = match p.parse_value()?.value {
+                        Value::Number(n, _) => OptionValue::Number(n.to_string()),
+                        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                            OptionValue::String(s)
+                        }
+                        Value::Boolean(b) => OptionValue::Boolean(b),
+                        other => {
+                            return Err(ParserError::ParserError(format!(
+                                "option '{key}': expected a number, a 'string' or true/false,                                  found {other}"
+                            )));
+                        }
+                    };
+                    Ok((key, value))
+                })?;
+                p.expect_token(&Token::RParen)?;
+            }
+            VfStatement::CreateVectorIndex(CreateVectorIndex {
+                name,
+                if_not_exists,
+                table,
+                column,
+                kind,
+                options,
+            })
+        }
+        "DROP" => {
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = p.parse_identifier()?.value;
+            p.expect_keyword(Keyword::ON)?;
+            let table = p.parse_object_name(false)?.to_string();
+            VfStatement::DropVectorIndex(DropVectorIndex {
+                name,
+                if_exists,
+                table,
+            })
+        }
+        _ => {
+            let table = if p.parse_keyword(Keyword::FROM) || p.parse_keyword(Keyword::ON) {
+                Some(p.parse_object_name(false)?.to_string())
+            } else {
+                None
+            };
+            VfStatement::ShowVectorIndexes(ShowVectorIndexes { table })
+        }
+    };
+    Ok(Some(statement))
 }

@@ -7,3 +7,4 @@
 //! DataFusion dependency graph stays cheap to compile.
 
 pub mod distance;
+pub mod nearest;

@@ -3,6 +3,8 @@
 //! Each subcommand measures one thing on vecfusion, prints a markdown table and appends JSON
 //! lines to `--out`. `bench/run.py` runs it beside faiss and pylance on the same data.
 
+mod kmeans;
+mod npy;
 mod report;
 mod take;
 
@@ -19,11 +21,14 @@ struct Args {
 enum Command {
     /// Random access: rows by address from a vecfusion dataset vs. rows by index from Parquet.
     Take(take::TakeArgs),
+    /// KMeans training on a .npy file (bench/kmeans.py compares it with faiss).
+    Kmeans(kmeans::KMeansArgs),
 }
 
 #[tokio::main]
 async fn main() -> datafusion::error::Result<()> {
     match Args::parse().command {
         Command::Take(args) => take::run(args).await,
+        Command::Kmeans(args) => kmeans::run(args).await,
     }
 }

@@ -1,0 +1,346 @@
+//! `CREATE VECTOR INDEX ... WITH (...)`: every option, its type, its default, and errors that
+//! say what is allowed.
+
+use datafusion::error::{DataFusionError, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::metric::Metric;
+use crate::sql::statement::OptionValue;
+
+/// The index kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IndexKind {
+    /// IVF with the full vectors in each partition (exact distances inside probed lists).
+    #[serde(rename = "IVF_FLAT")]
+    IvfFlat,
+    /// IVF with 8-bit scalar-quantized vectors (per-dimension min/max bounds).
+    #[serde(rename = "IVF_SQ")]
+    IvfSq,
+    /// IVF with product-quantized residuals.
+    #[serde(rename = "IVF_PQ")]
+    IvfPq,
+}
+
+impl IndexKind {
+    pub const NAMES: &'static str = "IVF_FLAT, IVF_SQ, IVF_PQ";
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "IVF_FLAT" => Ok(Self::IvfFlat),
+            "IVF_SQ" => Ok(Self::IvfSq),
+            "IVF_PQ" => Ok(Self::IvfPq),
+            other => Err(DataFusionError::Plan(format!(
+                "unknown vector index kind '{other}'; expected one of {}",
+                Self::NAMES
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IvfFlat => "IVF_FLAT",
+            Self::IvfSq => "IVF_SQ",
+            Self::IvfPq => "IVF_PQ",
+        }
+    }
+}
+
+/// Build options after validation. `None` means "derive from the data" (resolved by
+/// [`IndexOptions::resolve`] once the row count and dimension are known).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexOptions {
+    pub kind: IndexKind,
+    pub num_partitions: Option<usize>,
+    pub num_sub_vectors: Option<usize>,
+    pub num_bits: u32,
+    pub metric: Metric,
+    pub accelerator: String,
+    /// Training rows per centroid (IVF sample = num_partitions × sample_rate).
+    pub sample_rate: usize,
+    /// Lloyd iterations for the IVF centroids.
+    pub max_iterations: usize,
+    /// Lloyd iterations for the PQ codebooks.
+    pub pq_max_iterations: usize,
+    /// Stop early when the relative objective change falls below this.
+    pub tolerance: f64,
+    pub seed: u64,
+    pub replace: bool,
+    /// Memory for partition lists before they spill to temporary files.
+    pub memory_budget_mb: usize,
+}
+
+/// (name, what it takes, kinds it applies to; empty = all)
+const OPTIONS: &[(&str, &str, &[IndexKind])] = &[
+    ("num_partitions", "a positive integer", &[]),
+    (
+        "num_sub_vectors",
+        "a positive integer dividing the dimension",
+        &[IndexKind::IvfPq],
+    ),
+    ("num_bits", "4 or 8", &[IndexKind::IvfPq]),
+    ("metric", "'l2', 'cosine' or 'dot'", &[]),
+    (
+        "accelerator",
+        "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'",
+        &[],
+    ),
+    ("sample_rate", "a positive integer", &[]),
+    ("max_iterations", "a positive integer", &[]),
+    (
+        "pq_max_iterations",
+        "a positive integer",
+        &[IndexKind::IvfPq],
+    ),
+    ("tolerance", "a non-negative number", &[]),
+    ("seed", "a non-negative integer", &[]),
+    ("replace", "true or false", &[]),
+    ("memory_budget_mb", "a positive integer", &[]),
+];
+
+fn wrong(name: &str, value: &OptionValue) -> DataFusionError {
+    let takes = OPTIONS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or("", |o| o.1);
+    DataFusionError::Plan(format!("option '{name}' must be {takes}, got {value}"))
+}
+
+fn positive(name: &str, value: &OptionValue) -> Result<usize> {
+    match value {
+        OptionValue::Number(n) => n.parse::<usize>().ok().filter(|v| *v > 0),
+        _ => None,
+    }
+    .ok_or_else(|| wrong(name, value))
+}
+
+fn text(name: &str, value: &OptionValue) -> Result<String> {
+    match value {
+        OptionValue::String(s) => Ok(s.clone()),
+        _ => Err(wrong(name, value)),
+    }
+}
+
+impl IndexOptions {
+    pub fn defaults(kind: IndexKind) -> Self {
+        Self {
+            kind,
+            num_partitions: None,
+            num_sub_vectors: None,
+            num_bits: 8,
+            metric: Metric::L2,
+            accelerator: "auto".into(),
+            sample_rate: 256,
+            max_iterations: 20,
+            pq_max_iterations: 25,
+            tolerance: 1e-4,
+            seed: 42,
+            replace: false,
+            memory_budget_mb: 1024,
+        }
+    }
+
+    /// Validates `WITH (...)` options for an index of `kind`.
+    pub fn parse(kind: IndexKind, options: &[(String, OptionValue)]) -> Result<Self> {
+        let mut out = Self::defaults(kind);
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in options {
+            let name = name.to_ascii_lowercase();
+            let Some((_, _, kinds)) = OPTIONS.iter().find(|(n, _, _)| *n == name) else {
+                let allowed: Vec<&str> = OPTIONS
+                    .iter()
+                    .filter(|(_, _, k)| k.is_empty() || k.contains(&kind))
+                    .map(|(n, _, _)| *n)
+                    .collect();
+                return Err(DataFusionError::Plan(format!(
+                    "unknown option '{name}' for {}; allowed options: {}",
+                    kind.name(),
+                    allowed.join(", ")
+                )));
+            };
+            if !kinds.is_empty() && !kinds.contains(&kind) {
+                return Err(DataFusionError::Plan(format!(
+                    "option '{name}' applies to {} only, not to {}",
+                    kinds
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    kind.name()
+                )));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(DataFusionError::Plan(format!(
+                    "option '{name}' is given twice"
+                )));
+            }
+            match name.as_str() {
+                "num_partitions" => out.num_partitions = Some(positive(&name, value)?),
+                "num_sub_vectors" => out.num_sub_vectors = Some(positive(&name, value)?),
+                "num_bits" => {
+                    out.num_bits = match positive(&name, value)? {
+                        b @ (4 | 8) => b as u32,
+                        _ => return Err(wrong(&name, value)),
+                    }
+                }
+                "metric" => out.metric = Metric::parse(&text(&name, value)?)?,
+                "accelerator" => {
+                    let spec = text(&name, value)?;
+                    crate::kmeans::AcceleratorRequest::parse(&spec)?;
+                    out.accelerator = spec;
+                }
+                "sample_rate" => out.sample_rate = positive(&name, value)?,
+                "max_iterations" => out.max_iterations = positive(&name, value)?,
+                "pq_max_iterations" => out.pq_max_iterations = positive(&name, value)?,
+                "tolerance" => {
+                    out.tolerance = match value {
+                        OptionValue::Number(n) => n.parse::<f64>().ok().filter(|t| *t >= 0.0),
+                        _ => None,
+                    }
+                    .ok_or_else(|| wrong(&name, value))?
+                }
+                "seed" => {
+                    out.seed = match value {
+                        OptionValue::Number(n) => n.parse::<u64>().ok(),
+                        _ => None,
+                    }
+                    .ok_or_else(|| wrong(&name, value))?
+                }
+                "replace" => {
+                    out.replace = match value {
+                        OptionValue::Boolean(b) => *b,
+                        _ => return Err(wrong(&name, value)),
+                    }
+                }
+                "memory_budget_mb" => out.memory_budget_mb = positive(&name, value)?,
+                _ => unreachable!("every option in OPTIONS is handled"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fills the data-dependent defaults and checks the options against the data.
+    pub fn resolve(&self, usable_rows: u64, dim: usize) -> Result<ResolvedOptions> {
+        let per_partition = match self.kind {
+            IndexKind::IvfFlat => 4096,
+            IndexKind::IvfSq | IndexKind::IvfPq => 8192,
+        };
+        let partitions = self
+            .num_partitions
+            .unwrap_or_else(|| ((usable_rows / per_partition) as usize).clamp(1, 4096));
+        if usable_rows < partitions as u64 {
+            return Err(DataFusionError::Plan(format!(
+                "num_partitions = {partitions} needs at least {partitions} usable rows, but the \
+                 column has {usable_rows} (rows with NULL or non-finite vectors are skipped); \
+                 use fewer partitions"
+            )));
+        }
+        let sub_vectors = match self.kind {
+            IndexKind::IvfPq => {
+                let m = self
+                    .num_sub_vectors
+                    .unwrap_or_else(|| default_sub_vectors(dim));
+                if dim % m != 0 {
+                    let ok: Vec<String> = (1..=dim)
+                        .filter(|d| dim % d == 0 && *d <= 256)
+                        .map(|d| d.to_string())
+                        .collect();
+                    return Err(DataFusionError::Plan(format!(
+                        "num_sub_vectors = {m} does not divide the dimension {dim} \
+                         (dim % num_sub_vectors = {}); choose one of {}",
+                        dim % m,
+                        ok.join(", ")
+                    )));
+                }
+                if usable_rows < 1 << self.num_bits {
+                    return Err(DataFusionError::Plan(format!(
+                        "IVF_PQ with num_bits = {} needs at least {} usable rows to train its \
+                         codebooks, the column has {usable_rows}",
+                        self.num_bits,
+                        1 << self.num_bits
+                    )));
+                }
+                m
+            }
+            _ => 0,
+        };
+        Ok(ResolvedOptions {
+            options: self.clone(),
+            dim,
+            num_partitions: partitions,
+            num_sub_vectors: sub_vectors,
+        })
+    }
+}
+
+/// Sub-vectors of about 8 dimensions each (16 for 128-D), the usual quality/size balance.
+fn default_sub_vectors(dim: usize) -> usize {
+    (1..=dim)
+        .filter(|m| dim % m == 0)
+        .min_by_key(|m| (((dim / m) as i64 - 8).abs(), std::cmp::Reverse(*m)))
+        .unwrap_or(1)
+}
+
+/// Options with every data-dependent value decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedOptions {
+    pub options: IndexOptions,
+    pub dim: usize,
+    pub num_partitions: usize,
+    /// 0 unless IVF_PQ.
+    pub num_sub_vectors: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(v: &str) -> OptionValue {
+        OptionValue::Number(v.into())
+    }
+
+    #[test]
+    fn unknown_wrong_type_and_misplaced_options_are_explained() {
+        let err = IndexOptions::parse(IndexKind::IvfFlat, &[("colour".into(), n("1"))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown option 'colour'") && err.contains("num_partitions"),
+            "{err}"
+        );
+        assert!(!err.contains("num_sub_vectors"), "{err}");
+        let err = IndexOptions::parse(
+            IndexKind::IvfPq,
+            &[("num_partitions".into(), OptionValue::String("x".into()))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must be a positive integer, got 'x'"), "{err}");
+        let err = IndexOptions::parse(IndexKind::IvfSq, &[("num_sub_vectors".into(), n("4"))])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("applies to IVF_PQ only"), "{err}");
+        let err = IndexOptions::parse(
+            IndexKind::IvfPq,
+            &[("accelerator".into(), OptionValue::String("tpu".into()))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown accelerator 'tpu'"), "{err}");
+    }
+
+    #[test]
+    fn data_dependent_defaults_and_checks() {
+        let o = IndexOptions::parse(IndexKind::IvfPq, &[]).unwrap();
+        let r = o.resolve(1_000_000, 128).unwrap();
+        assert_eq!((r.num_partitions, r.num_sub_vectors), (122, 16));
+        assert_eq!(o.resolve(1000, 768).unwrap().num_sub_vectors, 96);
+        let o =
+            IndexOptions::parse(IndexKind::IvfPq, &[("num_sub_vectors".into(), n("5"))]).unwrap();
+        let err = o.resolve(10_000, 128).unwrap_err().to_string();
+        assert!(err.contains("does not divide the dimension 128"), "{err}");
+        let o =
+            IndexOptions::parse(IndexKind::IvfFlat, &[("num_partitions".into(), n("64"))]).unwrap();
+        let err = o.resolve(10, 8).unwrap_err().to_string();
+        assert!(err.contains("needs at least 64 usable rows"), "{err}");
+    }
+}

@@ -1,0 +1,37 @@
+//! Progress of long work (index builds), reported to whoever installed a hook in the session:
+//! the shell draws a progress bar, Python a tqdm bar.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// One progress report: `done` of `total` units of `phase` (rows, or iterations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressEvent {
+    /// `sample`, `train_ivf`, `train_pq`, `encode`, `write`, `commit`.
+    pub phase: &'static str,
+    pub done: u64,
+    pub total: u64,
+    /// What `done` counts (`rows`, `iterations`, `partitions`).
+    pub unit: &'static str,
+}
+
+/// A session-config extension carrying the progress callback
+/// (`SessionConfig::with_extension(Arc::new(ProgressHook::new(...)))`).
+#[derive(Clone)]
+pub struct ProgressHook(Arc<dyn Fn(&ProgressEvent) + Send + Sync>);
+
+impl ProgressHook {
+    pub fn new(f: impl Fn(&ProgressEvent) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub fn report(&self, event: &ProgressEvent) {
+        (self.0)(event)
+    }
+}
+
+impl fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressHook")
+    }
+}

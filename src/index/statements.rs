@@ -1,0 +1,218 @@
+//! Running `CREATE VECTOR INDEX`, `DROP VECTOR INDEX` and `SHOW VECTOR INDEXES`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::TableProvider;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::provider_as_source;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Extension, LogicalPlan, LogicalPlanBuilder};
+use datafusion::prelude::SessionContext;
+
+use super::build::BuildSpec;
+use super::options::{IndexKind, IndexOptions};
+use super::plan::CreateVectorIndexNode;
+use crate::dataset::{Dataset, Operation};
+use crate::kmeans::Accelerator;
+use crate::provider::VecfusionTable;
+use crate::sql::statement::{CreateVectorIndex, DropVectorIndex, ShowVectorIndexes};
+
+async fn vecfusion_table(
+    ctx: &SessionContext,
+    name: &str,
+) -> Result<(Arc<dyn TableProvider>, Dataset)> {
+    let provider = ctx.table_provider(name).await?;
+    let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
+        return Err(DataFusionError::Plan(format!(
+            "table '{name}' is not a vecfusion table; vector indexes live in datasets created \
+             with STORED AS VECFUSION"
+        )));
+    };
+    let dataset = table.writable_dataset("index").await?;
+    Ok((provider, dataset))
+}
+
+/// The dimension of a `FLOAT[d]` column, or an error that says what the column is.
+pub fn vector_dim(dataset: &Dataset, column: &str) -> Result<(usize, usize)> {
+    let schema = dataset.schema();
+    let idx = schema.index_of(column).map_err(|_| {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        DataFusionError::Plan(format!(
+            "there is no column '{column}'; the columns are {}",
+            names.join(", ")
+        ))
+    })?;
+    match schema.field(idx).data_type() {
+        DataType::FixedSizeList(item, d) if item.data_type() == &DataType::Float32 => {
+            Ok((idx, *d as usize))
+        }
+        other => Err(DataFusionError::Plan(format!(
+            "column '{column}' is {other}, not a vector column; vector indexes need a \
+             fixed-size float vector (FLOAT[d], i.e. FixedSizeList(Float32, d))"
+        ))),
+    }
+}
+
+/// Plans `CREATE VECTOR INDEX` (optionally wrapped in `EXPLAIN [ANALYZE]`).
+pub async fn create_plan(
+    ctx: &SessionContext,
+    stmt: &CreateVectorIndex,
+) -> Result<Option<LogicalPlan>> {
+    let (provider, dataset) = vecfusion_table(ctx, &stmt.table).await?;
+    let (column_index, dim) = vector_dim(&dataset, &stmt.column)?;
+    let kind = match &stmt.kind {
+        Some(k) => IndexKind::parse(k)?,
+        None => IndexKind::IvfPq,
+    };
+    let options = IndexOptions::parse(kind, &stmt.options)?;
+    if let Some(existing) = dataset.manifest().index(&stmt.name) {
+        if stmt.if_not_exists {
+            return Ok(None);
+        }
+        if !options.replace {
+            return Err(DataFusionError::Plan(format!(
+                "vector index '{}' already exists on {} ({} on column {}); use WITH (replace = \
+                 true) to rebuild it, IF NOT EXISTS to keep it, or DROP VECTOR INDEX first",
+                existing.name, stmt.table, existing.kind, existing.column
+            )));
+        }
+    }
+    let accelerator = Accelerator::from_spec(&options.accelerator)?;
+    // Check what can be checked before reading any data.
+    options.resolve(dataset.count_rows(), dim)?;
+    let input = LogicalPlanBuilder::scan(
+        stmt.table.as_str(),
+        provider_as_source(provider),
+        Some(vec![column_index]),
+    )?
+    .build()?;
+    let spec = BuildSpec {
+        name: stmt.name.clone(),
+        column: stmt.column.clone(),
+        options,
+    };
+    let node =
+        CreateVectorIndexNode::try_new(spec, dataset, accelerator, dim, column_index, input)?;
+    Ok(Some(LogicalPlan::Extension(Extension {
+        node: Arc::new(node),
+    })))
+}
+
+/// `DROP VECTOR INDEX [IF EXISTS] name ON table`.
+pub async fn drop_index(ctx: &SessionContext, stmt: &DropVectorIndex) -> Result<DataFrame> {
+    let (_, dataset) = vecfusion_table(ctx, &stmt.table).await?;
+    if dataset.manifest().index(&stmt.name).is_none() {
+        if stmt.if_exists {
+            return ctx.read_empty();
+        }
+        return Err(DataFusionError::Plan(format!(
+            "there is no vector index '{}' on {}; SHOW VECTOR INDEXES lists them",
+            stmt.name, stmt.table
+        )));
+    }
+    dataset
+        .commit(&Operation::DropIndex {
+            name: stmt.name.clone(),
+        })
+        .await?;
+    ctx.read_empty()
+}
+
+/// `SHOW VECTOR INDEXES [FROM table]`: one row per index.
+pub async fn show_indexes(ctx: &SessionContext, stmt: &ShowVectorIndexes) -> Result<DataFrame> {
+    let names: Vec<String> = match &stmt.table {
+        Some(t) => vec![t.clone()],
+        None => {
+            let state = ctx.state();
+            let options = state.config_options();
+            let schema = ctx
+                .catalog(&options.catalog.default_catalog)
+                .and_then(|c| c.schema(&options.catalog.default_schema));
+            let mut names = schema.map(|s| s.table_names()).unwrap_or_default();
+            names.sort();
+            names
+        }
+    };
+    let mut rows: Vec<[String; 4]> = vec![];
+    let mut nums: Vec<[u64; 4]> = vec![];
+    for name in names {
+        let provider = ctx.table_provider(name.as_str()).await?;
+        let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
+            if stmt.table.is_some() {
+                return Err(DataFusionError::Plan(format!(
+                    "table '{name}' is not a vecfusion table"
+                )));
+            }
+            continue;
+        };
+        let dataset = table.dataset().await?;
+        for index in &dataset.manifest().indexes {
+            let partitions = index.params["num_partitions"].as_u64().unwrap_or(0);
+            let unindexed: u64 = dataset
+                .fragments()
+                .iter()
+                .filter(|f| !index.fragments.contains(&f.id))
+                .map(|f| f.live_rows())
+                .sum();
+            rows.push([
+                name.clone(),
+                index.name.clone(),
+                index.column.clone(),
+                format!(
+                    "{} {} {}",
+                    index.kind,
+                    index.metric,
+                    index.details["device"].as_str().unwrap_or("")
+                ),
+            ]);
+            nums.push([
+                partitions,
+                index.rows_indexed,
+                unindexed,
+                index.dataset_version,
+            ]);
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("table", DataType::Utf8, false),
+        Field::new("index", DataType::Utf8, false),
+        Field::new("column", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("device", DataType::Utf8, false),
+        Field::new("partitions", DataType::UInt64, false),
+        Field::new("rows_indexed", DataType::UInt64, false),
+        Field::new("rows_not_indexed", DataType::UInt64, false),
+        Field::new("built_from_version", DataType::UInt64, false),
+    ]));
+    let text = |i: usize| {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r[i].clone()),
+        )) as _
+    };
+    let word = |w: usize| {
+        Arc::new(StringArray::from_iter_values(
+            rows.iter()
+                .map(|r| r[3].split(' ').nth(w).unwrap_or("").to_string()),
+        )) as _
+    };
+    let num = |i: usize| Arc::new(UInt64Array::from_iter_values(nums.iter().map(|n| n[i]))) as _;
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            text(0),
+            text(1),
+            text(2),
+            word(0),
+            word(1),
+            word(2),
+            num(0),
+            num(1),
+            num(2),
+            num(3),
+        ],
+    )?;
+    ctx.read_batch(batch)
+}

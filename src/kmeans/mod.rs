@@ -1,0 +1,173 @@
+//! The KMeans engine: coarse (IVF) centroids, product-quantizer codebooks and scalar
+//! quantizer bounds, trained on the CPU or, through candle, on a GPU.
+//!
+//! Independent of SQL: the index builder, benchmarks and (later) distributed builds call it.
+//!
+//! - [`accelerator`]: choosing the device from `'cpu' | 'cuda[:N]' | 'mps' | 'auto'`.
+//! - [`engine`]: the two passes (assign + accumulate, assign) every algorithm here is made of,
+//!   implemented by [`cpu::CpuEngine`] (fused GEMM + argmin kernels) and
+//!   [`candle_engine::CandleEngine`] (tensor programs for CUDA/Metal).
+//! - [`lloyd`]: Lloyd iterations with empty-cluster repair and a relative-change stop.
+//! - [`pq`], [`sq`]: quantizers the index builder streams vectors through.
+
+pub mod accelerator;
+pub mod candle_engine;
+pub mod cpu;
+pub mod engine;
+pub mod init;
+pub mod lloyd;
+pub mod pq;
+pub mod sq;
+
+use datafusion::error::{DataFusionError, Result};
+
+pub use accelerator::{Accelerator, AcceleratorRequest};
+pub use engine::{Assignment, Engine, Layout};
+pub use init::Init;
+pub use lloyd::{IterationInfo, LloydOptions};
+
+use crate::metric::{Metric, normalize_rows};
+
+/// The engine for a selected device: the fused CPU kernels for the CPU, candle otherwise.
+pub fn engine_for(accelerator: &Accelerator) -> Box<dyn Engine> {
+    if accelerator.is_cpu() {
+        Box::new(cpu::CpuEngine)
+    } else {
+        Box::new(candle_engine::CandleEngine::new(
+            accelerator.device.clone(),
+            accelerator.name.clone(),
+            candle_engine::DEFAULT_BUDGET_BYTES,
+        ))
+    }
+}
+
+/// Options of a KMeans run.
+#[derive(Debug, Clone)]
+pub struct KMeansParams {
+    pub k: usize,
+    pub max_iterations: usize,
+    /// Relative objective change below which training stops (0 = always run every iteration).
+    pub tolerance: f64,
+    pub metric: Metric,
+    pub init: Init,
+    pub seed: u64,
+}
+
+impl KMeansParams {
+    pub fn new(k: usize) -> Self {
+        Self {
+            k,
+            max_iterations: 50,
+            tolerance: 1e-4,
+            metric: Metric::L2,
+            init: Init::Random,
+            seed: 42,
+        }
+    }
+}
+
+/// Trained centroids.
+#[derive(Debug, Clone)]
+pub struct KMeansModel {
+    pub dim: usize,
+    pub k: usize,
+    pub metric: Metric,
+    /// Row-major `k × dim`; unit length for `Metric::Cosine`.
+    pub centroids: Vec<f32>,
+    /// Objective after each iteration.
+    pub objectives: Vec<f64>,
+}
+
+impl KMeansModel {
+    /// Nearest centroid of every row and its distance (squared L2 for l2/cosine, negated
+    /// inner product for dot). Rows must already be normalised for cosine.
+    pub fn assign(&self, engine: &dyn Engine, rows: &[f32]) -> Result<Assignment> {
+        check_rows(rows, self.dim)?;
+        engine.assign(
+            rows,
+            Layout::coarse(self.dim, self.k),
+            &self.centroids,
+            self.metric,
+        )
+    }
+}
+
+/// Checks that `data` is whole rows of finite values.
+pub fn check_rows(data: &[f32], dim: usize) -> Result<usize> {
+    if dim == 0 || data.len() % dim != 0 {
+        return Err(DataFusionError::Execution(format!(
+            "the data has {} values, which is not a whole number of {dim}-dimensional rows",
+            data.len()
+        )));
+    }
+    if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+        return Err(DataFusionError::Execution(format!(
+            "row {} holds a non-finite value ({}); KMeans needs finite vectors (skip or fix \
+             NaN/Inf rows first)",
+            pos / dim,
+            data[pos]
+        )));
+    }
+    Ok(data.len() / dim)
+}
+
+/// Trains `params.k` centroids on `data` (row-major, `dim` columns).
+pub fn train(
+    engine: &dyn Engine,
+    data: &[f32],
+    dim: usize,
+    params: &KMeansParams,
+    progress: &mut dyn FnMut(&IterationInfo),
+) -> Result<KMeansModel> {
+    let n = check_rows(data, dim)?;
+    if params.k == 0 {
+        return Err(DataFusionError::Plan("KMeans needs k ≥ 1".into()));
+    }
+    if n < params.k {
+        return Err(DataFusionError::Plan(format!(
+            "KMeans with k = {} needs at least {} rows, got {n}; use fewer partitions or more data",
+            params.k, params.k
+        )));
+    }
+    let normalized;
+    let data = if params.metric == Metric::Cosine {
+        let mut copy = data.to_vec();
+        normalize_rows(&mut copy, dim);
+        normalized = copy;
+        &normalized[..]
+    } else {
+        data
+    };
+    let layout = Layout::coarse(dim, params.k);
+    let mut initial = match params.init {
+        Init::Random => init::random_rows(data, layout, params.seed),
+        Init::KMeansPlusPlus => init::kmeans_plus_plus(data, dim, params.k, params.seed),
+    };
+    if params.metric == Metric::Cosine {
+        normalize_rows(&mut initial, dim);
+    }
+    let options = LloydOptions {
+        max_iterations: params.max_iterations,
+        tolerance: params.tolerance,
+        seed: params.seed,
+    };
+    let result = lloyd::lloyd(
+        engine,
+        data,
+        layout,
+        initial,
+        params.metric,
+        options,
+        progress,
+    )?;
+    Ok(KMeansModel {
+        dim,
+        k: params.k,
+        metric: params.metric,
+        centroids: result.centroids,
+        objectives: result.objectives,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,70 @@
+//! vecfusion's own statements, as parsed (planning happens in `crate::index::plan`).
+
+use std::fmt;
+
+/// A literal option value in `WITH (name = value, ...)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OptionValue {
+    /// The number as written (parsed by the option's reader).
+    Number(String),
+    String(String),
+    Boolean(bool),
+}
+
+impl fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionValue::Number(n) => write!(f, "{n}"),
+            OptionValue::String(s) => write!(f, "'{}'", s.replace('\'', "''")),
+            OptionValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// `CREATE VECTOR INDEX [IF NOT EXISTS] name ON table (column) [USING kind] [WITH (...)]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateVectorIndex {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub table: String,
+    pub column: String,
+    /// `IVF_FLAT`, `IVF_SQ`, `IVF_PQ` as written (validated when planned).
+    pub kind: Option<String>,
+    pub options: Vec<(String, OptionValue)>,
+}
+
+impl fmt::Display for CreateVectorIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE VECTOR INDEX ")?;
+        if self.if_not_exists {
+            write!(f, "IF NOT EXISTS ")?;
+        }
+        write!(f, "{} ON {} ({})", self.name, self.table, self.column)?;
+        if let Some(kind) = &self.kind {
+            write!(f, " USING {kind}")?;
+        }
+        if !self.options.is_empty() {
+            let opts: Vec<String> = self
+                .options
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
+            write!(f, " WITH ({})", opts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// `DROP VECTOR INDEX [IF EXISTS] name ON table`
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropVectorIndex {
+    pub name: String,
+    pub if_exists: bool,
+    pub table: String,
+}
+
+/// `SHOW VECTOR INDEXES [FROM table]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShowVectorIndexes {
+    pub table: Option<String>,
+}
