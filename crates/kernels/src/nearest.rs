@@ -43,7 +43,9 @@ impl PackedCentroids {
             "centroids must be k × dim"
         );
         let k = centroids.len() / dim;
-        let n_panels = k.div_ceil(NR);
+        // An even number of panels, so the AVX-512 kernel can always take them in pairs (a
+        // padding panel has bias +inf and never wins).
+        let n_panels = k.div_ceil(NR).next_multiple_of(2);
         let mut panels = vec![0.0f32; n_panels * dim * NR];
         let mut biases = vec![f32::INFINITY; n_panels * NR];
         for (j, c) in centroids.chunks_exact(dim).enumerate() {
@@ -125,6 +127,18 @@ pub fn nearest(
         let (idx, score) = (&mut out_idx[b..b + n], &mut out_score[b..b + n]);
         #[cfg(target_arch = "x86_64")]
         {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: as below, for AVX-512F. Small sub-vectors (PQ) use 4-row tiles so
+                // the running minimum stays in registers; long vectors use 6-row tiles.
+                unsafe {
+                    if dim <= 32 {
+                        x86::block_avx512::<4>(x, off, stride, n, packed, idx, score)
+                    } else {
+                        x86::block_avx512::<6>(x, off, stride, n, packed, idx, score)
+                    }
+                };
+                continue;
+            }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
@@ -306,6 +320,138 @@ mod x86 {
                 }
                 out_idx[r] = if j == u32::MAX { 0 } else { j };
                 out_score[r] = s;
+            }
+        }
+    }
+
+    /// Runs one tile of `MR` rows over centroid panels `[from, to)` (in pairs), folding into
+    /// the running best `bv`/`bi` (per row: lanes 0..16 and 16..32).
+    #[inline(always)]
+    unsafe fn tile_avx512<const MR: usize>(
+        xs: &[*const f32; MR],
+        packed: &PackedCentroids,
+        from: usize,
+        to: usize,
+        bv: &mut [[__m512; 2]; MR],
+        bi: &mut [[__m512i; 2]; MR],
+    ) {
+        unsafe {
+            let dim = packed.dim;
+            let panels = packed.panels.as_ptr();
+            let bias = packed.bias.as_ptr();
+            let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            let mut p = from;
+            while p < to {
+                let p0 = panels.add(p * dim * NR);
+                let p1 = panels.add((p + 1) * dim * NR);
+                let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+                for d in 0..dim {
+                    let c0 = _mm512_loadu_ps(p0.add(d * NR));
+                    let c1 = _mm512_loadu_ps(p1.add(d * NR));
+                    for r in 0..MR {
+                        let v = _mm512_set1_ps(*xs[r].add(d));
+                        acc[r][0] = _mm512_fmadd_ps(v, c0, acc[r][0]);
+                        acc[r][1] = _mm512_fmadd_ps(v, c1, acc[r][1]);
+                    }
+                }
+                let b = [
+                    _mm512_loadu_ps(bias.add(p * NR)),
+                    _mm512_loadu_ps(bias.add(p * NR + NR)),
+                ];
+                let ids = [
+                    _mm512_add_epi32(_mm512_set1_epi32((p * NR) as i32), lanes),
+                    _mm512_add_epi32(_mm512_set1_epi32((p * NR + NR) as i32), lanes),
+                ];
+                for r in 0..MR {
+                    for h in 0..2 {
+                        let v = _mm512_sub_ps(b[h], acc[r][h]);
+                        let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, bv[r][h]);
+                        bv[r][h] = _mm512_mask_mov_ps(bv[r][h], lt, v);
+                        bi[r][h] = _mm512_mask_mov_epi32(bi[r][h], lt, ids[h]);
+                    }
+                }
+                p += 2;
+            }
+        }
+    }
+
+    /// Reduces one row's 32 lanes to (index, score); ties to the smaller index.
+    #[inline(always)]
+    unsafe fn reduce_avx512(bv: &[__m512; 2], bi: &[__m512i; 2], k: usize) -> (u32, f32) {
+        unsafe {
+            let s = _mm512_reduce_min_ps(_mm512_min_ps(bv[0], bv[1]));
+            let sv = _mm512_set1_ps(s);
+            let none = _mm512_set1_epi32(-1);
+            let i0 = _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(bv[0], sv), bi[0]);
+            let i1 = _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(bv[1], sv), bi[1]);
+            let j = _mm512_reduce_min_epu32(_mm512_min_epu32(i0, i1));
+            // No finite score at all (NaN input): report centroid 0, like the portable path.
+            (if (j as usize) < k { j } else { 0 }, s)
+        }
+    }
+
+    /// AVX-512 version: tiles of `MR` rows × 32 centroids (two 16-centroid panels, one
+    /// 16-lane register each), mask registers for the running minimum. When all centroids
+    /// fit in one cache block (always for PQ codebooks) the running minimum never leaves
+    /// registers; otherwise it is kept per tile across centroid blocks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn block_avx512<const MR: usize>(
+        x: &[f32],
+        offset: usize,
+        stride: usize,
+        rows: usize,
+        packed: &PackedCentroids,
+        out_idx: &mut [u32],
+        out_score: &mut [f32],
+    ) {
+        const MAX_TILES: usize = MC / 4;
+        debug_assert!(rows <= MC && MR >= 4);
+        // SAFETY: the caller guarantees AVX-512F and that every row read is in bounds.
+        unsafe {
+            let tiles = rows.div_ceil(MR);
+            let n_panels = packed.n_panels();
+            let per_block = packed.panels_per_block().next_multiple_of(2);
+            let base = x.as_ptr().add(offset);
+            let row_ptrs = |t: usize| {
+                let mut xs = [base; MR];
+                for (r, p) in xs.iter_mut().enumerate() {
+                    *p = base.add((t * MR + r).min(rows - 1) * stride);
+                }
+                xs
+            };
+            let inf = _mm512_set1_ps(f32::INFINITY);
+            let zero = _mm512_setzero_si512();
+            let mut store = |t: usize, bv: &[[__m512; 2]; MR], bi: &[[__m512i; 2]; MR]| {
+                for r in 0..MR {
+                    let row = t * MR + r;
+                    if row < rows {
+                        let (j, s) = reduce_avx512(&bv[r], &bi[r], packed.k);
+                        out_idx[row] = j;
+                        out_score[row] = s;
+                    }
+                }
+            };
+            if n_panels <= per_block {
+                for t in 0..tiles {
+                    let mut bv = [[inf; 2]; MR];
+                    let mut bi = [[zero; 2]; MR];
+                    tile_avx512::<MR>(&row_ptrs(t), packed, 0, n_panels, &mut bv, &mut bi);
+                    store(t, &bv, &bi);
+                }
+                return;
+            }
+            let mut best_v = [[[inf; 2]; MR]; MAX_TILES];
+            let mut best_i = [[[zero; 2]; MR]; MAX_TILES];
+            let mut cb = 0;
+            while cb < n_panels {
+                let cb_end = (cb + per_block).min(n_panels);
+                for t in 0..tiles {
+                    tile_avx512::<MR>(&row_ptrs(t), packed, cb, cb_end, &mut best_v[t], &mut best_i[t]);
+                }
+                cb = cb_end;
+            }
+            for t in 0..tiles {
+                store(t, &best_v[t], &best_i[t]);
             }
         }
     }
