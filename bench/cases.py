@@ -59,13 +59,13 @@ def markdown(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _kmeans(binary, quick, repeat):
+def _kmeans(binary, quick, repeat, only):
     import kmeans
 
-    kmeans.run(binary, quick=quick, repeat=repeat)
+    kmeans.run(binary, quick=quick, repeat=repeat, only=only)
 
 
-def _take(binary, quick, repeat):
+def _take(binary, quick, repeat, only):
     rows = "100000" if quick else "1000000"
     subprocess.check_call(
         [str(binary), "take", "--rows", rows, "--fetches", "200" if quick else "2000",

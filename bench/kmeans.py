@@ -78,10 +78,12 @@ def run_faiss(sample: np.ndarray, k: int) -> tuple[dict, np.ndarray]:
     }, km.centroids
 
 
-def run(binary: Path, quick: bool, repeat: int) -> None:
+def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
     rows, table = [], []
     env = machine()
     for name, k in QUICK if quick else CASES:
+        if only and name not in only:
+            continue
         base_path, _, _ = datasets.ensure(name)
         base = np.load(base_path)
         rng = np.random.default_rng(SEED)

@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("cases", nargs="*", help=f"cases to run (default: all of {', '.join(cases.ALL)})")
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per measurement")
+    parser.add_argument("--datasets", default="", help="comma-separated datasets to run (default: the case's list)")
     args = parser.parse_args()
     chosen = args.cases or list(cases.ALL)
     unknown = [c for c in chosen if c not in cases.ALL]
@@ -58,7 +59,8 @@ def main() -> None:
         parser.error(f"unknown case(s) {unknown}; choose from {list(cases.ALL)}")
     binary = cases.build_bench_binary()
     for name in chosen:
-        cases.ALL[name](binary, quick=args.quick, repeat=1 if args.quick else args.repeat)
+        only = [d for d in args.datasets.split(",") if d]
+        cases.ALL[name](binary, quick=args.quick, repeat=1 if args.quick else args.repeat, only=only)
 
 
 if __name__ == "__main__":

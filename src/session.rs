@@ -15,7 +15,7 @@ use crate::index::statements;
 use crate::provider::{VecfusionTable, VecfusionTableFactory};
 use crate::sql::time_travel::TimeTravelPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
-use crate::udf::{DistanceFunction, RandomVectorsFunction, VersionsFunction};
+use crate::udf::{CleanupFunction, DistanceFunction, RandomVectorsFunction, VersionsFunction};
 
 /// The session state builder with everything vecfusion adds to DataFusion's defaults: the
 /// `VECFUSION` table factory and time-travel planning. Extend it further before `build()`.
@@ -35,6 +35,7 @@ pub fn register_functions(ctx: &SessionContext) {
     }
     ctx.register_udtf("random_vectors", Arc::new(RandomVectorsFunction));
     ctx.register_udtf("vecfusion_versions", Arc::new(VersionsFunction));
+    ctx.register_udtf("vecfusion_cleanup", Arc::new(CleanupFunction));
 }
 
 /// A `SessionContext` with vecfusion installed (default configuration).

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use vecfusion::shell::{OutputFormat, PrintOptions, run_repl, run_sql};
+use vecfusion::shell::{OutputFormat, PrintOptions, progress_bars, run_repl, run_sql};
 
 /// A SQL shell for DataFusion with vecfusion's vector datasets and indexes.
 #[derive(Debug, Parser)]
@@ -27,7 +27,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let ctx = vecfusion::new_session_context();
+    let mut config = datafusion::prelude::SessionConfig::new();
+    if !args.quiet {
+        config = config.with_extension(std::sync::Arc::new(progress_bars()));
+    }
+    let ctx = vecfusion::new_session_context_with_config(config);
     let options = PrintOptions {
         format: args.format,
         quiet: args.quiet,

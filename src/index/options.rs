@@ -4,6 +4,7 @@
 use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::kmeans::pq::sub_vector_choices;
 use crate::metric::Metric;
 use crate::sql::statement::OptionValue;
 
@@ -239,16 +240,12 @@ impl IndexOptions {
                 let m = self
                     .num_sub_vectors
                     .unwrap_or_else(|| default_sub_vectors(dim));
-                if dim % m != 0 {
-                    let ok: Vec<String> = (1..=dim)
-                        .filter(|d| dim % d == 0 && *d <= 256)
-                        .map(|d| d.to_string())
-                        .collect();
+                if !dim.is_multiple_of(m) {
                     return Err(DataFusionError::Plan(format!(
                         "num_sub_vectors = {m} does not divide the dimension {dim} \
                          (dim % num_sub_vectors = {}); choose one of {}",
                         dim % m,
-                        ok.join(", ")
+                        sub_vector_choices(dim)
                     )));
                 }
                 if usable_rows < 1 << self.num_bits {
@@ -275,7 +272,7 @@ impl IndexOptions {
 /// Sub-vectors of about 8 dimensions each (16 for 128-D), the usual quality/size balance.
 fn default_sub_vectors(dim: usize) -> usize {
     (1..=dim)
-        .filter(|m| dim % m == 0)
+        .filter(|m| dim.is_multiple_of(*m))
         .min_by_key(|m| (((dim / m) as i64 - 8).abs(), std::cmp::Reverse(*m)))
         .unwrap_or(1)
 }

@@ -112,6 +112,9 @@ impl PartitionLists {
     }
 }
 
+/// One partition's entries: `(partition, row addresses, codes)`.
+pub type PartitionEntries = (usize, Vec<u64>, Vec<u8>);
+
 /// Iterator-like reader over the partitions of a finished [`PartitionLists`].
 pub struct PartitionDrain {
     lists: PartitionLists,
@@ -121,7 +124,7 @@ pub struct PartitionDrain {
 
 impl PartitionDrain {
     /// The next partition's `(index, addresses, codes)`, or `None` after the last.
-    pub fn next_partition(&mut self) -> Result<Option<(usize, Vec<u64>, Vec<u8>)>> {
+    pub fn next_partition(&mut self) -> Result<Option<PartitionEntries>> {
         let p = self.next;
         let lists = &mut self.lists;
         if p >= lists.addrs.len() {

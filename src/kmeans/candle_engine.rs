@@ -6,8 +6,9 @@
 //! come back to the host per iteration. Chunks are sized from a memory budget so that the
 //! `rows × k` score matrix never exceeds it, whatever the number of rows.
 //!
-//! The training sample is uploaded once and kept on the device across iterations when it
-//! fits in half the budget; otherwise every pass streams it chunk by chunk.
+//! The training sample is uploaded once and kept on the device across the iterations of one
+//! engine when it fits in half the budget; otherwise every pass streams it chunk by chunk.
+//! (An engine lives for one index build.)
 //!
 //! The engine also runs on `Device::Cpu`, which is how CI tests it against the CPU engine.
 
@@ -27,12 +28,18 @@ fn err(e: candle_core::Error) -> DataFusionError {
 /// resident sample).
 pub const DEFAULT_BUDGET_BYTES: usize = 2 << 30;
 
+/// Device copies of a host slice, identified by its address, length and layout.
+struct Resident {
+    key: (usize, usize, Layout),
+    chunks: Vec<Tensor>,
+}
+
 pub struct CandleEngine {
     device: Device,
     name: String,
     budget_bytes: usize,
-    /// Chunks of the last data slice uploaded, keyed by its address and length.
-    resident: Mutex<Option<(usize, usize, Layout, Vec<Tensor>)>>,
+    /// Chunks of the last data slice uploaded.
+    resident: Mutex<Option<Resident>>,
 }
 
 impl std::fmt::Debug for CandleEngine {
@@ -60,13 +67,17 @@ impl CandleEngine {
         (self.budget_bytes / 4 / per_row).max(256)
     }
 
-    /// The data as device tensors `(m, rows, sub_dim)`, one per chunk.
-    fn chunks(&self, data: &[f32], layout: Layout) -> Result<Vec<Tensor>> {
-        let key = (data.as_ptr() as usize, data.len());
-        if let Some((p, l, lay, chunks)) = self.resident.lock().expect("lock").as_ref()
-            && (*p, *l, *lay) == (key.0, key.1, layout)
+    /// The data as device tensors `(m, rows, sub_dim)`, one per chunk. With `keep`, the
+    /// upload is remembered for the next call with the same slice: Lloyd iterations pass the
+    /// same training slice every time. Encode passes (a new buffer per chunk, possibly at a
+    /// recycled address) never use it.
+    fn chunks(&self, data: &[f32], layout: Layout, keep: bool) -> Result<Vec<Tensor>> {
+        let key = (data.as_ptr() as usize, data.len(), layout);
+        if keep
+            && let Some(r) = self.resident.lock().expect("lock").as_ref()
+            && r.key == key
         {
-            return Ok(chunks.clone());
+            return Ok(r.chunks.clone());
         }
         let rows = self.chunk_rows(layout);
         let (m, ds) = (layout.subspaces, layout.sub_dim());
@@ -80,8 +91,11 @@ impl CandleEngine {
             })
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(err)?;
-        if data.len() * 4 <= self.budget_bytes / 2 {
-            *self.resident.lock().expect("lock") = Some((key.0, key.1, layout, chunks.clone()));
+        if keep && data.len() * 4 <= self.budget_bytes / 2 {
+            *self.resident.lock().expect("lock") = Some(Resident {
+                key,
+                chunks: chunks.clone(),
+            });
         }
         Ok(chunks)
     }
@@ -136,7 +150,7 @@ impl Engine for CandleEngine {
         centroids: &[f32],
         metric: Metric,
     ) -> Result<StepOutput> {
-        let chunks = self.chunks(data, layout)?;
+        let chunks = self.chunks(data, layout, true)?;
         let run = || -> candle_core::Result<StepOutput> {
             let (m, k, ds) = (layout.subspaces, layout.k, layout.sub_dim());
             let (cb_t, bias) = self.prepare(layout, centroids, metric)?;
@@ -175,7 +189,7 @@ impl Engine for CandleEngine {
         centroids: &[f32],
         metric: Metric,
     ) -> Result<Assignment> {
-        let chunks = self.chunks(data, layout)?;
+        let chunks = self.chunks(data, layout, false)?;
         let run = || -> candle_core::Result<Assignment> {
             let (cb_t, bias) = self.prepare(layout, centroids, metric)?;
             let mut out = Assignment::default();

@@ -6,7 +6,7 @@
 
 use datafusion::error::Result;
 use rayon::prelude::*;
-use vecfusion_kernels::distance::norm_squared;
+use vecfusion_kernels::distance::{add_assign, norm_squared};
 use vecfusion_kernels::nearest::{MC, PackedCentroids, nearest};
 
 use super::engine::{Assignment, Engine, Layout, StepOutput};
@@ -89,14 +89,12 @@ impl Engine for CpuEngine {
                     local.counts[c] += 1;
                     local.objective += d as f64;
                     let src = &chunk[r * dim + s * ds..r * dim + (s + 1) * ds];
-                    for (acc, v) in local.sums[c * ds..(c + 1) * ds].iter_mut().zip(src) {
-                        *acc += v;
-                    }
+                    add_assign(&mut local.sums[c * ds..(c + 1) * ds], src);
                 });
                 local
             })
             .reduce(empty, |mut a, b| {
-                a.sums.iter_mut().zip(&b.sums).for_each(|(x, y)| *x += y);
+                add_assign(&mut a.sums, &b.sums);
                 a.counts
                     .iter_mut()
                     .zip(&b.counts)

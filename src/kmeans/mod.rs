@@ -94,7 +94,7 @@ impl KMeansModel {
 
 /// Checks that `data` is whole rows of finite values.
 pub fn check_rows(data: &[f32], dim: usize) -> Result<usize> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(DataFusionError::Execution(format!(
             "the data has {} values, which is not a whole number of {dim}-dimensional rows",
             data.len()

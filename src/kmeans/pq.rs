@@ -57,11 +57,11 @@ impl ProductQuantizer {
     ) -> Result<Self> {
         let n = check_rows(data, dim)?;
         let m = params.num_sub_vectors;
-        if m == 0 || dim % m != 0 {
+        if m == 0 || !dim.is_multiple_of(m) {
             return Err(DataFusionError::Plan(format!(
                 "num_sub_vectors must divide the dimension: {dim} % {m} != 0 (divisors of {dim} \
                  that work: {})",
-                divisors(dim)
+                sub_vector_choices(dim)
             )));
         }
         if !matches!(params.num_bits, 4 | 8) {
@@ -122,10 +122,11 @@ impl ProductQuantizer {
     }
 }
 
-fn divisors(n: usize) -> String {
-    (1..=n)
-        .filter(|d| n % d == 0 && n / d <= 256)
-        .map(|d| d.to_string())
+/// The valid `num_sub_vectors` for `dim` (its divisors), for error messages.
+pub fn sub_vector_choices(dim: usize) -> String {
+    (1..=dim)
+        .filter(|m| dim.is_multiple_of(*m))
+        .map(|m| m.to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -2,6 +2,7 @@
 //! datafusion-cli, through vecfusion's own parser entry point (so vecfusion's statements work).
 
 mod format;
+mod progress;
 mod repl;
 
 use std::io::Write;
@@ -11,6 +12,7 @@ use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
 
 pub use format::{OutputFormat, write_result};
+pub use progress::progress_bars;
 pub use repl::run_repl;
 
 use crate::session::VecfusionContext;

@@ -1,10 +1,12 @@
 //! SQL functions: exact vector distances and table functions.
 
+pub mod cleanup;
 pub mod distance;
 pub mod lookup;
 pub mod random_vectors;
 pub mod versions;
 
+pub use cleanup::CleanupFunction;
 pub use distance::DistanceFunction;
 pub use random_vectors::{RandomVectorsFunction, RandomVectorsSpec};
 pub use versions::VersionsFunction;

@@ -2,5 +2,6 @@
 
 mod common;
 mod dataset_api;
+mod index_build;
 mod processes;
 mod sql;

@@ -6,9 +6,18 @@ use std::time::Instant;
 use vecfusion_kernels::nearest::{PackedCentroids, nearest};
 
 fn main() {
-    for (n, k, d) in [(16_384, 256, 8), (16_384, 1024, 128), (8192, 256, 768), (4096, 1024, 1536)] {
-        let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-        let c: Vec<f32> = (0..k * d).map(|i| ((i * 104729) % 1000) as f32 / 1000.0).collect();
+    for (n, k, d) in [
+        (16_384, 256, 8),
+        (16_384, 1024, 128),
+        (8192, 256, 768),
+        (4096, 1024, 1536),
+    ] {
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect();
+        let c: Vec<f32> = (0..k * d)
+            .map(|i| ((i * 104729) % 1000) as f32 / 1000.0)
+            .collect();
         let packed = PackedCentroids::for_l2(&c, d);
         let (mut idx, mut score) = (vec![0; n], vec![0.0; n]);
         let mut best = f64::MAX;

@@ -1,5 +1,9 @@
 //! Distance kernels over `f32` slices.
 //!
+//! Public functions are deliberately not `#[inline]`: an inlined copy would be compiled with the
+//! *caller's* optimisation level, and the point of this crate is that these loops are always
+//! compiled at `opt-level = 3`.
+//!
 //! Each kernel keeps `LANES` independent accumulators so that LLVM can turn the loop into
 //! packed FMA instructions without reassociating floating point sums itself (which it may not
 //! do under IEEE semantics). The accumulators are summed at the end, so results can differ
@@ -17,7 +21,6 @@ fn reduce(acc: [f32; LANES]) -> f32 {
 }
 
 /// Squared Euclidean distance `Σ (aᵢ − bᵢ)²`. `a` and `b` must have equal length.
-#[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
@@ -40,7 +43,6 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Inner product `Σ aᵢ·bᵢ`.
-#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
@@ -61,21 +63,18 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Squared norm `Σ aᵢ²`.
-#[inline]
 pub fn norm_squared(a: &[f32]) -> f32 {
     dot(a, a)
 }
 
 /// Cosine distance `1 − a·b / (‖a‖‖b‖)`; `NaN` when either vector is all zeros (the angle is
 /// undefined), like scipy's `cosine`.
-#[inline]
 pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
     let (ab, aa, bb) = dot3(a, b);
     1.0 - ab / (aa.sqrt() * bb.sqrt())
 }
 
 /// Cosine distance with the query's norm computed once by the caller (`b_norm = ‖b‖`).
-#[inline]
 pub fn cosine_distance_with_norm(a: &[f32], b: &[f32], b_norm: f32) -> f32 {
     let (ab, aa) = dot2(a, b);
     1.0 - ab / (aa.sqrt() * b_norm)
@@ -128,6 +127,13 @@ fn dot3(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
         sbb += y * y;
     }
     (sab, saa, sbb)
+}
+
+/// `acc += v`, element-wise (centroid sums in Lloyd's update step).
+pub fn add_assign(acc: &mut [f32], v: &[f32]) {
+    for (a, x) in acc.iter_mut().zip(v) {
+        *a += x;
+    }
 }
 
 /// Fills `out[i]` with the squared L2 distance between row `i` of `rows` (row-major, `dim`

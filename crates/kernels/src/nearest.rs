@@ -39,7 +39,7 @@ impl PackedCentroids {
     /// Packs `centroids` (row-major, `k × dim`) with one bias per centroid.
     pub fn new(centroids: &[f32], dim: usize, bias: impl Fn(&[f32]) -> f32) -> Self {
         assert!(
-            dim > 0 && centroids.len() % dim == 0,
+            dim > 0 && centroids.len().is_multiple_of(dim),
             "centroids must be k × dim"
         );
         let k = centroids.len() / dim;
@@ -382,8 +382,10 @@ mod x86 {
             let s = _mm512_reduce_min_ps(_mm512_min_ps(bv[0], bv[1]));
             let sv = _mm512_set1_ps(s);
             let none = _mm512_set1_epi32(-1);
-            let i0 = _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(bv[0], sv), bi[0]);
-            let i1 = _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(bv[1], sv), bi[1]);
+            let i0 =
+                _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(bv[0], sv), bi[0]);
+            let i1 =
+                _mm512_mask_mov_epi32(none, _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(bv[1], sv), bi[1]);
             let j = _mm512_reduce_min_epu32(_mm512_min_epu32(i0, i1));
             // No finite score at all (NaN input): report centroid 0, like the portable path.
             (if (j as usize) < k { j } else { 0 }, s)
@@ -446,7 +448,14 @@ mod x86 {
             while cb < n_panels {
                 let cb_end = (cb + per_block).min(n_panels);
                 for t in 0..tiles {
-                    tile_avx512::<MR>(&row_ptrs(t), packed, cb, cb_end, &mut best_v[t], &mut best_i[t]);
+                    tile_avx512::<MR>(
+                        &row_ptrs(t),
+                        packed,
+                        cb,
+                        cb_end,
+                        &mut best_v[t],
+                        &mut best_i[t],
+                    );
                 }
                 cb = cb_end;
             }
