@@ -73,4 +73,10 @@ def _take(binary, quick, repeat, only):
     )
 
 
-ALL = {"take": _take, "kmeans": _kmeans}
+def _build(binary, quick, repeat, only):
+    import build
+
+    build.run(binary, quick=quick, repeat=repeat, only=only)
+
+
+ALL = {"take": _take, "kmeans": _kmeans, "build": _build}

@@ -50,8 +50,7 @@ pub fn normalize_rows(data: &mut [f32], dim: usize) {
     for row in data.chunks_exact_mut(dim) {
         let norm = vecfusion_kernels::distance::norm_squared(row).sqrt();
         if norm > 0.0 {
-            let inv = 1.0 / norm;
-            row.iter_mut().for_each(|v| *v *= inv);
+            vecfusion_kernels::distance::scale(row, 1.0 / norm);
         }
     }
 }

@@ -24,6 +24,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, Time};
 use futures::StreamExt;
 use serde_json::json;
+use vecfusion_kernels::distance::{all_finite, norm_squared, scale, sub_assign};
 
 use super::format::{IndexHeader, IndexWriter};
 use super::options::{IndexKind, IndexOptions, ResolvedOptions};
@@ -156,17 +157,19 @@ fn usable_rows(
         let start = list.value_offset(row) as usize;
         let v = &raw[start..start + dim];
         let has_null = value_nulls.is_some_and(|n| (start..start + dim).any(|i| n.is_null(i)));
-        if has_null || !v.iter().all(|x| x.is_finite()) {
+        if has_null || !all_finite(v) {
             skipped += 1;
             continue;
         }
         if metric == Metric::Cosine {
-            let norm = vecfusion_kernels::distance::norm_squared(v).sqrt();
+            let norm = norm_squared(v).sqrt();
             if norm == 0.0 {
                 skipped += 1; // a zero vector has no direction
                 continue;
             }
-            vectors.extend(v.iter().map(|x| x / norm));
+            let start = vectors.len();
+            vectors.extend_from_slice(v);
+            scale(&mut vectors[start..], 1.0 / norm);
         } else {
             vectors.extend_from_slice(v);
         }
@@ -486,14 +489,21 @@ pub async fn build_index(
 
 /// `x − c[assigned]` for every row.
 fn residuals(engine: &dyn Engine, model: &KMeansModel, rows: &[f32]) -> Result<Vec<f32>> {
-    let dim = model.dim;
     let assignment = model.assign(engine, rows)?;
+    Ok(subtract_centroids(model, rows, &assignment.codes))
+}
+
+/// Residuals `x − c[partition]` of every row.
+fn subtract_centroids(model: &KMeansModel, rows: &[f32], partitions: &[u32]) -> Vec<f32> {
+    let dim = model.dim;
     let mut out = rows.to_vec();
-    for (row, p) in out.chunks_exact_mut(dim).zip(&assignment.codes) {
-        let c = &model.centroids[*p as usize * dim..(*p as usize + 1) * dim];
-        row.iter_mut().zip(c).for_each(|(x, c)| *x -= c);
+    for (row, p) in out.chunks_exact_mut(dim).zip(partitions) {
+        sub_assign(
+            row,
+            &model.centroids[*p as usize * dim..(*p as usize + 1) * dim],
+        );
     }
-    Ok(out)
+    out
 }
 
 /// The codes of a chunk of rows (row-major, `code_size` bytes each).

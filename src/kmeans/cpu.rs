@@ -1,13 +1,14 @@
 //! The CPU engine: the fused GEMM + argmin kernel of `vecfusion-kernels`, parallel over rows.
 //!
 //! Rows are split into chunks handed to rayon's pool; each chunk runs the kernel per
-//! sub-space, then adds its rows into chunk-local sums that are merged at the end, so threads
+//! sub-space (the per-row loops live in `vecfusion-kernels` too), adding its rows into
+//! chunk-local sums that are merged at the end, so threads
 //! never share a write. Memory beyond the data is O(threads × k × dim) for the sums.
 
 use datafusion::error::Result;
 use rayon::prelude::*;
-use vecfusion_kernels::distance::{add_assign, norm_squared};
-use vecfusion_kernels::nearest::{MC, PackedCentroids, nearest};
+use vecfusion_kernels::distance::add_assign;
+use vecfusion_kernels::nearest::{MC, PackedCentroids, nearest_accumulate, nearest_distances};
 
 use super::engine::{Assignment, Engine, Layout, StepOutput};
 use crate::metric::Metric;
@@ -32,32 +33,14 @@ fn rows_per_task(n: usize) -> usize {
     n.div_ceil(tasks).div_ceil(MC).max(1) * MC
 }
 
-/// Runs the kernel on rows `[0, rows)` of `chunk` for every sub-space; calls `visit(row,
-/// subspace, code, distance)`.
-fn assign_chunk(
-    chunk: &[f32],
-    layout: Layout,
-    packed: &[PackedCentroids],
-    metric: Metric,
-    mut visit: impl FnMut(usize, usize, u32, f32),
-) {
-    let (dim, ds) = (layout.dim, layout.sub_dim());
-    let rows = chunk.len() / dim;
-    let mut idx = vec![0u32; rows];
-    let mut score = vec![0f32; rows];
-    for (s, p) in packed.iter().enumerate() {
-        nearest(chunk, s * ds, dim, rows, p, &mut idx, &mut score);
-        for r in 0..rows {
-            let d = match metric {
-                Metric::Dot => score[r],
-                Metric::L2 | Metric::Cosine => {
-                    let sub = &chunk[r * dim + s * ds..r * dim + (s + 1) * ds];
-                    (norm_squared(sub) + 2.0 * score[r]).max(0.0)
-                }
-            };
-            visit(r, s, idx[r], d);
-        }
-    }
+/// Row blocks `(start, rows)` of a task. With several sub-spaces (PQ) each block is small
+/// enough to stay in L2 while every sub-space's codebook passes over it, instead of streaming
+/// the whole task from memory once per sub-space.
+fn sub_blocks(rows: usize, subspaces: usize) -> impl Iterator<Item = (usize, usize)> {
+    let block = if subspaces > 1 { 5 * MC } else { rows.max(1) };
+    (0..rows)
+        .step_by(block)
+        .map(move |s| (s, block.min(rows - s)))
 }
 
 impl Engine for CpuEngine {
@@ -80,17 +63,29 @@ impl Engine for CpuEngine {
             counts: vec![0; m * k],
             objective: 0.0,
         };
+        let l2 = metric != Metric::Dot;
         let out = data
             .par_chunks(task_rows * dim)
             .map(|chunk| {
                 let mut local = empty();
-                assign_chunk(chunk, layout, &packed, metric, |r, s, code, d| {
-                    let c = s * k + code as usize;
-                    local.counts[c] += 1;
-                    local.objective += d as f64;
-                    let src = &chunk[r * dim + s * ds..r * dim + (s + 1) * ds];
-                    add_assign(&mut local.sums[c * ds..(c + 1) * ds], src);
-                });
+                let rows = chunk.len() / dim;
+                let (mut idx, mut score) = (vec![0u32; rows], vec![0f32; rows]);
+                for (start, n) in sub_blocks(rows, m) {
+                    for (s, p) in packed.iter().enumerate() {
+                        local.objective += nearest_accumulate(
+                            chunk,
+                            start * dim + s * ds,
+                            dim,
+                            n,
+                            p,
+                            l2,
+                            &mut local.sums[s * k * ds..(s + 1) * k * ds],
+                            &mut local.counts[s * k..(s + 1) * k],
+                            &mut idx,
+                            &mut score,
+                        );
+                    }
+                }
                 local
             })
             .reduce(empty, |mut a, b| {
@@ -113,7 +108,7 @@ impl Engine for CpuEngine {
         metric: Metric,
     ) -> Result<Assignment> {
         let packed = pack(layout, centroids, metric);
-        let (dim, m) = (layout.dim, layout.subspaces);
+        let (dim, m, ds) = (layout.dim, layout.subspaces, layout.sub_dim());
         let n = data.len() / dim;
         let mut out = Assignment {
             codes: vec![0; n * m],
@@ -124,10 +119,25 @@ impl Engine for CpuEngine {
             .zip(out.codes.par_chunks_mut(task_rows * m))
             .zip(out.distances.par_chunks_mut(task_rows * m))
             .for_each(|((chunk, codes), dists)| {
-                assign_chunk(chunk, layout, &packed, metric, |r, s, code, d| {
-                    codes[r * m + s] = code;
-                    dists[r * m + s] = d;
-                });
+                let rows = chunk.len() / dim;
+                let (mut idx, mut score) = (vec![0u32; rows], vec![0f32; rows]);
+                for (start, n) in sub_blocks(rows, m) {
+                    for (s, p) in packed.iter().enumerate() {
+                        nearest_distances(
+                            chunk,
+                            start * dim + s * ds,
+                            dim,
+                            n,
+                            p,
+                            metric != Metric::Dot,
+                            &mut codes[start * m + s..],
+                            &mut dists[start * m + s..],
+                            m,
+                            &mut idx,
+                            &mut score,
+                        );
+                    }
+                }
             });
         Ok(out)
     }

@@ -136,6 +136,24 @@ pub fn add_assign(acc: &mut [f32], v: &[f32]) {
     }
 }
 
+/// `acc -= v`, element-wise (residuals `x − centroid`).
+pub fn sub_assign(acc: &mut [f32], v: &[f32]) {
+    for (a, x) in acc.iter_mut().zip(v) {
+        *a -= x;
+    }
+}
+
+/// Whether every value is finite (no NaN, no ±∞).
+pub fn all_finite(values: &[f32]) -> bool {
+    // Branch-free over the slice so it vectorises; NaN and ∞ both have an all-ones exponent.
+    values.iter().fold(true, |ok, v| ok & v.is_finite())
+}
+
+/// Multiplies every value by `factor`.
+pub fn scale(values: &mut [f32], factor: f32) {
+    values.iter_mut().for_each(|v| *v *= factor);
+}
+
 /// Fills `out[i]` with the squared L2 distance between row `i` of `rows` (row-major, `dim`
 /// columns) and `query`.
 pub fn l2_squared_batch(rows: &[f32], dim: usize, query: &[f32], out: &mut [f32]) {

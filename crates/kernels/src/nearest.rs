@@ -152,6 +152,71 @@ pub fn nearest(
     }
 }
 
+/// The distance a score stands for: `‖x‖² + 2·score` (squared L2, clamped at 0) when
+/// `squared_l2`, else the score itself (the negated inner product).
+#[inline]
+fn distance(row: &[f32], score: f32, squared_l2: bool) -> f32 {
+    if squared_l2 {
+        (crate::distance::norm_squared(row) + 2.0 * score).max(0.0)
+    } else {
+        score
+    }
+}
+
+/// [`nearest`] for `rows` rows, then Lloyd's accumulation: adds each row to `sums` of its
+/// centroid (`k × dim`), counts it, and returns the sum of the rows' distances. `idx` and
+/// `score` are scratch space of at least `rows` entries.
+#[allow(clippy::too_many_arguments)]
+pub fn nearest_accumulate(
+    x: &[f32],
+    offset: usize,
+    stride: usize,
+    rows: usize,
+    packed: &PackedCentroids,
+    squared_l2: bool,
+    sums: &mut [f32],
+    counts: &mut [u64],
+    idx: &mut [u32],
+    score: &mut [f32],
+) -> f64 {
+    let dim = packed.dim;
+    nearest(x, offset, stride, rows, packed, idx, score);
+    let mut objective = 0.0f64;
+    for r in 0..rows {
+        let row = &x[offset + r * stride..offset + r * stride + dim];
+        let j = idx[r] as usize;
+        counts[j] += 1;
+        objective += distance(row, score[r], squared_l2) as f64;
+        crate::distance::add_assign(&mut sums[j * dim..(j + 1) * dim], row);
+    }
+    objective
+}
+
+/// [`nearest`] writing the index and distance of row `r` to `out_idx[r * out_stride]` and
+/// `out_dist[r * out_stride]` (so `m` sub-spaces can fill one row-major `n × m` result).
+#[allow(clippy::too_many_arguments)]
+pub fn nearest_distances(
+    x: &[f32],
+    offset: usize,
+    stride: usize,
+    rows: usize,
+    packed: &PackedCentroids,
+    squared_l2: bool,
+    out_idx: &mut [u32],
+    out_dist: &mut [f32],
+    out_stride: usize,
+    idx: &mut [u32],
+    score: &mut [f32],
+) {
+    let dim = packed.dim;
+    nearest(x, offset, stride, rows, packed, idx, score);
+    for r in 0..rows {
+        let row = &x[offset + r * stride..offset + r * stride + dim];
+        out_idx[r * out_stride] = idx[r];
+        out_dist[r * out_stride] = distance(row, score[r], squared_l2);
+    }
+}
+
 /// Portable version of one row block (also the reference the SIMD path is tested against).
 fn block_generic(
     x: &[f32],

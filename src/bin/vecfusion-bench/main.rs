@@ -3,6 +3,7 @@
 //! Each subcommand measures one thing on vecfusion, prints a markdown table and appends JSON
 //! lines to `--out`. `bench/run.py` runs it beside faiss and pylance on the same data.
 
+mod build;
 mod kmeans;
 mod npy;
 mod report;
@@ -23,6 +24,10 @@ enum Command {
     Take(take::TakeArgs),
     /// KMeans training on a .npy file (bench/kmeans.py compares it with faiss).
     Kmeans(kmeans::KMeansArgs),
+    /// Writes a .npy matrix as a vecfusion dataset.
+    Load(build::LoadArgs),
+    /// One timed CREATE VECTOR INDEX (bench/build.py compares it with faiss and Lance).
+    Build(build::BuildArgs),
 }
 
 #[tokio::main]
@@ -30,5 +35,7 @@ async fn main() -> datafusion::error::Result<()> {
     match Args::parse().command {
         Command::Take(args) => take::run(args).await,
         Command::Kmeans(args) => kmeans::run(args).await,
+        Command::Load(args) => build::load(args).await,
+        Command::Build(args) => build::build(args).await,
     }
 }
