@@ -22,6 +22,7 @@ pub mod index;
 pub mod kmeans;
 pub mod metric;
 pub mod provider;
+pub mod search;
 pub mod session;
 pub mod shell;
 pub mod sql;

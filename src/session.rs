@@ -12,17 +12,26 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::dataset::{Dataset, DatasetLocation};
 use crate::index::plan::VecfusionQueryPlanner;
 use crate::index::statements;
+use crate::search::{AnnRewrite, VecfusionOptions};
 use crate::provider::{VecfusionTable, VecfusionTableFactory};
 use crate::sql::time_travel::TimeTravelPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
-use crate::udf::{CleanupFunction, DistanceFunction, RandomVectorsFunction, VersionsFunction};
+use crate::udf::{
+    CleanupFunction, DistanceFunction, RandomVectorsFunction, VectorSearchFunction, VersionsFunction,
+};
 
 /// The session state builder with everything vecfusion adds to DataFusion's defaults: the
 /// `VECFUSION` table factory and time-travel planning. Extend it further before `build()`.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
+    let config = if config.options().extensions.get::<VecfusionOptions>().is_none() {
+        config.with_option_extension(VecfusionOptions::default())
+    } else {
+        config
+    };
     SessionStateBuilder::new()
         .with_config(config.with_information_schema(true))
         .with_default_features()
+        .with_optimizer_rule(Arc::new(AnnRewrite))
         .with_table_factory("VECFUSION".into(), Arc::new(VecfusionTableFactory))
         .with_relation_planners(vec![Arc::new(TimeTravelPlanner)])
         .with_query_planner(Arc::new(VecfusionQueryPlanner))
@@ -36,6 +45,7 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udtf("random_vectors", Arc::new(RandomVectorsFunction));
     ctx.register_udtf("vecfusion_versions", Arc::new(VersionsFunction));
     ctx.register_udtf("vecfusion_cleanup", Arc::new(CleanupFunction));
+    ctx.register_udtf("vector_search", Arc::new(VectorSearchFunction));
 }
 
 /// A `SessionContext` with vecfusion installed (default configuration).

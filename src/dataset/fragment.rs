@@ -5,14 +5,15 @@
 //! row touches one batch. Files are uncompressed and 64-byte aligned; on a local disk the file
 //! is memory-mapped and record batches are decoded without copying their buffers.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, AsArray, FixedSizeListArray, RecordBatch};
 use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::compute::BatchCoalescer;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Float32Type, SchemaRef};
 use datafusion::arrow::ipc::reader::{FileDecoder, read_footer_length};
 use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use datafusion::arrow::ipc::{Block, MetadataVersion, root_as_footer};
@@ -164,6 +165,42 @@ impl FragmentWriter {
     }
 }
 
+/// One vector column of a fragment, decoded once (zero-copy) for random access by offset:
+/// what refinement and exact searches read instead of taking rows one by one.
+#[derive(Debug)]
+pub struct VectorColumn {
+    batches: Vec<FixedSizeListArray>,
+    rows_per_batch: usize,
+    dim: usize,
+}
+
+impl VectorColumn {
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The vector at row `offset`, or `None` when it is NULL.
+    pub fn get(&self, offset: usize) -> Option<&[f32]> {
+        let batch = &self.batches[offset / self.rows_per_batch];
+        let row = offset % self.rows_per_batch;
+        if batch.is_null(row) {
+            return None;
+        }
+        let start = batch.value_offset(row) as usize;
+        let values = batch.values().as_primitive::<Float32Type>().values();
+        Some(&values[start..start + self.dim])
+    }
+
+    /// Record batches of the column, for sequential scans.
+    pub fn batches(&self) -> &[FixedSizeListArray] {
+        &self.batches
+    }
+
+    pub fn rows_per_batch(&self) -> usize {
+        self.rows_per_batch
+    }
+}
+
 /// An opened fragment file: the whole file as one buffer (memory-mapped when local) and the
 /// positions of its record batches.
 #[derive(Debug)]
@@ -175,6 +212,7 @@ pub struct FragmentReader {
     version: MetadataVersion,
     rows_per_batch: usize,
     physical_rows: usize,
+    vectors: Mutex<HashMap<usize, Arc<VectorColumn>>>,
 }
 
 impl FragmentReader {
@@ -275,6 +313,7 @@ impl FragmentReader {
             version,
             rows_per_batch,
             physical_rows: meta.physical_rows as usize,
+            vectors: Mutex::new(HashMap::new()),
         })
     }
 
@@ -293,6 +332,40 @@ impl FragmentReader {
     /// First row offset of batch `i`.
     pub fn batch_start(&self, i: usize) -> usize {
         i * self.rows_per_batch
+    }
+
+    /// Column `column` (a `FixedSizeList<Float32>`) of every batch, decoded once and cached.
+    pub fn vector_column(&self, column: usize) -> Result<Arc<VectorColumn>> {
+        if let Some(v) = self.vectors.lock().expect("vector cache").get(&column) {
+            return Ok(v.clone());
+        }
+        let dim = match self.schema.field(column).data_type() {
+            DataType::FixedSizeList(item, d) if item.data_type() == &DataType::Float32 => {
+                *d as usize
+            }
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "column {} is {other}, not a FLOAT[d] vector column",
+                    self.schema.field(column).name()
+                )));
+            }
+        };
+        let batches = (0..self.num_batches())
+            .map(|i| {
+                let b = self.read_batch(i, Some(&[column]))?;
+                Ok(b.column(0).as_fixed_size_list().clone())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let v = Arc::new(VectorColumn {
+            batches,
+            rows_per_batch: self.rows_per_batch,
+            dim,
+        });
+        self.vectors
+            .lock()
+            .expect("vector cache")
+            .insert(column, v.clone());
+        Ok(v)
     }
 
     /// Decodes record batch `i` with the given column projection (zero-copy on a mapped file).

@@ -29,7 +29,7 @@ use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
 pub use commit::Operation;
-pub use fragment::{FragmentReader, FragmentWriter, NewFragment, ROWS_PER_BATCH};
+pub use fragment::{FragmentReader, FragmentWriter, NewFragment, ROWS_PER_BATCH, VectorColumn};
 pub use location::DatasetLocation;
 pub use manifest::{DeletionMeta, FragmentMeta, IndexMeta, Manifest, OperationSummary};
 
@@ -55,6 +55,8 @@ pub(crate) fn random_name() -> String {
 struct FileCache {
     readers: Mutex<HashMap<String, Arc<FragmentReader>>>,
     deletions: Mutex<HashMap<String, Arc<RoaringBitmap>>>,
+    /// Objects derived from one immutable file (opened indexes), by file name.
+    derived: Mutex<HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 /// A handle on one version of a dataset. Cheap to clone.
@@ -254,6 +256,28 @@ impl Dataset {
                 .insert(fragment.file.clone(), reader.clone());
         }
         Ok(reader)
+    }
+
+    /// An object built from the immutable file `file` (an opened index, say), built once with
+    /// `open` and shared by every handle of this dataset.
+    pub async fn cached_derived<T, F, Fut>(&self, file: &str, open: F) -> Result<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if let Some(v) = self.cache.derived.lock().expect("cache").get(file)
+            && let Ok(v) = v.clone().downcast::<T>()
+        {
+            return Ok(v);
+        }
+        let v = Arc::new(open().await?);
+        self.cache
+            .derived
+            .lock()
+            .expect("cache")
+            .insert(file.to_string(), v.clone());
+        Ok(v)
     }
 
     /// The deleted row offsets of `fragment` in this version (cached).

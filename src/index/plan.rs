@@ -1,6 +1,6 @@
-//! Planning vecfusion's index statements: the `CreateVectorIndex` logical node, the
-//! extension planner that turns it into `CreateVectorIndexExec`, and the query planner that
-//! installs the extension planners into a session.
+//! Planning vecfusion's logical nodes: the `CreateVectorIndex` node, the extension planner
+//! that turns it into `CreateVectorIndexExec` (and `AnnSearch` into `AnnSearchExec`, see
+//! `crate::search::plan`), and the query planner that installs it into a session.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -24,6 +24,7 @@ use super::exec::{CreateVectorIndexExec, result_schema};
 use crate::dataset::Dataset;
 use crate::kmeans::Accelerator;
 use crate::provider::{ScanRequest, VecfusionScanExec};
+use crate::search::AnnSearchNode;
 
 /// `CREATE VECTOR INDEX` as a logical plan node over a scan of the vector column.
 #[derive(Debug, Clone)]
@@ -136,10 +137,16 @@ impl ExtensionPlanner for VecfusionExtensionPlanner {
         _planner: &dyn PhysicalPlanner,
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
-        _physical_inputs: &[Arc<dyn ExecutionPlan>],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
         session: &dyn Session,
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(ann) = node.as_any().downcast_ref::<AnnSearchNode>() {
+            let exact = physical_inputs.first().cloned().ok_or_else(|| {
+                DataFusionError::Internal("AnnSearch was planned without its scan".into())
+            })?;
+            return Ok(Some(crate::search::plan::plan_ann(ann, exact, session).await?));
+        }
         let Some(node) = node.as_any().downcast_ref::<CreateVectorIndexNode>() else {
             return Ok(None);
         };

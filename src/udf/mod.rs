@@ -4,9 +4,11 @@ pub mod cleanup;
 pub mod distance;
 pub mod lookup;
 pub mod random_vectors;
+pub mod vector_search;
 pub mod versions;
 
 pub use cleanup::CleanupFunction;
 pub use distance::DistanceFunction;
 pub use random_vectors::{RandomVectorsFunction, RandomVectorsSpec};
+pub use vector_search::VectorSearchFunction;
 pub use versions::VersionsFunction;

@@ -8,3 +8,4 @@
 
 pub mod distance;
 pub mod nearest;
+pub mod scan;
