@@ -12,18 +12,24 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::dataset::{Dataset, DatasetLocation};
 use crate::index::plan::VecfusionQueryPlanner;
 use crate::index::statements;
-use crate::search::{AnnRewrite, VecfusionOptions};
 use crate::provider::{VecfusionTable, VecfusionTableFactory};
+use crate::search::{AnnRewrite, VecfusionOptions};
 use crate::sql::time_travel::TimeTravelPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
 use crate::udf::{
-    CleanupFunction, DistanceFunction, RandomVectorsFunction, VectorSearchFunction, VersionsFunction,
+    CleanupFunction, DistanceFunction, RandomVectorsFunction, VectorSearchFunction,
+    VersionsFunction,
 };
 
 /// The session state builder with everything vecfusion adds to DataFusion's defaults: the
 /// `VECFUSION` table factory and time-travel planning. Extend it further before `build()`.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
-    let config = if config.options().extensions.get::<VecfusionOptions>().is_none() {
+    let config = if config
+        .options()
+        .extensions
+        .get::<VecfusionOptions>()
+        .is_none()
+    {
         config.with_option_extension(VecfusionOptions::default())
     } else {
         config

@@ -1,7 +1,8 @@
 //! Runs `tests/sqllogictests/*.slt` against a real vecfusion session.
 //!
 //! Each file gets a fresh session and a fresh temporary directory; `__TMP__` in a statement is
-//! replaced by that directory, so files create real datasets on disk. Query results are
+//! replaced by that directory (and the directory by `__TMP__` in results), so files create
+//! real datasets on disk. Query results are
 //! compared as text: NULL as `NULL`, floats as DataFusion displays them (round in SQL for
 //! stable output). Run one file with `cargo test --test sqllogictests -- <name filter>`.
 
@@ -26,7 +27,8 @@ impl AsyncDB for VecfusionDb {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let sql = sql.replace("__TMP__", &self.tmp.display().to_string());
+        let tmp = self.tmp.display().to_string();
+        let sql = sql.replace("__TMP__", &tmp);
         let df = self.ctx.vf_sql(&sql).await?;
         let schema = df.schema().as_arrow().clone();
         let batches = df.collect().await?;
@@ -34,7 +36,7 @@ impl AsyncDB for VecfusionDb {
             return Ok(DBOutput::StatementComplete(0));
         }
         let options = FormatOptions::default().with_null("NULL");
-        let mut rows = vec![];
+        let mut rows: Vec<Vec<String>> = vec![];
         for batch in &batches {
             let formatters = batch
                 .columns()
@@ -42,19 +44,30 @@ impl AsyncDB for VecfusionDb {
                 .map(|c| ArrayFormatter::try_new(c.as_ref() as &dyn Array, &options))
                 .collect::<Result<Vec<_>, _>>()?;
             for r in 0..batch.num_rows() {
-                rows.push(
-                    formatters
-                        .iter()
-                        .map(|f| {
-                            let s = f.value(r).to_string();
-                            if s.is_empty() {
-                                "(empty)".to_string()
-                            } else {
-                                s
-                            }
-                        })
-                        .collect(),
-                );
+                // Plans print dataset locations: the temporary directory reads `__TMP__`,
+                // as the statements spell it.
+                let cells: Vec<String> = formatters
+                    .iter()
+                    .map(|f| f.value(r).to_string().replace(&tmp, "__TMP__"))
+                    .collect();
+                match cells.as_slice() {
+                    // EXPLAIN: the plan type, then one numbered row per plan line, indentation
+                    // shown as dashes (DataFusion's own sqllogictest layout).
+                    [kind, plan] if plan.contains('\n') || kind.ends_with("_plan") => {
+                        rows.push(vec![kind.clone()]);
+                        for (i, line) in plan.lines().enumerate() {
+                            let body = line.trim_start();
+                            let indent = "-".repeat(line.len() - body.len());
+                            rows.push(vec![format!("{:02}){indent}{body}", i + 1)]);
+                        }
+                    }
+                    _ => rows.push(
+                        cells
+                            .into_iter()
+                            .map(|s| if s.is_empty() { "(empty)".into() } else { s })
+                            .collect(),
+                    ),
+                }
             }
         }
         Ok(DBOutput::Rows {

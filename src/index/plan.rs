@@ -145,7 +145,9 @@ impl ExtensionPlanner for VecfusionExtensionPlanner {
             let exact = physical_inputs.first().cloned().ok_or_else(|| {
                 DataFusionError::Internal("AnnSearch was planned without its scan".into())
             })?;
-            return Ok(Some(crate::search::plan::plan_ann(ann, exact, session).await?));
+            return Ok(Some(
+                crate::search::plan::plan_ann(ann, exact, session).await?,
+            ));
         }
         let Some(node) = node.as_any().downcast_ref::<CreateVectorIndexNode>() else {
             return Ok(None);

@@ -265,32 +265,3 @@ fn scalar_bounds_merge_to_the_bounds_of_the_whole() {
     }
 }
 
-#[test]
-#[ignore = "timing probe, run by hand"]
-fn pq_training_speed_probe() {
-    let dim = 128;
-    let data = blobs(&far_centres(64, dim, 1), dim, 1024, 1.0, 2);
-    let params = PqParams {
-        num_sub_vectors: 16,
-        num_bits: 8,
-        max_iterations: 25,
-        tolerance: 0.0,
-        seed: 1,
-    };
-    let t = std::time::Instant::now();
-    let mut per = vec![];
-    ProductQuantizer::train(&CpuEngine, &data, dim, &params, &mut |i| {
-        per.push(i.seconds)
-    })
-    .unwrap();
-    eprintln!("total {:?}, per iteration {:?}", t.elapsed(), &per[..3]);
-    let layout = Layout {
-        dim,
-        subspaces: 16,
-        k: 256,
-    };
-    let c = init::random_rows(&data, layout, 1);
-    let t = std::time::Instant::now();
-    CpuEngine.assign(&data, layout, &c, Metric::L2).unwrap();
-    eprintln!("assign {:?}", t.elapsed());
-}

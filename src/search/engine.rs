@@ -203,11 +203,18 @@ pub async fn search(
             }
             if let Some(v) = vectors.get(offset as usize) {
                 stats.rows_exact += 1;
-                exact.push(key(function, function.eval(v, query)), row_address(f.id, offset));
+                exact.push(
+                    key(function, function.eval(v, query)),
+                    row_address(f.id, offset),
+                );
             }
         };
         match allowed {
-            Some(a) => a.get(&f.id).into_iter().flat_map(|b| b.iter()).for_each(&mut visit),
+            Some(a) => a
+                .get(&f.id)
+                .into_iter()
+                .flat_map(|b| b.iter())
+                .for_each(&mut visit),
             None => (0..f.physical_rows as u32).for_each(&mut visit),
         }
     }

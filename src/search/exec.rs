@@ -117,7 +117,11 @@ impl DisplayAs for AnnSearchExec {
             self.index.as_deref().unwrap_or("none (exact search)"),
             p.nprobes,
             p.refine_factor,
-            if self.prefilter.is_some() { "yes" } else { "no" }
+            if self.prefilter.is_some() {
+                "yes"
+            } else {
+                "no"
+            }
         )
     }
 }
@@ -195,7 +199,9 @@ impl ExecutionPlan for AnnSearchExec {
                     let mut rows = execute_stream(plan, context)?;
                     while let Some(batch) = rows.next().await {
                         let batch = batch?;
-                        let addrs = batch.column(batch.num_columns() - 1).as_primitive::<UInt64Type>();
+                        let addrs = batch
+                            .column(batch.num_columns() - 1)
+                            .as_primitive::<UInt64Type>();
                         for a in addrs.values() {
                             let (frag, offset) = split_row_address(*a);
                             allowed.entry(frag).or_default().insert(offset);

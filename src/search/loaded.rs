@@ -189,9 +189,13 @@ impl LoadedIndex {
                 let m = self.sub_vectors;
                 let ds = self.dim / m;
                 match self.metric {
-                    Metric::Dot => {
-                        pq_adc(codes.as_slice(), m, &q.dot_lut, -dot(&q.vector, centroid), scores)
-                    }
+                    Metric::Dot => pq_adc(
+                        codes.as_slice(),
+                        m,
+                        &q.dot_lut,
+                        -dot(&q.vector, centroid),
+                        scores,
+                    ),
                     _ => {
                         // Residual tables: ‖(q − c_p)_s − codeword‖² for every sub-space.
                         let residual: Vec<f32> =
@@ -211,9 +215,7 @@ impl LoadedIndex {
                 }
             }
             _ => {
-                return Err(DataFusionError::Internal(
-                    "index quantizer missing".into(),
-                ));
+                return Err(DataFusionError::Internal("index quantizer missing".into()));
             }
         }
         Ok(addrs)

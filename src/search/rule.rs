@@ -19,8 +19,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::arrow::array::Array;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchemaRef, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
@@ -112,7 +112,11 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
         }
         Ok(())
     }
-    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> Result<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
         let scan = inputs
             .pop()
             .ok_or_else(|| DataFusionError::Internal("AnnSearch needs its scan".into()))?;
@@ -137,8 +141,12 @@ fn literal_vector(e: &Expr) -> Option<Vec<f32>> {
         ScalarValue::List(a) => a.values().clone(),
         _ => return None,
     };
-    let array = datafusion::arrow::compute::cast(&array, &datafusion::arrow::datatypes::DataType::Float32).ok()?;
-    let values = array.as_any().downcast_ref::<datafusion::arrow::array::Float32Array>()?;
+    let array =
+        datafusion::arrow::compute::cast(&array, &datafusion::arrow::datatypes::DataType::Float32)
+            .ok()?;
+    let values = array
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Float32Array>()?;
     if values.null_count() > 0 {
         return None;
     }
@@ -153,7 +161,9 @@ fn distance_call(e: &Expr) -> Option<(DistanceFunction, String, Vec<f32>)> {
     };
     let function = DistanceFunction::from_name(f.name())?;
     match f.args.as_slice() {
-        [Expr::Column(c), q] | [q, Expr::Column(c)] => Some((function, c.name.clone(), literal_vector(q)?)),
+        [Expr::Column(c), q] | [q, Expr::Column(c)] => {
+            Some((function, c.name.clone(), literal_vector(q)?))
+        }
         _ => None,
     }
 }
@@ -233,7 +243,11 @@ impl OptimizerRule for AnnRewrite {
                     if item.data_type() == &datafusion::arrow::datatypes::DataType::Float32
                         && *d as usize == query.len())
         });
-        let projected = scan.projected_schema.fields().iter().any(|f| f.name() == &column);
+        let projected = scan
+            .projected_schema
+            .fields()
+            .iter()
+            .any(|f| f.name() == &column);
         if !dim_matches || !projected {
             return Ok(Transformed::no(plan));
         }

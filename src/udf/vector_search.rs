@@ -39,7 +39,11 @@ fn vector(e: &Expr) -> Result<Vec<f32>> {
     let values = match e {
         Expr::Literal(ScalarValue::List(a), _) => a.values().clone(),
         Expr::Literal(ScalarValue::FixedSizeList(a), _) => a.values().clone(),
-        other => return plan_err!("{USAGE}: the query must be a vector literal like [0.1, 0.2], got {other}"),
+        other => {
+            return plan_err!(
+                "{USAGE}: the query must be a vector literal like [0.1, 0.2], got {other}"
+            );
+        }
     };
     let cast = datafusion::arrow::compute::cast(&values, &DataType::Float32)?;
     let floats = cast
@@ -63,7 +67,10 @@ impl TableFunctionImpl for VectorSearchFunction {
         let query = vector(&exprs[2])?;
         let k = integer(&exprs[3], "k")?;
         let nprobes = exprs.get(4).map(|e| integer(e, "nprobes")).transpose()?;
-        let refine_factor = exprs.get(5).map(|e| integer(e, "refine_factor")).transpose()?;
+        let refine_factor = exprs
+            .get(5)
+            .map(|e| integer(e, "refine_factor"))
+            .transpose()?;
         let target = resolve_dataset_arg(args.session(), &table, USAGE)?;
         let table_schema = match &target {
             DatasetArg::Table { provider, .. } => provider.schema(),
@@ -87,7 +94,11 @@ impl TableFunctionImpl for VectorSearchFunction {
             }
             other => return plan_err!("{USAGE}: column '{column}' is {other}, not FLOAT[d]"),
         }
-        let mut fields: Vec<Field> = table_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = table_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new(DISTANCE_COLUMN, DataType::Float32, false));
         Ok(Arc::new(VectorSearchTable {
             target,
@@ -122,7 +133,10 @@ impl TableProvider for VectorSearchTable {
         TableType::Temporary
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         // Predicates on the table's own columns become the prefilter (applied before the
         // top-k); ones on `_distance` are applied to the k results, as written.
         Ok(filters

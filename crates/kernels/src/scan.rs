@@ -71,7 +71,9 @@ mod tests {
         let mut out = [0.0; 2];
         pq_adc(&codes, m, &lut, 0.5, &mut out);
         let want0: f32 = (0..m).map(|s| (s * 256 + codes[s] as usize) as f32).sum();
-        let want1: f32 = (0..m).map(|s| (s * 256 + codes[m + s] as usize) as f32).sum();
+        let want1: f32 = (0..m)
+            .map(|s| (s * 256 + codes[m + s] as usize) as f32)
+            .sum();
         assert_eq!(out, [want0 + 0.5, want1 + 0.5]);
     }
 

@@ -1,0 +1,346 @@
+//! ANN queries against the exact plan on real datasets: recall, filters, appends, deletes,
+//! time travel, and the explicit `vector_search` form.
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{Float32Type, Int64Type};
+use datafusion::prelude::SessionContext;
+
+use crate::common::*;
+
+const DIM: usize = 32;
+
+fn vector_literal(v: &[f32]) -> String {
+    format!(
+        "[{}]",
+        v.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// The stored vector of row `id`.
+async fn vector_of(ctx: &SessionContext, id: i64) -> Vec<f32> {
+    let b = sql(ctx, &format!("SELECT embedding FROM t WHERE id = {id}")).await;
+    let list = b[0].column(0).as_fixed_size_list();
+    list.value(0)
+        .as_primitive::<Float32Type>()
+        .values()
+        .to_vec()
+}
+
+/// Ids and distances of a top-k query, with or without the index.
+async fn top_k(
+    ctx: &SessionContext,
+    q: &[f32],
+    k: usize,
+    filter: &str,
+    use_index: bool,
+) -> (Vec<i64>, Vec<f32>) {
+    sql(ctx, &format!("SET vecfusion.use_index = {use_index}")).await;
+    let batches = sql(
+        ctx,
+        &format!(
+            "SELECT id, l2_distance(embedding, {}) AS d FROM t {filter} ORDER BY d LIMIT {k}",
+            vector_literal(q)
+        ),
+    )
+    .await;
+    sql(ctx, "SET vecfusion.use_index = true").await;
+    let mut rows: Vec<(f32, i64)> = vec![];
+    for b in &batches {
+        let ids = b.column(0).as_primitive::<Int64Type>().values();
+        let ds = b.column(1).as_primitive::<Float32Type>().values();
+        rows.extend(ds.iter().copied().zip(ids.iter().copied()));
+    }
+    // Rows at equal distance (the test data has duplicates) may come in either order.
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    rows.into_iter().map(|(d, i)| (i, d)).unzip()
+}
+
+async fn explain(ctx: &SessionContext, query: &str) -> String {
+    let b = sql(ctx, &format!("EXPLAIN {query}")).await;
+    datafusion::arrow::util::pretty::pretty_format_batches(&b)
+        .unwrap()
+        .to_string()
+}
+
+async fn dataset(dir: &std::path::Path, rows: usize) -> SessionContext {
+    let ctx = table_at(dir, DIM).await;
+    sql(
+        &ctx,
+        &format!("INSERT INTO t SELECT * FROM random_vectors({rows}, {DIM}, 24, 11)"),
+    )
+    .await;
+    ctx
+}
+
+#[tokio::test]
+async fn ivf_pq_with_refine_reaches_high_recall_and_flat_full_probe_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 20_000).await;
+    sql(&ctx, "CREATE VECTOR INDEX pq ON t (embedding) USING IVF_PQ WITH (num_partitions = 64, num_sub_vectors = 8)").await;
+    sql(&ctx, "SET vecfusion.nprobes = 20").await;
+    sql(&ctx, "SET vecfusion.refine_factor = 10").await;
+    let q0 = vector_of(&ctx, 0).await;
+    let plan = explain(
+        &ctx,
+        &format!(
+            "SELECT id FROM t ORDER BY l2_distance(embedding, {}) LIMIT 10",
+            vector_literal(&q0)
+        ),
+    )
+    .await;
+    assert!(
+        plan.contains("AnnSearchExec") && plan.contains("index=pq (IVF_PQ)"),
+        "{plan}"
+    );
+    let (mut hits, mut total) = (0, 0);
+    for id in (0..20_000).step_by(400) {
+        let q = vector_of(&ctx, id).await;
+        let (approx, _) = top_k(&ctx, &q, 10, "", true).await;
+        let (exact, _) = top_k(&ctx, &q, 10, "", false).await;
+        let exact: HashSet<i64> = exact.into_iter().collect();
+        hits += approx.iter().filter(|i| exact.contains(i)).count();
+        total += 10;
+    }
+    let recall = hits as f64 / total as f64;
+    assert!(recall >= 0.95, "recall@10 = {recall}");
+
+    sql(&ctx, "DROP VECTOR INDEX pq ON t").await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 32)",
+    )
+    .await;
+    sql(&ctx, "SET vecfusion.nprobes = 32").await;
+    sql(&ctx, "SET vecfusion.refine_factor = 1").await;
+    for id in [3, 777, 19_999] {
+        let q = vector_of(&ctx, id).await;
+        assert_eq!(
+            top_k(&ctx, &q, 10, "", true).await,
+            top_k(&ctx, &q, 10, "", false).await
+        );
+    }
+}
+
+#[tokio::test]
+async fn filters_apply_before_the_top_k() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 20_000).await;
+    sql(&ctx, "CREATE VECTOR INDEX pq ON t (embedding) USING IVF_PQ WITH (num_partitions = 64, num_sub_vectors = 8)").await;
+    sql(&ctx, "SET vecfusion.nprobes = 4").await;
+    let q = vector_of(&ctx, 5).await;
+    // 50 %, 1 % and 0.01 % of the rows match.
+    for (filter, matching) in [
+        ("WHERE id % 2 = 0", 10_000),
+        ("WHERE id % 100 = 7", 200),
+        ("WHERE id IN (13, 19998)", 2),
+    ] {
+        let plan = explain(
+            &ctx,
+            &format!(
+                "SELECT id FROM t {filter} ORDER BY l2_distance(embedding, {}) LIMIT 10",
+                vector_literal(&q)
+            ),
+        )
+        .await;
+        assert!(plan.contains("prefilter=yes"), "{plan}");
+        let (ids, _) = top_k(&ctx, &q, 10, filter, true).await;
+        assert_eq!(ids.len(), 10.min(matching), "{filter}");
+        let allowed: HashSet<i64> = column_i64(&ctx, &format!("SELECT id FROM t {filter}"))
+            .await
+            .into_iter()
+            .collect();
+        assert!(ids.iter().all(|i| allowed.contains(i)), "{filter}: {ids:?}");
+        let (exact, _) = top_k(&ctx, &q, 10, filter, false).await;
+        if matching <= 200 {
+            // Selective filters are answered exactly.
+            assert_eq!(ids, exact, "{filter}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn appends_deletes_and_time_travel_match_the_exact_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 10_000).await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 16)",
+    )
+    .await;
+    sql(&ctx, "SET vecfusion.nprobes = 16").await;
+    let q = vector_of(&ctx, 42).await;
+    // Rows appended after the build, some of them closer to the query than any indexed row.
+    sql(
+        &ctx,
+        &format!(
+            "INSERT INTO t SELECT id + 100000, embedding FROM t WHERE id < 5000 \
+         UNION ALL SELECT 999999, {}",
+            vector_literal(&q)
+        ),
+    )
+    .await;
+    let (ids, d) = top_k(&ctx, &q, 10, "", true).await;
+    assert_eq!(
+        (ids.clone(), d.clone()),
+        top_k(&ctx, &q, 10, "", false).await
+    );
+    assert!(ids.contains(&999_999) && ids.contains(&100_042), "{ids:?}");
+    // Deleted rows never appear.
+    sql(&ctx, "DELETE FROM t WHERE id IN (42, 999999)").await;
+    let (after, _) = top_k(&ctx, &q, 10, "", true).await;
+    assert!(
+        !after.contains(&42) && !after.contains(&999_999),
+        "{after:?}"
+    );
+    assert_eq!(after, top_k(&ctx, &q, 10, "", false).await.0);
+    // Time travel: version 2 predates the index (exact plan), version 4 has the appended rows.
+    let lit = vector_literal(&q);
+    let at = |v: u64| {
+        format!(
+            "SELECT id FROM t VERSION AS OF {v} ORDER BY l2_distance(embedding, {lit}) LIMIT 10"
+        )
+    };
+    assert!(!explain(&ctx, &at(2)).await.contains("AnnSearchExec"));
+    let v2 = column_i64(&ctx, &at(2)).await;
+    assert_eq!(v2[0], 42);
+    let v4 = column_i64(&ctx, &at(4)).await;
+    assert!(v4.contains(&999_999) && v4.contains(&42), "{v4:?}");
+    assert!(explain(&ctx, &at(4)).await.contains("AnnSearchExec"));
+}
+
+#[tokio::test]
+async fn the_rewrite_fires_only_for_the_same_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 2_000).await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
+    )
+    .await;
+    let q = vector_literal(&vector_of(&ctx, 1).await);
+    let uses = |s: String| s.contains("AnnSearchExec");
+    assert!(uses(
+        explain(
+            &ctx,
+            &format!("SELECT id, l2_distance(embedding, {q}) AS d FROM t ORDER BY d LIMIT 5")
+        )
+        .await
+    ));
+    assert!(uses(
+        explain(
+            &ctx,
+            &format!("SELECT * FROM t AS x ORDER BY l2_distance(x.embedding, {q}) LIMIT 5")
+        )
+        .await
+    ));
+    // Wrong metric, wrong direction, no limit, index disabled: the exact plan.
+    assert!(!uses(
+        explain(
+            &ctx,
+            &format!("SELECT id FROM t ORDER BY cosine_distance(embedding, {q}) LIMIT 5")
+        )
+        .await
+    ));
+    assert!(!uses(
+        explain(
+            &ctx,
+            &format!("SELECT id FROM t ORDER BY l2_distance(embedding, {q}) DESC LIMIT 5")
+        )
+        .await
+    ));
+    assert!(!uses(
+        explain(
+            &ctx,
+            &format!("SELECT id FROM t ORDER BY l2_distance(embedding, {q})")
+        )
+        .await
+    ));
+    sql(&ctx, "SET vecfusion.use_index = false").await;
+    assert!(!uses(
+        explain(
+            &ctx,
+            &format!("SELECT id FROM t ORDER BY l2_distance(embedding, {q}) LIMIT 5")
+        )
+        .await
+    ));
+    sql(&ctx, "SET vecfusion.use_index = true").await;
+    // Inner product: descending inner_product, ascending negative_inner_product, with a dot index.
+    sql(&ctx, "CREATE VECTOR INDEX dot ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8, metric = 'dot')").await;
+    assert!(uses(
+        explain(
+            &ctx,
+            &format!("SELECT id FROM t ORDER BY inner_product(embedding, {q}) DESC LIMIT 5")
+        )
+        .await
+    ));
+    assert!(uses(
+        explain(
+            &ctx,
+            &format!("SELECT id FROM t ORDER BY negative_inner_product(embedding, {q}) LIMIT 5")
+        )
+        .await
+    ));
+    assert!(!uses(
+        explain(
+            &ctx,
+            &format!("SELECT id FROM t ORDER BY inner_product(embedding, {q}) LIMIT 5")
+        )
+        .await
+    ));
+    sql(&ctx, "SET vecfusion.nprobes = 8").await;
+    sql(&ctx, "SET vecfusion.use_index = false").await;
+    let exact = column_i64(
+        &ctx,
+        &format!("SELECT id FROM t ORDER BY inner_product(embedding, {q}) DESC LIMIT 5"),
+    )
+    .await;
+    sql(&ctx, "SET vecfusion.use_index = true").await;
+    let ann = column_i64(
+        &ctx,
+        &format!("SELECT id FROM t ORDER BY inner_product(embedding, {q}) DESC LIMIT 5"),
+    )
+    .await;
+    assert_eq!(ann, exact);
+}
+
+#[tokio::test]
+async fn vector_search_returns_rows_and_distances_like_the_sql_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 5_000).await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
+    )
+    .await;
+    let q = vector_of(&ctx, 9).await;
+    let lit = vector_literal(&q);
+    let b = sql(
+        &ctx,
+        &format!(
+            "SELECT id, _distance FROM vector_search('t', 'embedding', {lit}, 10, 8) WHERE id > 100"
+        ),
+    )
+    .await;
+    let ids: Vec<i64> = b[0].column(0).as_primitive::<Int64Type>().values().to_vec();
+    let d: Vec<f32> = b[0]
+        .column(1)
+        .as_primitive::<Float32Type>()
+        .values()
+        .to_vec();
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "closest first: {d:?}");
+    assert_eq!((ids, d), top_k(&ctx, &q, 10, "WHERE id > 100", false).await);
+    let err = sql_err(
+        &ctx,
+        "SELECT * FROM vector_search('t', 'embedding', [1.0, 2.0], 10)",
+    )
+    .await;
+    assert!(
+        err.contains("32-dimensional vectors, the query has 2"),
+        "{err}"
+    );
+}
