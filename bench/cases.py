@@ -79,4 +79,10 @@ def _build(binary, quick, repeat, only):
     build.run(binary, quick=quick, repeat=repeat, only=only)
 
 
-ALL = {"take": _take, "kmeans": _kmeans, "build": _build}
+def _search(binary, quick, repeat, only):
+    import search
+
+    search.run(binary, quick=quick, repeat=repeat, only=only)
+
+
+ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search}

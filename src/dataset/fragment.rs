@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use datafusion::arrow::array::{Array, AsArray, FixedSizeListArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, RecordBatch};
 use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::datatypes::{DataType, Float32Type, SchemaRef};
@@ -213,6 +213,7 @@ pub struct FragmentReader {
     rows_per_batch: usize,
     physical_rows: usize,
     vectors: Mutex<HashMap<usize, Arc<VectorColumn>>>,
+    columns: Mutex<HashMap<usize, Arc<Vec<ArrayRef>>>>,
 }
 
 impl FragmentReader {
@@ -314,6 +315,7 @@ impl FragmentReader {
             rows_per_batch,
             physical_rows: meta.physical_rows as usize,
             vectors: Mutex::new(HashMap::new()),
+            columns: Mutex::new(HashMap::new()),
         })
     }
 
@@ -334,6 +336,23 @@ impl FragmentReader {
         i * self.rows_per_batch
     }
 
+    /// Column `column` of every record batch, decoded once (zero-copy) and cached: random
+    /// access to single rows then costs no decoding.
+    pub fn column_batches(&self, column: usize) -> Result<Arc<Vec<ArrayRef>>> {
+        if let Some(c) = self.columns.lock().expect("column cache").get(&column) {
+            return Ok(c.clone());
+        }
+        let arrays = (0..self.num_batches())
+            .map(|i| Ok(self.read_batch(i, Some(&[column]))?.column(0).clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let arrays = Arc::new(arrays);
+        self.columns
+            .lock()
+            .expect("column cache")
+            .insert(column, arrays.clone());
+        Ok(arrays)
+    }
+
     /// Column `column` (a `FixedSizeList<Float32>`) of every batch, decoded once and cached.
     pub fn vector_column(&self, column: usize) -> Result<Arc<VectorColumn>> {
         if let Some(v) = self.vectors.lock().expect("vector cache").get(&column) {
@@ -350,12 +369,11 @@ impl FragmentReader {
                 )));
             }
         };
-        let batches = (0..self.num_batches())
-            .map(|i| {
-                let b = self.read_batch(i, Some(&[column]))?;
-                Ok(b.column(0).as_fixed_size_list().clone())
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let batches = self
+            .column_batches(column)?
+            .iter()
+            .map(|a| a.as_fixed_size_list().clone())
+            .collect();
         let v = Arc::new(VectorColumn {
             batches,
             rows_per_batch: self.rows_per_batch,

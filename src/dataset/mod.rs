@@ -162,8 +162,13 @@ impl Dataset {
         Ok(!versions::list_versions(location).await?.is_empty())
     }
 
-    /// This dataset at its newest version (shares the file cache).
+    /// This dataset at its newest version (shares the file cache). Versions are numbered
+    /// without gaps, so when version `n + 1` does not exist this handle is already the newest:
+    /// the common case costs one metadata request instead of a listing.
     pub async fn checkout_latest(&self) -> Result<Self> {
+        if !versions::manifest_exists(&self.location, self.version() + 1).await? {
+            return Ok(self.clone());
+        }
         let latest = Self::latest_version(&self.location).await?;
         if latest == self.version() {
             return Ok(self.clone());

@@ -1,18 +1,18 @@
 //! Random access: rows by address, without scanning.
 //!
 //! An address names a fragment and a row offset; the offset names the record batch
-//! (`offset / rows_per_batch`). Each needed batch is decoded once (zero-copy from the mapped
-//! file, so only the touched pages are read) and the rows are gathered in the requested order
-//! with arrow's `interleave`.
+//! (`offset / rows_per_batch`). Each fragment's columns are decoded once per dataset handle
+//! (zero-copy from the mapped file, so only touched pages are read) and cached; taking rows is
+//! then arrow's `interleave` over the batches that hold them, in the requested order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::interleave;
 use datafusion::error::{DataFusionError, Result};
 
-use super::{Dataset, RowAddress, split_row_address};
+use super::{Dataset, FragmentReader, RowAddress, split_row_address};
 
 impl Dataset {
     /// The rows at `addresses`, in that order, with the columns in `projection` (all columns
@@ -23,14 +23,20 @@ impl Dataset {
         addresses: &[RowAddress],
         projection: Option<&[usize]>,
     ) -> Result<RecordBatch> {
-        let schema = match projection {
-            Some(p) => Arc::new(self.schema().project(p)?),
-            None => self.schema().clone(),
+        let all: Vec<usize>;
+        let projection = match projection {
+            Some(p) => p,
+            None => {
+                all = (0..self.schema().fields().len()).collect();
+                &all
+            }
         };
+        let schema = Arc::new(self.schema().project(projection)?);
         let fragments: HashMap<u32, _> = self.fragments().iter().map(|f| (f.id, f)).collect();
-        // (fragment, batch) -> slot in `batches`
+        let mut readers: HashMap<u32, Arc<FragmentReader>> = HashMap::new();
+        // (fragment, batch) -> slot; picks are (slot, row in batch).
         let mut slots: HashMap<(u32, usize), usize> = HashMap::new();
-        let mut batches: Vec<RecordBatch> = vec![];
+        let mut slot_keys: Vec<(u32, usize)> = vec![];
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(addresses.len());
         for &addr in addresses {
             let (frag_id, offset) = split_row_address(addr);
@@ -48,25 +54,35 @@ impl Dataset {
                     frag.physical_rows
                 )));
             }
-            let batch_idx = offset as usize / frag.rows_per_batch as usize;
-            let slot = match slots.get(&(frag_id, batch_idx)) {
-                Some(s) => *s,
-                None => {
-                    let reader = self.fragment_reader(frag).await?;
-                    batches.push(reader.read_batch(batch_idx, projection)?);
-                    slots.insert((frag_id, batch_idx), batches.len() - 1);
-                    batches.len() - 1
-                }
-            };
-            picks.push((slot, offset as usize % frag.rows_per_batch as usize));
+            if !readers.contains_key(&frag_id) {
+                readers.insert(frag_id, self.fragment_reader(frag).await?);
+            }
+            let rpb = frag.rows_per_batch as usize;
+            let key = (frag_id, offset as usize / rpb);
+            let slot = *slots.entry(key).or_insert_with(|| {
+                slot_keys.push(key);
+                slot_keys.len() - 1
+            });
+            picks.push((slot, offset as usize % rpb));
         }
-        let columns = (0..schema.fields().len())
-            .map(|c| {
-                let arrays: Vec<&dyn datafusion::arrow::array::Array> =
-                    batches.iter().map(|b| b.column(c).as_ref()).collect();
-                interleave(&arrays, &picks)
-            })
-            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
+        for (i, &c) in projection.iter().enumerate() {
+            if addresses.is_empty() {
+                columns.push(datafusion::arrow::array::new_empty_array(
+                    schema.field(i).data_type(),
+                ));
+                continue;
+            }
+            let per_fragment: HashMap<u32, Arc<Vec<ArrayRef>>> = readers
+                .iter()
+                .map(|(id, r)| Ok((*id, r.column_batches(c)?)))
+                .collect::<Result<_>>()?;
+            let arrays: Vec<&dyn Array> = slot_keys
+                .iter()
+                .map(|(f, b)| per_fragment[f][*b].as_ref())
+                .collect();
+            columns.push(interleave(&arrays, &picks)?);
+        }
         let options = RecordBatchOptions::new().with_row_count(Some(addresses.len()));
         Ok(RecordBatch::try_new_with_options(
             schema, columns, &options,

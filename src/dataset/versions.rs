@@ -38,6 +38,15 @@ pub async fn read_manifest(location: &DatasetLocation, version: u64) -> Result<O
     Ok(Some(manifest))
 }
 
+/// Whether `version` has been committed (one metadata request, no listing).
+pub async fn manifest_exists(location: &DatasetLocation, version: u64) -> Result<bool> {
+    match location.store.head(&manifest_path(location, version)).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(DataFusionError::External(Box::new(e))),
+    }
+}
+
 /// All committed version numbers, ascending.
 pub async fn list_versions(location: &DatasetLocation) -> Result<Vec<u64>> {
     let prefix = location.path(VERSIONS_DIR);

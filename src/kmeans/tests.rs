@@ -264,4 +264,3 @@ fn scalar_bounds_merge_to_the_bounds_of_the_whole() {
         assert!((back - data[i]).abs() <= step * 0.5 + 1e-4);
     }
 }
-

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use datafusion::error::Result;
 use roaring::RoaringBitmap;
+use vecfusion_kernels::topk::TopK;
 
 use super::loaded::LoadedIndex;
 use crate::dataset::{Dataset, VectorColumn, row_address, split_row_address};
@@ -71,43 +72,6 @@ fn key(function: DistanceFunction, value: f32) -> f32 {
     };
     // NaN (e.g. cosine of a zero vector) sorts after every number, as in ORDER BY.
     if k.is_nan() { f32::INFINITY } else { k }
-}
-
-/// Keeps the `n` smallest `(key, address)` pairs, amortised O(1) per push.
-struct TopN {
-    n: usize,
-    items: Vec<(f32, u64)>,
-}
-
-impl TopN {
-    fn new(n: usize) -> Self {
-        Self {
-            n: n.max(1),
-            items: Vec::with_capacity(2 * n.max(1)),
-        }
-    }
-
-    fn push(&mut self, k: f32, addr: u64) {
-        self.items.push((k, addr));
-        if self.items.len() >= 2 * self.n {
-            self.shrink();
-        }
-    }
-
-    fn shrink(&mut self) {
-        if self.items.len() > self.n {
-            self.items
-                .select_nth_unstable_by(self.n - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            self.items.truncate(self.n);
-        }
-    }
-
-    fn into_sorted(mut self) -> Vec<(f32, u64)> {
-        self.shrink();
-        self.items
-            .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        self.items
-    }
 }
 
 /// Per-fragment state the search needs: deletions, and the vector column when read.
@@ -169,8 +133,8 @@ pub async fn search(
     };
     let mut stats = SearchStats::default();
     let k = params.k;
-    let mut exact = TopN::new(k);
-    let mut approx = TopN::new(k * params.refine_factor.max(1));
+    let mut exact = TopK::new(k);
+    let mut approx = TopK::new(k * params.refine_factor.max(1));
 
     // A very selective filter: scoring the allowed rows exactly is cheaper than probing.
     let allowed_rows: Option<u64> = allowed.map(|a| a.values().map(|b| b.len()).sum());
@@ -183,7 +147,7 @@ pub async fn search(
         (ix, _) => ix,
     };
 
-    let visit_exact = |exact: &mut TopN, stats: &mut SearchStats, addr: u64| {
+    let visit_exact = |exact: &mut TopK, stats: &mut SearchStats, addr: u64| {
         if let Some(v) = fragments.vector(addr) {
             stats.rows_exact += 1;
             exact.push(key(function, function.eval(v, query)), addr);
@@ -225,24 +189,25 @@ pub async fn search(
         let order = ix.rank_partitions(&q);
         let (mut scores, mut lut) = (vec![], vec![]);
         let mut found = 0usize;
-        for (probed, &p) in order.iter().enumerate() {
+        for (probed, &(coarse, p)) in order.iter().enumerate() {
             // Probe `nprobes` partitions, and more while fewer than k allowed rows were seen.
             if probed >= params.nprobes && found >= k {
                 break;
             }
-            let addrs = ix.scan_partition(p, &q, &mut scores, &mut lut)?;
+            let addrs = ix.scan_partition(p, coarse, &q, &mut scores, &mut lut)?;
             stats.partitions_probed += 1;
             stats.rows_scored += addrs.len();
-            let check = allowed.is_some() || !fragments.deleted.is_empty();
-            for (a, s) in addrs.iter().zip(&scores) {
-                if check {
+            if allowed.is_none() && fragments.deleted.is_empty() {
+                found += addrs.len();
+                approx.push_all(&scores, &addrs);
+            } else {
+                for (a, s) in addrs.iter().zip(&scores) {
                     let (frag, offset) = split_row_address(*a);
-                    if !fragments.visible(frag, offset, allowed) {
-                        continue;
+                    if fragments.visible(frag, offset, allowed) {
+                        found += 1;
+                        approx.push(*s, *a);
                     }
                 }
-                found += 1;
-                approx.push(*s, *a);
             }
         }
         // Refine: exact distances for the best candidates.

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::error::{DataFusionError, Result};
-use vecfusion_kernels::distance::{dot, l2_squared};
-use vecfusion_kernels::scan::{neg_dot_batch, pq_adc, sq_l2, sq_linear};
+
+use vecfusion_kernels::scan::{
+    add, neg_dot_batch, pq_adc, pq_codeword_norms, pq_dot_table, sq_l2, sq_linear,
+};
 
 use crate::dataset::{Dataset, IndexMeta};
 use crate::index::IndexKind;
@@ -29,14 +31,23 @@ pub struct LoadedIndex {
     sub_vectors: usize,
     /// Codewords per PQ sub-space (2^num_bits).
     ksub: usize,
+    /// PQ with L2/cosine: `‖codeword‖²` per table entry (`m × 256`).
+    codeword_norms: Vec<f32>,
+    /// PQ with L2/cosine: per partition `2·c_p,s·codeword + ‖codeword‖²` (`partitions × m ×
+    /// 256`), when that fits in [`PRECOMPUTED_TABLES_BYTES`]; computed per probe otherwise.
+    partition_tables: Vec<f32>,
     covered: HashSet<u32>,
 }
+
+/// Memory the per-partition PQ tables may take (Faiss's "precomputed tables").
+const PRECOMPUTED_TABLES_BYTES: usize = 64 << 20;
 
 /// What a query needs per index, prepared once.
 pub struct PreparedQuery {
     /// The query as the index compares it (normalised for cosine).
     pub vector: Vec<f32>,
-    /// Dot: the partition-independent PQ table `−q_s · codeword`.
+    /// PQ: the partition-independent part of the distance table (`−2·q_s·codeword` for
+    /// L2/cosine, `−q_s·codeword` for dot).
     dot_lut: Vec<f32>,
     /// SQ: per-dimension weights / offsets and a constant.
     sq_a: Vec<f32>,
@@ -74,11 +85,26 @@ impl LoadedIndex {
                 meta.name, h.num_bits
             )));
         }
+        let centroids = file.section_f32("centroids")?;
+        let (m, ksub) = (h.num_sub_vectors, 1usize << h.num_bits);
+        let (mut codeword_norms, mut partition_tables) = (vec![], vec![]);
+        if let (IndexKind::IvfPq, Some(cb), false) = (kind, &quantizer, metric == Metric::Dot) {
+            codeword_norms = pq_codeword_norms(cb, m, ksub, dim / m);
+            if partitions * m * 256 * 4 <= PRECOMPUTED_TABLES_BYTES {
+                partition_tables = vec![0.0; partitions * m * 256];
+                for (p, table) in partition_tables.chunks_exact_mut(m * 256).enumerate() {
+                    let c = &centroids[p * dim..(p + 1) * dim];
+                    pq_dot_table(c, cb, m, ksub, 2.0, &codeword_norms, table);
+                }
+            }
+        }
         Ok(Self {
             covered: meta.fragments.iter().copied().collect(),
-            centroids: file.section_f32("centroids")?,
-            sub_vectors: h.num_sub_vectors,
-            ksub: 1 << h.num_bits,
+            centroids,
+            sub_vectors: m,
+            ksub,
+            codeword_norms,
+            partition_tables,
             quantizer,
             kind,
             metric,
@@ -104,15 +130,22 @@ impl LoadedIndex {
         }
         let (mut dot_lut, mut sq_a, mut sq_w, mut sq_bias) = (vec![], vec![], vec![], 0.0);
         match (self.kind, &self.quantizer) {
-            (IndexKind::IvfPq, Some(cb)) if self.metric == Metric::Dot => {
-                let ds = self.dim / self.sub_vectors;
+            (IndexKind::IvfPq, Some(cb)) => {
+                let scale = if self.metric == Metric::Dot {
+                    -1.0
+                } else {
+                    -2.0
+                };
                 dot_lut = vec![0.0; self.sub_vectors * 256];
-                for s in 0..self.sub_vectors {
-                    for j in 0..self.ksub {
-                        let cw = &cb[(s * self.ksub + j) * ds..(s * self.ksub + j + 1) * ds];
-                        dot_lut[s * 256 + j] = -dot(&vector[s * ds..(s + 1) * ds], cw);
-                    }
-                }
+                pq_dot_table(
+                    &vector,
+                    cb,
+                    self.sub_vectors,
+                    self.ksub,
+                    scale,
+                    &[],
+                    &mut dot_lut,
+                );
             }
             (IndexKind::IvfSq, Some(bounds)) => {
                 let (lo, hi) = bounds.split_at(self.dim);
@@ -142,26 +175,31 @@ impl LoadedIndex {
         }
     }
 
-    /// Partitions nearest to the query first (by the index metric).
-    pub fn rank_partitions(&self, q: &PreparedQuery) -> Vec<usize> {
-        let mut scored: Vec<(f32, usize)> = self
-            .centroids
-            .chunks_exact(self.dim)
-            .enumerate()
-            .map(|(p, c)| match self.metric {
-                Metric::Dot => (-dot(&q.vector, c), p),
-                Metric::L2 | Metric::Cosine => (l2_squared(&q.vector, c), p),
-            })
-            .collect();
-        scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        scored.into_iter().map(|(_, p)| p).collect()
+    /// Partitions nearest to the query first (by the index metric), with the query's coarse
+    /// score against each (squared distance, or negated inner product).
+    pub fn rank_partitions(&self, q: &PreparedQuery) -> Vec<(f32, usize)> {
+        let mut scored = vec![0.0f32; self.partitions];
+        match self.metric {
+            Metric::Dot => neg_dot_batch(&self.centroids, &q.vector, &mut scored),
+            Metric::L2 | Metric::Cosine => vecfusion_kernels::distance::l2_squared_batch(
+                &self.centroids,
+                self.dim,
+                &q.vector,
+                &mut scored,
+            ),
+        }
+        let mut order: Vec<(f32, usize)> = scored.into_iter().zip(0..).collect();
+        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        order
     }
 
     /// Approximate scores (smaller is closer) of every row of partition `p`, with their row
-    /// addresses. `lut` is scratch space.
+    /// addresses. `coarse` is the query's score against the partition's centroid (from
+    /// [`Self::rank_partitions`]); `lut` is scratch space.
     pub fn scan_partition(
         &self,
         p: usize,
+        coarse: f32,
         q: &PreparedQuery,
         scores: &mut Vec<f32>,
         lut: &mut Vec<f32>,
@@ -187,31 +225,20 @@ impl LoadedIndex {
             },
             (IndexKind::IvfPq, Some(cb)) => {
                 let m = self.sub_vectors;
-                let ds = self.dim / m;
-                match self.metric {
-                    Metric::Dot => pq_adc(
-                        codes.as_slice(),
-                        m,
-                        &q.dot_lut,
-                        -dot(&q.vector, centroid),
-                        scores,
-                    ),
-                    _ => {
-                        // Residual tables: ‖(q − c_p)_s − codeword‖² for every sub-space.
-                        let residual: Vec<f32> =
-                            q.vector.iter().zip(centroid).map(|(a, b)| a - b).collect();
-                        lut.clear();
-                        lut.resize(m * 256, 0.0);
-                        let k = self.ksub;
-                        for s in 0..m {
-                            let r = &residual[s * ds..(s + 1) * ds];
-                            for j in 0..k {
-                                let cw = &cb[(s * k + j) * ds..(s * k + j + 1) * ds];
-                                lut[s * 256 + j] = l2_squared(r, cw);
-                            }
-                        }
-                        pq_adc(codes.as_slice(), m, lut, 0.0, scores)
+                if self.metric == Metric::Dot {
+                    // −q·x ≈ −q·c_p − Σ_s q_s·codeword
+                    pq_adc(codes.as_slice(), m, &q.dot_lut, coarse, scores)
+                } else {
+                    // ‖q − c_p − r‖² = ‖q − c_p‖² + Σ_s (−2·q_s·w + 2·c_p,s·w + ‖w‖²)
+                    lut.resize(m * 256, 0.0);
+                    if self.partition_tables.is_empty() {
+                        pq_dot_table(centroid, cb, m, self.ksub, 2.0, &self.codeword_norms, lut);
+                        vecfusion_kernels::distance::add_assign(lut, &q.dot_lut);
+                    } else {
+                        let table = &self.partition_tables[p * m * 256..(p + 1) * m * 256];
+                        add(table, &q.dot_lut, lut);
                     }
+                    pq_adc(codes.as_slice(), m, lut, coarse, scores)
                 }
             }
             _ => {

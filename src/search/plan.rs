@@ -7,6 +7,7 @@ use datafusion::catalog::Session;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::PhysicalPlanner;
 
 use super::engine::{SearchParams, metric_of};
 use super::exec::{AnnQuery, AnnSearchExec};
@@ -54,19 +55,20 @@ pub async fn prefilter_scan(
 
 pub async fn plan_ann(
     node: &AnnSearchNode,
-    exact: Arc<dyn ExecutionPlan>,
+    planner: &dyn PhysicalPlanner,
     session: &dyn Session,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let params = session_params(session, node.k);
+    let exact = || planner.create_physical_plan(&node.scan, session);
     let Some(scan) = node.table_scan() else {
-        return Ok(exact);
+        return exact().await;
     };
     let provider = source_as_provider(&scan.source)?;
     let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
-        return Ok(exact);
+        return exact().await;
     };
     if !params.use_index {
-        return Ok(exact);
+        return exact().await;
     }
     let dataset = table.dataset().await?;
     let metric = metric_of(node.function);
@@ -76,7 +78,7 @@ pub async fn plan_ann(
         .iter()
         .any(|i| i.column == node.column && i.metric == metric.name());
     if !has_index {
-        return Ok(exact);
+        return exact().await;
     }
     let column = dataset.schema().index_of(&node.column)?;
     let projection = scan

@@ -10,9 +10,9 @@
 //! rows by the exact distance, so the query's result has the same shape and values as the
 //! exact plan's, approximated only in which rows are found. Anything else is left unchanged.
 //!
-//! The node keeps the original scan as its input: when the physical planner finds no index of
-//! the right metric in the version being read (or `vecfusion.use_index = false`), it plans
-//! that scan — the exact plan.
+//! The node keeps the original scan: when the physical planner finds no index of the right
+//! metric in the version being read (or `vecfusion.use_index = false`), it plans that scan —
+//! the exact plan.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -88,8 +88,10 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
     fn name(&self) -> &str {
         "AnnSearch"
     }
+    /// No inputs: the replaced scan is planned only when the search falls back to it, so a
+    /// query answered from the index never builds the exact scan at all.
     fn inputs(&self) -> Vec<&LogicalPlan> {
-        vec![&self.scan]
+        vec![]
     }
     fn schema(&self) -> &DFSchemaRef {
         self.scan.schema()
@@ -112,18 +114,13 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
         }
         Ok(())
     }
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        mut inputs: Vec<LogicalPlan>,
-    ) -> Result<Self> {
-        let scan = inputs
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("AnnSearch needs its scan".into()))?;
-        Ok(Self {
-            scan,
-            ..self.clone()
-        })
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        if !inputs.is_empty() {
+            return Err(DataFusionError::Internal(
+                "AnnSearch takes no inputs".into(),
+            ));
+        }
+        Ok(self.clone())
     }
 }
 

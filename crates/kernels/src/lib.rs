@@ -9,3 +9,4 @@
 pub mod distance;
 pub mod nearest;
 pub mod scan;
+pub mod topk;

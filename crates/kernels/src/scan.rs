@@ -27,6 +27,52 @@ pub fn pq_adc(codes: &[u8], m: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
     }
 }
 
+/// For every codeword `j` of every sub-space `s` (codebooks `m × ksub × ds`), writes
+/// `out[s·256 + j] = scale · (q_s · codeword_{s,j}) + add[s·256 + j]` (`add` may be empty,
+/// meaning zeros). The per-query half of an IVF-PQ distance table.
+pub fn pq_dot_table(
+    query: &[f32],
+    codebooks: &[f32],
+    m: usize,
+    ksub: usize,
+    scale: f32,
+    add: &[f32],
+    out: &mut [f32],
+) {
+    let ds = query.len() / m;
+    for s in 0..m {
+        let q = &query[s * ds..(s + 1) * ds];
+        for j in 0..ksub {
+            let w = &codebooks[(s * ksub + j) * ds..(s * ksub + j + 1) * ds];
+            let extra = if add.is_empty() {
+                0.0
+            } else {
+                add[s * 256 + j]
+            };
+            out[s * 256 + j] = scale * crate::distance::dot(q, w) + extra;
+        }
+    }
+}
+
+/// Squared norms of every codeword, laid out like a distance table (`m × 256`).
+pub fn pq_codeword_norms(codebooks: &[f32], m: usize, ksub: usize, ds: usize) -> Vec<f32> {
+    let mut out = vec![0.0; m * 256];
+    for s in 0..m {
+        for j in 0..ksub {
+            let w = &codebooks[(s * ksub + j) * ds..(s * ksub + j + 1) * ds];
+            out[s * 256 + j] = crate::distance::norm_squared(w);
+        }
+    }
+    out
+}
+
+/// `out = a + b`, element-wise.
+pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        *o = x + y;
+    }
+}
+
 /// Scalar-quantization squared L2: `out[i] = bias + Σ_d w[d] · (a[d] − codes[i·dim + d])²`.
 pub fn sq_l2(codes: &[u8], a: &[f32], w: &[f32], bias: f32, out: &mut [f32]) {
     let dim = a.len();

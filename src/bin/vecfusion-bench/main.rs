@@ -7,6 +7,7 @@ mod build;
 mod kmeans;
 mod npy;
 mod report;
+mod search;
 mod take;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Load(build::LoadArgs),
     /// One timed CREATE VECTOR INDEX (bench/build.py compares it with faiss and Lance).
     Build(build::BuildArgs),
+    /// Recall and latency of ANN search (bench/search.py compares it with faiss and Lance).
+    Search(search::SearchArgs),
 }
 
 #[tokio::main]
@@ -37,5 +40,6 @@ async fn main() -> datafusion::error::Result<()> {
         Command::Kmeans(args) => kmeans::run(args).await,
         Command::Load(args) => build::load(args).await,
         Command::Build(args) => build::build(args).await,
+        Command::Search(args) => search::run(args).await,
     }
 }

@@ -1,0 +1,173 @@
+"""ANN search: recall@10 and latency of vecfusion vs faiss IndexIVFPQ (+IndexRefineFlat) vs
+pylance on the same vectors, queries and ground truth, at nprobes 1/5/10/20/50 with and
+without refinement (refine_factor / k_factor 10).
+
+Latency is one query per call on one thread: vecfusion through its Rust API (search + fetch
+of the ids) and through SQL (`ORDER BY l2_distance(...) LIMIT 10`, planning included); faiss
+with one OpenMP thread; Lance through `to_table(nearest=...)`. Batched QPS runs all queries
+with both cores. Draws recall@10 against p50 latency per dataset (PNG).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import datasets
+from cases import RESULTS, machine, markdown, run_json, write_results
+
+HERE = Path(__file__).resolve().parent
+CASES = [
+    ("gmm-1m-128", 1024, 16),
+    ("sift-opencv-100k-128", 256, 16),
+    ("fashion-mnist-60k-784", 256, 16),
+]
+QUICK = [("sift-opencv-100k-128", 256, 16)]
+NPROBES = [1, 5, 10, 20, 50]
+REFINES = [1, 10]
+K = 10
+
+
+def recall(found: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.mean([len(set(f[:K]) & set(g[:K])) / K for f, g in zip(found, gt)]))
+
+
+def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, nlist: int, m: int) -> list[dict]:
+    import faiss
+
+    d = base.shape[1]
+    ivf = faiss.IndexIVFPQ(faiss.IndexFlatL2(d), d, nlist, m, 8)
+    ivf.train(base)
+    ivf.add(base)
+    refined = faiss.IndexRefineFlat(ivf, faiss.swig_ptr(base))
+    refined.k_factor = 10
+    rows = []
+    for refine in REFINES:
+        index = refined if refine > 1 else ivf
+        for nprobe in NPROBES:
+            ivf.nprobe = nprobe
+            faiss.omp_set_num_threads(1)
+            lat = []
+            found = np.empty((len(queries), K), dtype=np.int64)
+            for i, q in enumerate(queries):
+                t = time.perf_counter()
+                _, ids = index.search(q[None, :], K)
+                lat.append((time.perf_counter() - t) * 1e3)
+                found[i] = ids[0]
+            faiss.omp_set_num_threads(2)
+            t = time.perf_counter()
+            index.search(queries, K)
+            qps = len(queries) / (time.perf_counter() - t)
+            rows.append({"engine": "faiss", "nprobes": nprobe, "refine_factor": refine,
+                         "recall": recall(found, gt), "p50_ms": float(np.percentile(lat, 50)),
+                         "p99_ms": float(np.percentile(lat, 99)), "qps_batch": qps})
+    return rows
+
+
+def run_lance(base_path: Path, queries: np.ndarray, gt: np.ndarray, nlist: int, m: int, tmp: Path) -> list[dict]:
+    import lance
+
+    path = tmp / "lance"
+    subprocess.run([sys.executable, str(HERE / "engines.py"), "lance_write", str(base_path), str(path)],
+                   check=True, capture_output=True)
+    ds = lance.dataset(str(path))
+    ds.create_index("vector", index_type="IVF_PQ", num_partitions=nlist, num_sub_vectors=m, num_bits=8, metric="L2")
+    rows = []
+    for refine in REFINES:
+        for nprobe in NPROBES:
+            lat = []
+            found = np.empty((len(queries), K), dtype=np.int64)
+            for i, q in enumerate(queries):
+                t = time.perf_counter()
+                tbl = ds.to_table(columns=["id"], nearest={"column": "vector", "q": q, "k": K, "nprobes": nprobe,
+                                                           "refine_factor": refine if refine > 1 else None})
+                lat.append((time.perf_counter() - t) * 1e3)
+                ids = tbl.column("id").to_numpy()
+                found[i, : len(ids)] = ids
+                found[i, len(ids):] = -1
+            rows.append({"engine": "lance", "nprobes": nprobe, "refine_factor": refine,
+                         "recall": recall(found, gt), "p50_ms": float(np.percentile(lat, 50)),
+                         "p99_ms": float(np.percentile(lat, 99)), "qps_batch": None})
+    return rows
+
+
+def plot(name: str, rows: list[dict]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for engine, key in [("vecfusion", "p50_ms"), ("vecfusion", "sql_p50_ms"), ("faiss", "p50_ms"), ("lance", "p50_ms")]:
+        for refine, style in [(1, "--"), (10, "-")]:
+            pts = [(r[key], r["recall"]) for r in rows if r["engine"] == engine and r["refine_factor"] == refine and r.get(key)]
+            if pts:
+                label = f"{engine}{' (SQL)' if key == 'sql_p50_ms' else ''}{', refine 10' if refine > 1 else ''}"
+                ax.plot(*zip(*pts), style, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency per query, ms (log scale; one thread)")
+    ax.set_ylabel("recall@10")
+    ax.set_title(f"{name}: recall@10 vs latency (nprobes 1–50)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"search-{name}.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
+    env = machine()
+    table, all_rows = [], []
+    for name, nlist, m in QUICK if quick else CASES:
+        if only and name not in only:
+            continue
+        base_path, q_path, _ = datasets.ensure(name)
+        gt_path = datasets.ground_truth(name)
+        base = np.load(base_path)
+        queries = np.load(q_path)[:1000]
+        gt = np.load(gt_path)[:1000]
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            np.save(tmp / "q.npy", np.ascontiguousarray(queries, dtype=np.float32))
+            np.save(tmp / "gt.npy", gt.astype(np.float32))
+            subprocess.run([str(binary), "load", "--data", str(base_path), "--dataset", str(tmp / "vf")],
+                           check=True, capture_output=True)
+            out = subprocess.run(
+                [str(binary), "search", "--dataset", str(tmp / "vf"), "--queries", str(tmp / "q.npy"),
+                 "--groundtruth", str(tmp / "gt.npy"),
+                 "--index", f"USING IVF_PQ WITH (num_partitions = {nlist}, num_sub_vectors = {m}, accelerator = 'cpu')"],
+                check=True, capture_output=True, text=True).stdout
+            rows += [json.loads(line) | {"engine": "vecfusion"} for line in out.splitlines() if line.startswith("{")]
+            rows += run_faiss(base, queries, gt, nlist, m)
+            rows += run_lance(base_path, queries, gt, nlist, m, tmp)
+        png = plot(name, rows)
+        for r in rows:
+            r.update({"bench": "search", "dataset": name, "nlist": nlist, "m": m, "machine": env})
+        all_rows += rows
+        by = {(r["engine"], r["nprobes"], r["refine_factor"]): r for r in rows}
+        for refine in REFINES:
+            for nprobe in NPROBES:
+                v, f, l = (by.get((e, nprobe, refine)) for e in ("vecfusion", "faiss", "lance"))
+                table.append([name, nprobe, refine,
+                              f"{v['recall']:.3f}", f"{f['recall']:.3f}", f"{l['recall']:.3f}",
+                              f"{v['p50_ms']:.3f}", f"{v['sql_p50_ms']:.2f}", f"{f['p50_ms']:.3f}", f"{l['p50_ms']:.2f}",
+                              f"{v['p99_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{l['p99_ms']:.2f}",
+                              f"{v['qps_batch']:.0f}", f"{f['qps_batch']:.0f}"])
+        print(f"  {name}: plot {png}", flush=True)
+    header = ["dataset", "nprobes", "refine", "vecfusion R@10", "faiss R@10", "lance R@10",
+              "vecfusion p50 ms (API)", "vecfusion p50 ms (SQL)", "faiss p50 ms", "lance p50 ms",
+              "vecfusion p99 ms", "faiss p99 ms", "lance p99 ms", "vecfusion QPS (batch)", "faiss QPS (batch)"]
+    text = (f"ANN search, k = 10, 1,000 queries. Machine: {env.get('cpu', '?')}, {env['cpus']} CPUs.\n\n"
+            + markdown(header, table))
+    write_results("search", all_rows, text)

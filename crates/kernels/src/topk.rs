@@ -1,0 +1,95 @@
+//! Keeping the `k` smallest scores of a stream of (score, id) pairs.
+//!
+//! Scores are appended to a buffer of at most `2k` entries; when it fills, a selection keeps
+//! the best `k` and remembers the worst kept score, so every later score that cannot enter the
+//! top `k` is rejected by one comparison — the common case once a search is under way.
+
+/// The `k` smallest scores seen, with their ids.
+#[derive(Debug, Clone)]
+pub struct TopK {
+    k: usize,
+    items: Vec<(f32, u64)>,
+    threshold: f32,
+}
+
+fn order(a: &(f32, u64), b: &(f32, u64)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+}
+
+impl TopK {
+    pub fn new(k: usize) -> Self {
+        let k = k.max(1);
+        Self {
+            k,
+            items: Vec::with_capacity(2 * k),
+            threshold: f32::INFINITY,
+        }
+    }
+
+    /// Offers one pair.
+    pub fn push(&mut self, score: f32, id: u64) {
+        if score < self.threshold || (self.threshold == f32::INFINITY && score == f32::INFINITY) {
+            self.items.push((score, id));
+            if self.items.len() == 2 * self.k {
+                self.shrink();
+            }
+        }
+    }
+
+    /// Offers `scores[i]` with `ids[i]` for every `i`.
+    pub fn push_all(&mut self, scores: &[f32], ids: &[u64]) {
+        for (s, id) in scores.iter().zip(ids) {
+            self.push(*s, *id);
+        }
+    }
+
+    /// How many pairs are held (at most `k` once sorted).
+    pub fn len(&self) -> usize {
+        self.items.len().min(self.k)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn shrink(&mut self) {
+        if self.items.len() > self.k {
+            self.items.select_nth_unstable_by(self.k - 1, order);
+            self.items.truncate(self.k);
+            self.threshold = self
+                .items
+                .iter()
+                .map(|p| p.0)
+                .fold(f32::NEG_INFINITY, f32::max);
+        }
+    }
+
+    /// The best `k`, smallest score first (ties by id).
+    pub fn into_sorted(mut self) -> Vec<(f32, u64)> {
+        self.shrink();
+        self.items.sort_unstable_by(order);
+        self.items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_k_smallest_in_order() {
+        let mut t = TopK::new(3);
+        let scores: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32).collect();
+        let ids: Vec<u64> = (0..100).collect();
+        t.push_all(&scores, &ids);
+        let best = t.into_sorted();
+        assert_eq!(
+            best.iter().map(|p| p.0).collect::<Vec<_>>(),
+            vec![0.0, 1.0, 2.0]
+        );
+        let mut t = TopK::new(5);
+        t.push(f32::INFINITY, 1);
+        t.push(2.0, 2);
+        assert_eq!(t.into_sorted(), vec![(2.0, 2), (f32::INFINITY, 1)]);
+    }
+}
