@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of vecfusion: formatting, lints, and the Rust unit, integration and
-# sqllogictest suites. This is the README's test command and what CI (.ci/run) runs.
+# Runs every test of vecfusion: formatting, lints, the Rust unit, integration and
+# sqllogictest suites, and the Python package's tests and notebooks. This is the README's test command and what CI (.ci/run) runs.
 #
 # Build artefacts go to $CARGO_TARGET_DIR when set (CI points it at a cache outside the clone).
 set -euo pipefail
@@ -16,6 +16,18 @@ cargo build --workspace --all-targets --locked
 
 step "cargo test"
 cargo test --workspace --locked
+
+step "Python: build the wheel, install it in a virtual environment, run pytest and the notebooks"
+venv="${VECFUSION_PY_VENV:-python/.venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q -r python/requirements-test.txt
+wheels="$(mktemp -d)"
+(cd python && "../$venv/bin/maturin" build --quiet --profile dev --interpreter "../$venv/bin/python" --out "$wheels")
+"$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$wheels"/vecfusion-*.whl
+rm -rf "$wheels"
+"$venv/bin/python" -m pytest -q python/tests
+"$venv/bin/python" python/run_notebooks.py
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings

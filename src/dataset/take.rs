@@ -54,8 +54,8 @@ impl Dataset {
                     frag.physical_rows
                 )));
             }
-            if !readers.contains_key(&frag_id) {
-                readers.insert(frag_id, self.fragment_reader(frag).await?);
+            if let std::collections::hash_map::Entry::Vacant(e) = readers.entry(frag_id) {
+                e.insert(self.fragment_reader(frag).await?);
             }
             let rpb = frag.rows_per_batch as usize;
             let key = (frag_id, offset as usize / rpb);

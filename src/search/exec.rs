@@ -7,8 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, Float32Array, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use datafusion::arrow::array::{Float32Array, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -20,12 +20,12 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream, execute_stream,
+    SendableRecordBatchStream,
 };
-use futures::StreamExt;
 
-use super::engine::{AllowedRows, SearchParams, search};
-use crate::dataset::{Dataset, split_row_address};
+use super::engine::{SearchParams, search};
+use super::plan::collect_allowed;
+use crate::dataset::Dataset;
 use crate::udf::DistanceFunction;
 
 /// Name of the distance column `vector_search` adds.
@@ -195,19 +195,9 @@ impl ExecutionPlan for AnnSearchExec {
         let fut = async move {
             let allowed = match prefilter {
                 Some(plan) => {
-                    let mut allowed = AllowedRows::new();
-                    let mut rows = execute_stream(plan, context)?;
-                    while let Some(batch) = rows.next().await {
-                        let batch = batch?;
-                        let addrs = batch
-                            .column(batch.num_columns() - 1)
-                            .as_primitive::<UInt64Type>();
-                        for a in addrs.values() {
-                            let (frag, offset) = split_row_address(*a);
-                            allowed.entry(frag).or_default().insert(offset);
-                        }
-                        m.allowed_rows.add(batch.num_rows());
-                    }
+                    let allowed = collect_allowed(plan, context).await?;
+                    m.allowed_rows
+                        .add(allowed.values().map(|b| b.len() as usize).sum());
                     Some(allowed)
                 }
                 None => None,

@@ -9,12 +9,20 @@ use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::PhysicalPlanner;
 
-use super::engine::{SearchParams, metric_of};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::UInt64Type;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execute_stream;
+use futures::StreamExt;
+
+use super::engine::{AllowedRows, SearchParams, metric_of};
 use super::exec::{AnnQuery, AnnSearchExec};
 use super::options::VecfusionOptions;
 use super::rule::AnnSearchNode;
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, split_row_address};
+use crate::metric::Metric;
 use crate::provider::{ScanRequest, VecfusionScanExec, VecfusionTable};
+use crate::udf::DistanceFunction;
 
 /// The search parameters of the session.
 pub fn session_params(session: &dyn Session, k: usize) -> SearchParams {
@@ -51,6 +59,44 @@ pub async fn prefilter_scan(
     Ok(Some(Arc::new(
         VecfusionScanExec::try_new(session, dataset.clone(), request, target).await?,
     )))
+}
+
+/// Runs a prefilter scan and collects the addresses it yields, per fragment.
+pub async fn collect_allowed(
+    plan: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+) -> Result<AllowedRows> {
+    let mut allowed = AllowedRows::new();
+    let mut rows = execute_stream(plan, context)?;
+    while let Some(batch) = rows.next().await {
+        let batch = batch?;
+        let addrs = batch
+            .column(batch.num_columns() - 1)
+            .as_primitive::<UInt64Type>();
+        for a in addrs.values() {
+            let (frag, offset) = split_row_address(*a);
+            allowed.entry(frag).or_default().insert(offset);
+        }
+    }
+    Ok(allowed)
+}
+
+/// The distance function that answers searches on `column` when none is named: that of the
+/// column's most recent index (`l2_distance` when it has none).
+pub fn default_function(dataset: &Dataset, column: &str) -> DistanceFunction {
+    let metric = dataset
+        .manifest()
+        .indexes
+        .iter()
+        .rev()
+        .find(|i| i.column == column)
+        .and_then(|i| Metric::parse(&i.metric).ok())
+        .unwrap_or(Metric::L2);
+    match metric {
+        Metric::L2 => DistanceFunction::L2,
+        Metric::Cosine => DistanceFunction::Cosine,
+        Metric::Dot => DistanceFunction::InnerProduct,
+    }
 }
 
 pub async fn plan_ann(

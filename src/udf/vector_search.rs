@@ -16,11 +16,9 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 
-use super::DistanceFunction;
 use super::lookup::{DatasetArg, resolve_dataset_arg, string_arg};
-use crate::metric::Metric;
 use crate::search::exec::{AnnQuery, AnnSearchExec, DISTANCE_COLUMN};
-use crate::search::plan::{prefilter_scan, session_params};
+use crate::search::plan::{default_function, prefilter_scan, session_params};
 
 const USAGE: &str =
     "vector_search('table', 'column', [query vector], k [, nprobes [, refine_factor]])";
@@ -160,21 +158,8 @@ impl TableProvider for VectorSearchTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let dataset = self.target.dataset().await?;
-        // The distance function of the index on the column (l2 when there is none).
         let column_name = dataset.schema().field(self.column).name().clone();
-        let metric = dataset
-            .manifest()
-            .indexes
-            .iter()
-            .rev()
-            .find(|i| i.column == column_name)
-            .and_then(|i| Metric::parse(&i.metric).ok())
-            .unwrap_or(Metric::L2);
-        let function = match metric {
-            Metric::L2 => DistanceFunction::L2,
-            Metric::Cosine => DistanceFunction::Cosine,
-            Metric::Dot => DistanceFunction::InnerProduct,
-        };
+        let function = default_function(&dataset, &column_name);
         let mut params = session_params(state, self.k);
         params.nprobes = self.nprobes.unwrap_or(params.nprobes);
         params.refine_factor = self.refine_factor.unwrap_or(params.refine_factor);
