@@ -14,11 +14,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def build_bench_binary() -> Path:
-    """Builds `vecfusion-bench` (dev profile: every numeric hot loop is compiled with
-    opt-level 3 there; see Cargo.toml) and returns its path."""
-    subprocess.check_call(["cargo", "build", "--quiet", "--bin", "vecfusion-bench"], cwd=ROOT)
+    """Builds `vecfusion-bench` in the release profile (VECFUSION_BENCH_PROFILE=dev for a
+    quick look: the numeric kernels are optimised there too, SQL planning is not) and returns
+    its path."""
+    profile = os.environ.get("VECFUSION_BENCH_PROFILE", "release")
+    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "--bin", "vecfusion-bench"], cwd=ROOT)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return target / "debug" / "vecfusion-bench"
+    return target / ("debug" if profile == "dev" else profile) / "vecfusion-bench"
 
 
 def machine() -> dict:

@@ -21,6 +21,7 @@ pub mod dataset;
 pub mod index;
 pub mod kmeans;
 pub mod metric;
+mod plan_properties;
 pub mod provider;
 pub mod search;
 pub mod session;

@@ -13,19 +13,19 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream, execute_stream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    execute_stream,
 };
 
 use super::build::{BuildMetrics, BuildReport, BuildSpec, build_index};
 use super::progress::ProgressHook;
 use crate::dataset::Dataset;
 use crate::kmeans::Accelerator;
+use crate::plan_properties::single_final;
 
 /// Columns of the one-row result.
 pub fn result_schema() -> SchemaRef {
@@ -97,12 +97,7 @@ impl CreateVectorIndexExec {
             accelerator,
             dim,
             input,
-            properties: Arc::new(PlanProperties::new(
-                EquivalenceProperties::new(result_schema()),
-                Partitioning::UnknownPartitioning(1),
-                EmissionType::Final,
-                Boundedness::Bounded,
-            )),
+            properties: single_final(result_schema()),
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }

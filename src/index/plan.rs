@@ -134,16 +134,19 @@ pub struct VecfusionExtensionPlanner;
 impl ExtensionPlanner for VecfusionExtensionPlanner {
     async fn plan_extension(
         &self,
-        planner: &dyn PhysicalPlanner,
+        _planner: &dyn PhysicalPlanner,
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
-        _physical_inputs: &[Arc<dyn ExecutionPlan>],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
         session: &dyn Session,
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         if let Some(ann) = node.as_any().downcast_ref::<AnnSearchNode>() {
+            let exact = physical_inputs.first().cloned().ok_or_else(|| {
+                DataFusionError::Internal("AnnSearch was planned without its scan".into())
+            })?;
             return Ok(Some(
-                crate::search::plan::plan_ann(ann, planner, session).await?,
+                crate::search::plan::plan_ann(ann, exact, session).await?,
             ));
         }
         let Some(node) = node.as_any().downcast_ref::<CreateVectorIndexNode>() else {

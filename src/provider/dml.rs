@@ -13,13 +13,12 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream, execute_stream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    execute_stream,
 };
 use futures::StreamExt;
 use roaring::RoaringBitmap;
@@ -27,6 +26,7 @@ use roaring::RoaringBitmap;
 use super::conform::conform_batch;
 use super::scan::{ScanRequest, VecfusionScanExec};
 use crate::dataset::{Dataset, DeletionMeta, Operation, deletion, split_row_address};
+use crate::plan_properties::single_final;
 
 fn count_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(
@@ -44,12 +44,7 @@ fn count_batch(n: u64) -> Result<RecordBatch> {
 }
 
 fn single_partition_properties() -> Arc<PlanProperties> {
-    Arc::new(PlanProperties::new(
-        EquivalenceProperties::new(count_schema()),
-        Partitioning::UnknownPartitioning(1),
-        EmissionType::Final,
-        Boundedness::Bounded,
-    ))
+    single_final(count_schema())
 }
 
 /// Adds the addresses in the last column of `batch` to per-fragment bitmaps.

@@ -22,21 +22,21 @@ use datafusion::common::{Statistics, exec_datafusion_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream, StatisticsArgs,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    StatisticsArgs,
 };
 use roaring::RoaringBitmap;
 
 use super::filters::to_physical_exprs;
 use crate::dataset::deletion::keep_mask;
 use crate::dataset::{Dataset, FragmentReader, row_address};
+use crate::plan_properties::streaming_source;
 
 /// Name of the row-address column a scan appends when asked (`UInt64`,
 /// `fragment_id << 32 | offset`).
@@ -133,12 +133,7 @@ impl VecfusionScanExec {
             deletions.push(dataset.deletions(frag).await?);
         }
         let partitions = plan_tasks(&dataset, &deletions, &request, target_partitions);
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(partitions.len()),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
+        let properties = streaming_source(schema.clone(), partitions.len());
         Ok(Self {
             shared: Arc::new(ScanShared {
                 dataset,

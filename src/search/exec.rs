@@ -12,20 +12,19 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
 
 use super::engine::{SearchParams, search};
 use super::plan::collect_allowed;
 use crate::dataset::Dataset;
+use crate::plan_properties::single_final;
 use crate::udf::DistanceFunction;
 
 /// Name of the distance column `vector_search` adds.
@@ -80,12 +79,7 @@ impl AnnSearchExec {
             .filter(|_| query.params.use_index)
             .map(|i| format!("{} ({})", i.name, i.kind));
         Ok(Self {
-            properties: Arc::new(PlanProperties::new(
-                EquivalenceProperties::new(schema.clone()),
-                Partitioning::UnknownPartitioning(1),
-                EmissionType::Final,
-                Boundedness::Bounded,
-            )),
+            properties: single_final(schema.clone()),
             dataset,
             query,
             projection,

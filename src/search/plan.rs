@@ -7,7 +7,6 @@ use datafusion::catalog::Session;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::PhysicalPlanner;
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::UInt64Type;
@@ -101,20 +100,19 @@ pub fn default_function(dataset: &Dataset, column: &str) -> DistanceFunction {
 
 pub async fn plan_ann(
     node: &AnnSearchNode,
-    planner: &dyn PhysicalPlanner,
+    exact: Arc<dyn ExecutionPlan>,
     session: &dyn Session,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let params = session_params(session, node.k);
-    let exact = || planner.create_physical_plan(&node.scan, session);
     let Some(scan) = node.table_scan() else {
-        return exact().await;
+        return Ok(exact);
     };
     let provider = source_as_provider(&scan.source)?;
     let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
-        return exact().await;
+        return Ok(exact);
     };
     if !params.use_index {
-        return exact().await;
+        return Ok(exact);
     }
     let dataset = table.dataset().await?;
     let metric = metric_of(node.function);
@@ -124,7 +122,7 @@ pub async fn plan_ann(
         .iter()
         .any(|i| i.column == node.column && i.metric == metric.name());
     if !has_index {
-        return exact().await;
+        return Ok(exact);
     }
     let column = dataset.schema().index_of(&node.column)?;
     let projection = scan

@@ -88,10 +88,11 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
     fn name(&self) -> &str {
         "AnnSearch"
     }
-    /// No inputs: the replaced scan is planned only when the search falls back to it, so a
-    /// query answered from the index never builds the exact scan at all.
+    /// The replaced scan is the node's input, so DataFusion plans (and optimises) it as
+    /// part of the whole plan: when no index fits, the physical plan is exactly the one the
+    /// query would have had without the rule.
     fn inputs(&self) -> Vec<&LogicalPlan> {
-        vec![]
+        vec![&self.scan]
     }
     fn schema(&self) -> &DFSchemaRef {
         self.scan.schema()
@@ -114,13 +115,18 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
         }
         Ok(())
     }
-    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
-        if !inputs.is_empty() {
-            return Err(DataFusionError::Internal(
-                "AnnSearch takes no inputs".into(),
-            ));
-        }
-        Ok(self.clone())
+    fn with_exprs_and_inputs(
+        &self,
+        _exprs: Vec<Expr>,
+        mut inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
+        let scan = inputs
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("AnnSearch needs its scan".into()))?;
+        Ok(Self {
+            scan,
+            ..self.clone()
+        })
     }
 }
 

@@ -8,19 +8,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{ScalarValue, plan_err};
-use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
+use super::computed::ComputedTable;
 use super::lookup::{DatasetArg, resolve_dataset_arg, string_arg};
 
 const USAGE: &str = "vecfusion_cleanup('table name or dataset path' [, min_age_seconds])";
@@ -37,14 +34,12 @@ impl TableFunctionImpl for CleanupFunction {
         };
         let name = string_arg(target, USAGE, "the first argument")?;
         let target = resolve_dataset_arg(args.session(), &name, USAGE)?;
-        Ok(Arc::new(CleanupTable { target, min_age }))
+        Ok(Arc::new(ComputedTable::new(
+            "vecfusion_cleanup",
+            schema(),
+            move || Box::pin(cleanup(target.clone(), min_age)),
+        )))
     }
-}
-
-#[derive(Debug)]
-struct CleanupTable {
-    target: DatasetArg,
-    min_age: u64,
 }
 
 fn schema() -> SchemaRef {
@@ -54,75 +49,54 @@ fn schema() -> SchemaRef {
     ]))
 }
 
-#[async_trait]
-impl TableProvider for CleanupTable {
-    fn schema(&self) -> SchemaRef {
-        schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let dataset = self.target.dataset().await?;
-        let mut referenced = HashSet::new();
-        for m in dataset.history().await? {
-            for f in &m.fragments {
-                referenced.insert(f.file.clone());
-                if let Some(d) = &f.deletion {
-                    referenced.insert(d.file.clone());
-                }
-            }
-            for i in &m.indexes {
-                referenced.extend(i.files.iter().cloned());
+/// Removes the unreferenced files of `target` older than `min_age` seconds.
+async fn cleanup(target: DatasetArg, min_age: u64) -> Result<RecordBatch> {
+    let dataset = target.dataset().await?;
+    let mut referenced = HashSet::new();
+    for m in dataset.history().await? {
+        for f in &m.fragments {
+            referenced.insert(f.file.clone());
+            if let Some(d) = &f.deletion {
+                referenced.insert(d.file.clone());
             }
         }
-        let location = dataset.location();
-        let cutoff = chrono::Utc::now() - chrono::Duration::seconds(self.min_age as i64);
-        let (mut names, mut sizes) = (vec![], vec![]);
-        for dir in ["data", "_deletions", "_indexes"] {
-            let prefix = location.path(dir);
-            let objects: Vec<_> = location
+        for i in &m.indexes {
+            referenced.extend(i.files.iter().cloned());
+        }
+    }
+    let location = dataset.location();
+    let cutoff = chrono::Utc::now() - chrono::Duration::seconds(min_age as i64);
+    let (mut names, mut sizes) = (vec![], vec![]);
+    for dir in ["data", "_deletions", "_indexes"] {
+        let prefix = location.path(dir);
+        let objects: Vec<_> = location
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        for o in objects {
+            let Some(file) = o.location.filename() else {
+                continue;
+            };
+            let relative = format!("{dir}/{file}");
+            if referenced.contains(&relative) || o.last_modified > cutoff {
+                continue;
+            }
+            location
                 .store
-                .list(Some(&prefix))
-                .try_collect()
+                .delete(&o.location)
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            for o in objects {
-                let Some(file) = o.location.filename() else {
-                    continue;
-                };
-                let relative = format!("{dir}/{file}");
-                if referenced.contains(&relative) || o.last_modified > cutoff {
-                    continue;
-                }
-                location
-                    .store
-                    .delete(&o.location)
-                    .await
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                names.push(relative);
-                sizes.push(o.size);
-            }
+            names.push(relative);
+            sizes.push(o.size);
         }
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(StringArray::from(names)),
-                Arc::new(UInt64Array::from(sizes)),
-            ],
-        )?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            schema(),
-            projection.cloned(),
-        )?)
     }
+    Ok(RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(names)),
+            Arc::new(UInt64Array::from(sizes)),
+        ],
+    )?)
 }

@@ -1,6 +1,7 @@
 //! SQL functions: exact vector distances and table functions.
 
 pub mod cleanup;
+mod computed;
 pub mod distance;
 pub mod lookup;
 pub mod random_vectors;

@@ -24,16 +24,16 @@ use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_pcg::Pcg64Mcg;
+
+use crate::plan_properties::streaming_source;
 
 const USAGE: &str = "random_vectors(rows, dim [, clusters [, seed]])";
 /// Rows generated per batch; also the unit of determinism (one RNG stream per block).
@@ -191,12 +191,7 @@ impl RandomVectorsExec {
         };
         let blocks = (spec.rows as usize).div_ceil(BLOCK);
         let partitions = target_partitions.max(1).min(blocks.max(1));
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(partitions),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
+        let properties = streaming_source(schema.clone(), partitions);
         Ok(Self {
             mixture: Arc::new(spec.mixture()),
             spec,

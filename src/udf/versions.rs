@@ -2,17 +2,13 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::plan_err;
-use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 
+use super::computed::ComputedTable;
 use super::lookup::{DatasetArg, resolve_dataset_arg, string_arg};
 
 const USAGE: &str = "vecfusion_versions('table name or dataset path')";
@@ -27,13 +23,12 @@ impl TableFunctionImpl for VersionsFunction {
         };
         let name = string_arg(arg, USAGE, "the argument")?;
         let target = resolve_dataset_arg(args.session(), &name, USAGE)?;
-        Ok(Arc::new(VersionsTable { target }))
+        Ok(Arc::new(ComputedTable::new(
+            "vecfusion_versions",
+            versions_schema(),
+            move || Box::pin(history(target.clone())),
+        )))
     }
-}
-
-#[derive(Debug)]
-struct VersionsTable {
-    target: DatasetArg,
 }
 
 fn versions_schema() -> SchemaRef {
@@ -53,64 +48,41 @@ fn versions_schema() -> SchemaRef {
     ]))
 }
 
-#[async_trait]
-impl TableProvider for VersionsTable {
-    fn schema(&self) -> SchemaRef {
-        versions_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let history = self.target.dataset().await?.history().await?;
-        let batch = RecordBatch::try_new(
-            versions_schema(),
-            vec![
-                Arc::new(UInt64Array::from_iter_values(
-                    history.iter().map(|m| m.version),
-                )),
-                Arc::new(
-                    TimestampMillisecondArray::from_iter_values(
-                        history.iter().map(|m| m.timestamp_ms),
-                    )
+/// One row per version of `target`.
+async fn history(target: DatasetArg) -> Result<RecordBatch> {
+    let history = target.dataset().await?.history().await?;
+    Ok(RecordBatch::try_new(
+        versions_schema(),
+        vec![
+            Arc::new(UInt64Array::from_iter_values(
+                history.iter().map(|m| m.version),
+            )),
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(history.iter().map(|m| m.timestamp_ms))
                     .with_timezone("UTC"),
-                ),
-                Arc::new(StringArray::from_iter_values(
-                    history.iter().map(|m| m.operation.kind.as_str()),
-                )),
-                Arc::new(UInt64Array::from_iter_values(
-                    history.iter().map(|m| m.operation.rows_added),
-                )),
-                Arc::new(UInt64Array::from_iter_values(
-                    history.iter().map(|m| m.operation.rows_deleted),
-                )),
-                Arc::new(UInt64Array::from_iter_values(
-                    history.iter().map(|m| m.live_rows()),
-                )),
-                Arc::new(UInt64Array::from_iter_values(
-                    history.iter().map(|m| m.fragments.len() as u64),
-                )),
-                Arc::new(StringArray::from_iter_values(history.iter().map(|m| {
-                    m.indexes
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                }))),
-            ],
-        )?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            versions_schema(),
-            projection.cloned(),
-        )?)
-    }
+            ),
+            Arc::new(StringArray::from_iter_values(
+                history.iter().map(|m| m.operation.kind.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                history.iter().map(|m| m.operation.rows_added),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                history.iter().map(|m| m.operation.rows_deleted),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                history.iter().map(|m| m.live_rows()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                history.iter().map(|m| m.fragments.len() as u64),
+            )),
+            Arc::new(StringArray::from_iter_values(history.iter().map(|m| {
+                m.indexes
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }))),
+        ],
+    )?)
 }
