@@ -6,7 +6,8 @@
 #   scripts/build-cuda.sh [--release] [--compute-cap 90]
 #
 # Output: target/cuda/<profile>/vecfusion{,-bench}, plus stripped, xz-compressed copies in
-# target/cuda/dist/ (small enough to carry to a GPU machine). The binaries need, where they run,
+# target/cuda/dist/ (about 28 MB each: small enough to carry to a GPU machine, where
+# scripts/gpu-bench.sh unpacks and runs them). The binaries need, where they run,
 # the NVIDIA driver (libcuda.so.1) and the CUDA 13 runtime libraries libcudart.so.13,
 # libcublas.so.13, libcublasLt.so.13, libcurand.so.10 and libnvrtc.so.13 (PyTorch's nvidia-*
 # packages carry them; point LD_LIBRARY_PATH at their lib folders).
@@ -67,7 +68,7 @@ build() {
 #    the cudarc objects reference, regenerate the stub, and link again.
 if ! build; then
   work="$(mktemp -d)"
-  rlib="$(ls -t "$target/$( [ "$profile" = dev ] && echo debug || echo release )"/deps/libcudarc-*.rlib | head -1)"
+  rlib="$(realpath "$(ls -t "$target/$( [ "$profile" = dev ] && echo debug || echo release )"/deps/libcudarc-*.rlib | head -1)")"
   (cd "$work" && ar x "$rlib")
   symbols="$(nm -u "$work"/*.o 2>/dev/null | awk '{print $2}' | grep -E '^cu[A-Z]' | sort -u)"
   rm -rf "$work"
@@ -80,7 +81,7 @@ out="$target/$( [ "$profile" = dev ] && echo debug || echo release )"
 mkdir -p "$target/dist"
 for bin in vecfusion vecfusion-bench; do
   strip -o "$target/dist/$bin" "$out/$bin"
-  xz -T2 -6 -f -k "$target/dist/$bin"
+  xz -T2 -6 -f "$target/dist/$bin"
 done
 ls -la "$target/dist"
 echo "CUDA build ready: $target/dist (needs the NVIDIA driver and CUDA 13 runtime libraries where it runs)"

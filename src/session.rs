@@ -14,6 +14,7 @@ use crate::index::plan::VecfusionQueryPlanner;
 use crate::index::statements;
 use crate::provider::{VecfusionTable, VecfusionTableFactory};
 use crate::search::{AnnRewrite, VecfusionOptions};
+use crate::sql::array_literal::NumericArrayLiteralPlanner;
 use crate::sql::time_travel::TimeTravelPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
 use crate::udf::{
@@ -22,7 +23,8 @@ use crate::udf::{
 };
 
 /// The session state builder with everything vecfusion adds to DataFusion's defaults: the
-/// `VECFUSION` table factory and time-travel planning. Extend it further before `build()`.
+/// `VECFUSION` table factory, time-travel planning, the ANN rewrite and query vectors planned
+/// as constants. Extend it further before `build()`.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let config = if config
         .options()
@@ -34,9 +36,15 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     } else {
         config
     };
-    SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config.with_information_schema(true))
-        .with_default_features()
+        .with_default_features();
+    // Ahead of DataFusion's planners, so that a query vector becomes one constant.
+    builder
+        .expr_planners()
+        .get_or_insert_with(Vec::new)
+        .insert(0, Arc::new(NumericArrayLiteralPlanner));
+    builder
         .with_optimizer_rule(Arc::new(AnnRewrite))
         .with_table_factory("VECFUSION".into(), Arc::new(VecfusionTableFactory))
         .with_relation_planners(vec![Arc::new(TimeTravelPlanner)])

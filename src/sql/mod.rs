@@ -1,5 +1,7 @@
-//! SQL surface: the parser entry point, the dialect, and time-travel planning.
+//! SQL surface: the parser entry point, the dialect, time-travel planning and constant
+//! query vectors.
 
+pub mod array_literal;
 pub mod dialect;
 pub mod parser;
 pub mod statement;
