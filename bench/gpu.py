@@ -5,8 +5,8 @@ a `vecfusion-bench` built with `scripts/build-cuda.sh`; `scripts/gpu-bench.sh` s
 
     python bench/gpu.py --bench target/cuda/release/vecfusion-bench --work /tmp/gpu --out results/
 
-Writes gpu.jsonl and gpu.md (a table) into --out. The data is a Gaussian mixture made with
-numpy (1M × 1536 float32 is 6 GB: it is generated where it runs, not carried).
+Writes gpu.jsonl and gpu.md (a table) into --out. The data is the benchmarks' Gaussian mixture
+(`datasets.py`, written to bench/data/ where it runs: 1M × 1536 float32 is 6 GB, not carried).
 """
 
 from __future__ import annotations
@@ -22,34 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
+import datasets
+from cases import markdown
+
 HERE = Path(__file__).resolve().parent
-# (name, rows, dim, partitions, sub-vectors): the issue's cases, LanceDB's headline last.
+# (dataset, partitions, sub-vectors): the issue's cases, LanceDB's headline last.
 CASES = [
-    ("gmm-1m-128", 1_000_000, 128, 1024, 16),
-    ("gmm-1m-768", 1_000_000, 768, 1024, 48),
-    ("gmm-1m-1536", 1_000_000, 1536, 4096, 48),
+    ("gmm-1m-128", 1024, 16),
+    ("gmm-1m-768", 1024, 48),
+    ("gmm-1m-1536", 4096, 48),
 ]
-# A seconds-long case to check the setup (--cases smoke); not run by default.
-SMOKE = ("smoke-20k-64", 20_000, 64, 64, 8)
+# A seconds-long case to check the setup (--cases gmm-20k-64); not run by default.
+SMOKE = ("gmm-20k-64", 64, 8)
 IVF_ITERATIONS = 20
 PQ_ITERATIONS = 25
-
-
-def generate(path: Path, rows: int, dim: int, seed: int = 42, clusters: int = 64) -> None:
-    """A Gaussian mixture like `random_vectors`, written in chunks as a float32 .npy."""
-    if path.exists():
-        return
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
-    spreads = (0.35 + 0.35 * rng.random(clusters)).astype(np.float32)
-    out = np.lib.format.open_memmap(path.with_suffix(".tmp.npy"), mode="w+", dtype=np.float32, shape=(rows, dim))
-    for start in range(0, rows, 65_536):
-        n = min(65_536, rows - start)
-        which = rng.integers(0, clusters, n)
-        out[start : start + n] = centres[which] + spreads[which, None] * rng.standard_normal((n, dim), dtype=np.float32)
-    out.flush()
-    del out
-    path.with_suffix(".tmp.npy").rename(path)
 
 
 class GpuMemory:
@@ -99,7 +85,7 @@ def run_json(cmd: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", required=True, help="vecfusion-bench built with --features cuda")
-    ap.add_argument("--work", required=True, help="scratch folder for .npy files and datasets")
+    ap.add_argument("--work", required=True, help="scratch folder for the vecfusion datasets")
     ap.add_argument("--out", required=True, help="folder for gpu.jsonl and gpu.md")
     ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
     ap.add_argument("--engines", default="cuda,cpu,torch")
@@ -109,12 +95,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     engines = args.engines.split(",")
     rows_out = []
-    for name, rows, dim, k, m in [*CASES, SMOKE]:
+    for name, k, m in [*CASES, SMOKE]:
         if name not in args.cases.split(","):
             continue
-        data = work / f"{name}.npy"
         t = time.perf_counter()
-        generate(data, rows, dim)
+        data, _, _ = datasets.ensure(name)
         print(f"{name}: data ready in {time.perf_counter() - t:.1f} s", flush=True)
         dataset = work / name
         if not dataset.exists():
@@ -152,16 +137,17 @@ def write_table(rows: list[dict], path: Path) -> None:
 
     header = ["case", "engine", "total s", "sample s", "IVF train s", "PQ train s", "encode s", "write s",
               "assign TFLOP/s", "GPU memory MB", "error"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    table = []
     for r in rows:
         tflops = r.get("ivf_assign_tflops") or (r.get("kmeans", {}).get("assign_gflops") or 0) / 1e3 or None
-        total = r.get("seconds_total")
-        lines.append("| " + " | ".join([
-            r["case"], r["engine"], f(total), f(r.get("seconds_sample")), f(r.get("seconds_train_ivf")),
-            f(r.get("seconds_train_pq", r.get("seconds_train_quantizer"))), f(r.get("seconds_encode")),
-            f(r.get("seconds_write")), f(tflops, ".1f"), f(r.get("peak_gpu_mb", r.get("gpu_memory_rise_mb")), ".0f"),
+        table.append([
+            r["case"], r["engine"], f(r.get("seconds_total")), f(r.get("seconds_sample")),
+            f(r.get("seconds_train_ivf")), f(r.get("seconds_train_pq", r.get("seconds_train_quantizer"))),
+            f(r.get("seconds_encode")), f(r.get("seconds_write")), f(tflops, ".1f"),
+            f(r.get("peak_gpu_mb", r.get("gpu_memory_rise_mb")), ".0f"),
             r.get("error", "")[:80].replace("|", "/").replace("\n", " "),
-        ]) + " |")
+        ])
+    lines = [markdown(header, table)]
     peaks = [r for r in rows if "sgemm_fp32_tflops" in r]
     if peaks:
         p = peaks[-1]

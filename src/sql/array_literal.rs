@@ -34,12 +34,29 @@ impl ExprPlanner for NumericArrayLiteralPlanner {
     }
 }
 
-/// A number literal's value; `None` for anything else.
+/// The value of a number literal.
 enum Number {
     Int(i64),
     Float(f64),
 }
 
+impl Number {
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            Number::Int(v) => Some(*v),
+            Number::Float(_) => None,
+        }
+    }
+
+    fn as_f64(&self) -> f64 {
+        match self {
+            Number::Int(v) => *v as f64,
+            Number::Float(v) => *v,
+        }
+    }
+}
+
+/// A number literal's value (also under a unary minus); `None` for anything else.
 fn number(e: &Expr) -> Option<Number> {
     match e {
         Expr::Literal(ScalarValue::Int64(Some(v)), None) => Some(Number::Int(*v)),
@@ -57,20 +74,15 @@ fn fold(exprs: &[Expr]) -> Option<ScalarValue> {
         return None;
     }
     let numbers = exprs.iter().map(number).collect::<Option<Vec<_>>>()?;
-    let values: ArrayRef = if numbers.iter().all(|n| matches!(n, Number::Int(_))) {
-        Arc::new(Int64Array::from_iter_values(numbers.iter().map(
-            |n| match n {
-                Number::Int(v) => *v,
-                Number::Float(_) => unreachable!("all integers"),
-            },
-        )))
-    } else {
-        Arc::new(Float64Array::from_iter_values(numbers.iter().map(
-            |n| match n {
-                Number::Int(v) => *v as f64,
-                Number::Float(v) => *v,
-            },
-        )))
+    let values: ArrayRef = match numbers
+        .iter()
+        .map(Number::as_int)
+        .collect::<Option<Vec<i64>>>()
+    {
+        Some(ints) => Arc::new(Int64Array::from(ints)),
+        None => Arc::new(Float64Array::from_iter_values(
+            numbers.iter().map(Number::as_f64),
+        )),
     };
     Some(
         SingleRowListArrayBuilder::new(values)
