@@ -18,7 +18,7 @@ def build_bench_binary() -> Path:
     quick look: the numeric kernels are optimised there too, SQL planning is not) and returns
     its path."""
     profile = os.environ.get("VECFUSION_BENCH_PROFILE", "release")
-    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "--bin", "vecfusion-bench"], cwd=ROOT)
+    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "-p", "vecfusion-bench"], cwd=ROOT)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     return target / ("debug" if profile == "dev" else profile) / "vecfusion-bench"
 
@@ -76,9 +76,9 @@ def _take(binary, quick, repeat, only):
 
 
 def _build(binary, quick, repeat, only):
-    import build
+    import index_build
 
-    build.run(binary, quick=quick, repeat=repeat, only=only)
+    index_build.run(binary, quick=quick, repeat=repeat, only=only)
 
 
 def _search(binary, quick, repeat, only):

@@ -75,7 +75,7 @@ def run_lance(base_path: Path, queries: np.ndarray, gt: np.ndarray, nlist: int, 
     import lance
 
     path = tmp / "lance"
-    subprocess.run([sys.executable, str(HERE / "engines.py"), "lance_write", str(base_path), str(path)],
+    subprocess.run([sys.executable, str(HERE / "baselines.py"), "lance_write", str(base_path), str(path)],
                    check=True, capture_output=True)
     ds = lance.dataset(str(path))
     ds.create_index("vector", index_type="IVF_PQ", num_partitions=nlist, num_sub_vectors=m, num_bits=8, metric="L2")

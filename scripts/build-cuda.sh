@@ -61,7 +61,8 @@ make_stub() {
 export CARGO_TARGET_DIR="$target"
 export RUSTFLAGS="${RUSTFLAGS:-} -L $(cd "$stubs" && pwd)"
 build() {
-  cargo build --profile "$profile" --features cuda --bin vecfusion --bin vecfusion-bench
+  cargo build --profile "$profile" -p vecfusion-cli -p vecfusion-bench \
+    --features vecfusion-cli/cuda,vecfusion-bench/cuda
 }
 
 # 3. Build. The first link may miss driver symbols the stub lacks; collect every cu* symbol

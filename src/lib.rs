@@ -19,15 +19,19 @@
 
 pub mod dataset;
 pub mod index;
+pub mod index_format;
 pub mod kmeans;
 pub mod metric;
 mod plan_properties;
+pub mod planner;
 pub mod provider;
 pub mod search;
 pub mod session;
-pub mod shell;
 pub mod sql;
 pub mod udf;
+
+#[cfg(test)]
+mod test_support;
 
 pub use dataset::{Dataset, DatasetLocation};
 pub use provider::{VecfusionTable, VecfusionTableFactory};

@@ -4,22 +4,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::common::plan_err;
 use datafusion::dataframe::DataFrame;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::dataset::{Dataset, DatasetLocation};
-use crate::index::plan::VecfusionQueryPlanner;
 use crate::index::statements;
-use crate::provider::{VecfusionTable, VecfusionTableFactory};
-use crate::search::{AnnRewrite, VecfusionOptions};
+use crate::metric::DistanceFunction;
+use crate::planner::VecfusionQueryPlanner;
+use crate::provider::{TimeTravelPlanner, VecfusionTable, VecfusionTableFactory};
+use crate::search::{AnnRewrite, SearchSettings};
 use crate::sql::array_literal::NumericArrayLiteralPlanner;
-use crate::sql::time_travel::TimeTravelPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
 use crate::udf::{
-    CleanupFunction, DistanceFunction, RandomVectorsFunction, VectorSearchFunction,
-    VersionsFunction,
+    CleanupFunction, RandomVectorsFunction, VectorSearchFunction, VersionsFunction, distance_udf,
 };
 
 /// The session state builder with everything vecfusion adds to DataFusion's defaults: the
@@ -29,10 +29,10 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let config = if config
         .options()
         .extensions
-        .get::<VecfusionOptions>()
+        .get::<SearchSettings>()
         .is_none()
     {
-        config.with_option_extension(VecfusionOptions::default())
+        config.with_option_extension(SearchSettings::default())
     } else {
         config
     };
@@ -54,7 +54,7 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
 /// Registers vecfusion's SQL functions on a context.
 pub fn register_functions(ctx: &SessionContext) {
     for f in DistanceFunction::ALL {
-        ctx.register_udf(f.udf());
+        ctx.register_udf(distance_udf(f));
     }
     ctx.register_udtf("random_vectors", Arc::new(RandomVectorsFunction));
     ctx.register_udtf("vecfusion_versions", Arc::new(VersionsFunction));
@@ -99,11 +99,11 @@ impl VecfusionContext for SessionContext {
         let mut statements = self.vf_parse(sql)?;
         match statements.len() {
             1 => self.vf_execute(statements.remove(0)).await,
-            0 => Err(DataFusionError::Plan("no SQL statement was given".into())),
-            n => Err(DataFusionError::Plan(format!(
+            0 => plan_err!("no SQL statement was given"),
+            n => plan_err!(
                 "vf_sql runs one statement, got {n}; split the script with vf_parse and run each \
                  with vf_execute"
-            ))),
+            ),
         }
     }
 
@@ -136,9 +136,7 @@ impl VecfusionContext for SessionContext {
                         statements::create_plan(self, &stmt).await?
                     }
                     other => {
-                        return Err(DataFusionError::Plan(format!(
-                            "EXPLAIN is not supported for {other}"
-                        )));
+                        return plan_err!("EXPLAIN is not supported for {other}");
                     }
                 };
                 match plan {

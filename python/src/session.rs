@@ -2,20 +2,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{
-    ArrayRef, Float32Array, RecordBatch, RecordBatchOptions, UInt32Array,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::DFSchema;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::{DFSchema, plan_err};
+use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
-use vecfusion::dataset::{Dataset, DatasetLocation, Operation};
+use vecfusion::dataset::{Dataset, DatasetLocation, resolve_vector_column};
 use vecfusion::index::{ProgressEvent, ProgressHook};
 use vecfusion::provider::{VecfusionTable, conform_batch};
-use vecfusion::search::plan::{collect_allowed, default_function, prefilter_scan, session_params};
-use vecfusion::search::search;
+use vecfusion::search::{PreparedSearch, SearchOutput, SearchRequest};
 use vecfusion::{VecfusionContext, new_session_context_with_config};
 
 use crate::arrow_stream;
@@ -138,17 +135,8 @@ impl Session {
         wait(py, async move {
             let location = DatasetLocation::resolve(&path, ctx.runtime_env().as_ref())?;
             let dataset = Dataset::create(location, schema.clone()).await?;
-            let mut writer = dataset.fragment_writer()?;
-            for batch in &batches {
-                writer.write(conform_batch(batch, &schema)?).await?;
-            }
-            if let Some(fragment) = writer.finish().await? {
-                dataset
-                    .commit(&Operation::Append {
-                        fragments: vec![fragment],
-                    })
-                    .await?;
-            }
+            let rows = batches.iter().map(|batch| conform_batch(batch, &schema));
+            dataset.append(futures::stream::iter(rows)).await?;
             ctx.register_dataset(&name, &path).await?;
             Ok(())
         })
@@ -179,23 +167,22 @@ impl Session {
         refine_factor: Option<usize>,
         filter: Option<String>,
     ) -> PyResult<QueryResult> {
+        let queries: Vec<f32> = queries
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let request = SearchRequest {
+            column,
+            nprobes,
+            refine_factor,
+            ..SearchRequest::new(queries, k)
+        };
         let ctx = self.ctx.clone();
         let table = table.to_string();
-        let (schema, batch) = wait(py, async move {
-            batch_search(
-                &ctx,
-                &table,
-                &queries,
-                dim,
-                k,
-                column,
-                nprobes,
-                refine_factor,
-                filter,
-            )
-            .await
+        let batch = wait(py, async move {
+            batch_search(&ctx, &table, request, dim, filter).await
         })?;
-        Ok(Self::result(schema, vec![batch]))
+        Ok(Self::result(batch.schema(), vec![batch]))
     }
 
     /// Names of the registered tables.
@@ -214,115 +201,35 @@ impl Session {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `request` over table `table`, whose vector column must have `dim` dimensions, with the
+/// rows `filter` (SQL) allows.
 async fn batch_search(
     ctx: &SessionContext,
     table: &str,
-    queries: &[u8],
+    mut request: SearchRequest,
     dim: usize,
-    k: usize,
-    column: Option<String>,
-    nprobes: Option<usize>,
-    refine_factor: Option<usize>,
     filter: Option<String>,
-) -> Result<(SchemaRef, RecordBatch)> {
+) -> Result<RecordBatch> {
     let provider = ctx.table_provider(table).await?;
-    let vf = provider.downcast_ref::<VecfusionTable>().ok_or_else(|| {
-        DataFusionError::Plan(format!("table '{table}' is not a vecfusion table"))
-    })?;
+    let Some(vf) = provider.downcast_ref::<VecfusionTable>() else {
+        return plan_err!("table '{table}' is not a vecfusion table");
+    };
     let dataset = vf.dataset().await?;
-    let schema = dataset.schema().clone();
-    let vector_columns: Vec<usize> = (0..schema.fields().len())
-        .filter(|i| matches!(schema.field(*i).data_type(), DataType::FixedSizeList(f, _) if f.data_type() == &DataType::Float32))
-        .collect();
-    let col = match &column {
-        Some(c) => schema.index_of(c)?,
-        None => match vector_columns.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(DataFusionError::Plan(format!(
-                    "table '{table}' has no vector column"
-                )));
-            }
-            _ => {
-                return Err(DataFusionError::Plan(format!(
-                    "table '{table}' has several vector columns; pass column=..."
-                )));
-            }
-        },
-    };
-    let DataType::FixedSizeList(_, table_dim) = schema.field(col).data_type() else {
-        return Err(DataFusionError::Plan(format!(
-            "column '{}' is not a vector column (FLOAT[d])",
-            schema.field(col).name()
-        )));
-    };
-    if *table_dim as usize != dim {
-        return Err(DataFusionError::Plan(format!(
-            "column '{}' holds {table_dim}-dimensional vectors, the queries have {dim}",
-            schema.field(col).name()
-        )));
-    }
-    let state = ctx.state();
-    let mut params = session_params(&state, k);
-    params.nprobes = nprobes.unwrap_or(params.nprobes);
-    params.refine_factor = refine_factor.unwrap_or(params.refine_factor);
-    let function = default_function(&dataset, schema.field(col).name());
-    let allowed = match filter {
-        Some(f) => {
-            let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-            let expr = ctx.parse_sql_expr(&f, &df_schema)?;
-            let plan = prefilter_scan(&state, &dataset, vec![expr])
-                .await?
-                .expect("one filter");
-            Some(Arc::new(collect_allowed(plan, ctx.task_ctx()).await?))
-        }
-        None => None,
-    };
-    let values: Vec<f32> = queries
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let n = values.len() / dim.max(1);
-    let values = Arc::new(values);
-    // Two workers: the queries of one call run on both cores.
-    let workers = 2.min(n.max(1));
-    let mut tasks = vec![];
-    for w in 0..workers {
-        let (dataset, values, allowed) = (dataset.clone(), values.clone(), allowed.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut out = vec![];
-            for i in (w..n).step_by(workers) {
-                let q = &values[i * dim..(i + 1) * dim];
-                let found = search(&dataset, col, function, q, params, allowed.as_deref()).await?;
-                out.push((i, found));
-            }
-            Ok::<_, DataFusionError>(out)
-        }));
-    }
-    let mut found = vec![];
-    for t in tasks {
-        found.extend(
-            t.await
-                .map_err(|e| DataFusionError::External(Box::new(e)))??,
+    let (_, column_dim) = resolve_vector_column(dataset.schema(), request.column.as_deref())?;
+    if column_dim != dim {
+        return plan_err!(
+            "the table's vector column holds {column_dim}-dimensional vectors, the queries have \
+             {dim}"
         );
     }
-    found.sort_by_key(|(i, _)| *i);
-    let (mut query_index, mut addresses, mut distances) = (vec![], vec![], vec![]);
-    for (i, f) in found {
-        query_index.extend(std::iter::repeat_n(i as u32, f.addresses.len()));
-        addresses.extend(f.addresses);
-        distances.extend(f.distances);
+    if let Some(f) = filter {
+        let df_schema = DFSchema::try_from(dataset.schema().as_ref().clone())?;
+        request.filters = vec![ctx.parse_sql_expr(&f, &df_schema)?];
     }
-    let rows = dataset.take(&addresses, None).await?;
-    let mut fields = vec![Field::new("query_index", DataType::UInt32, false)];
-    fields.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
-    fields.push(Field::new("_distance", DataType::Float32, false));
-    let out_schema = Arc::new(Schema::new(fields));
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(query_index))];
-    columns.extend(rows.columns().iter().cloned());
-    columns.push(Arc::new(Float32Array::from(distances)));
-    let options = RecordBatchOptions::new().with_row_count(Some(addresses.len()));
-    let batch = RecordBatch::try_new_with_options(out_schema.clone(), columns, &options)?;
-    Ok((out_schema, batch))
+    let search = PreparedSearch::new(&ctx.state(), dataset, request).await?;
+    let output = SearchOutput {
+        with_query_index: true,
+        ..SearchOutput::all_columns()
+    };
+    search.collect(ctx.task_ctx(), &output).await
 }

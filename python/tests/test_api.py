@@ -64,9 +64,9 @@ def test_create_index_mirrors_sql_and_reports_progress(session, items):
         progress=lambda *e: events.append(e),
     )
     row = vecfusion.Result(res).to_pylist()[0]
-    assert row["rows_indexed"] == 5000 and row["device"] == "cpu"
+    assert row["rows_indexed"] == 5000 and row["accelerator"] == "cpu"
     phases = {e[0] for e in events}
-    assert {"sample", "train_ivf", "train_pq", "encode", "write", "commit"} <= phases
+    assert {"sample", "train_ivf", "train_quantizer", "encode", "write", "commit"} <= phases
     assert items.indexes().to_pylist()[0]["index"] == "i"
 
 
@@ -75,7 +75,7 @@ def test_errors_carry_the_rust_message(session, items, tmp_path):
         items.search(np.ones(3), k=1)
     with pytest.raises(RuntimeError, match="unknown option 'colour'"):
         items.create_index(colour=1, progress=False)
-    with pytest.raises(RuntimeError, match="is not a vecfusion dataset|there is no vecfusion dataset"):
+    with pytest.raises(RuntimeError, match=r"nothing is not a vecfusion dataset \(no _versions/\*\.manifest found\)"):
         session.register_dataset("missing", str(tmp_path / "nothing"))
     with pytest.raises(RuntimeError, match="num_sub_vectors = 5 does not divide the dimension 32"):
         items.create_index(num_sub_vectors=5, progress=False)

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use datafusion::common::{exec_err, internal_datafusion_err};
 use datafusion::error::{DataFusionError, Result};
 use object_store::{PutMode, PutOptions, PutPayload};
 
@@ -77,22 +78,23 @@ impl Operation {
         let mine = self.modified_fragments();
         let theirs = &other.operation.modified_fragments;
         if let Some(id) = mine.iter().find(|id| theirs.contains(id)) {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "commit conflict: version {} ({}) changed the deleted rows of fragment {id}, \
                  which this {} also changes; re-run the statement on the new version",
                 other.version,
                 other.operation.kind,
                 self.kind()
-            )));
+            );
         }
         if let (Some(name), Some(other_name)) = (self.index_name(), &other.operation.index)
             && name.eq_ignore_ascii_case(other_name)
         {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "commit conflict: version {} ({}) changed index '{other_name}' concurrently; \
                  re-run the statement",
-                other.version, other.operation.kind
-            )));
+                other.version,
+                other.operation.kind
+            );
         }
         Ok(())
     }
@@ -123,9 +125,7 @@ impl Operation {
                     .iter_mut()
                     .find(|f| f.id == *id)
                     .ok_or_else(|| {
-                        DataFusionError::Internal(format!(
-                            "fragment {id} vanished from the dataset"
-                        ))
+                        internal_datafusion_err!("fragment {id} vanished from the dataset")
                     })?;
                 frag.deletion = Some(meta.clone());
             }
@@ -160,11 +160,11 @@ impl Operation {
                     .position(|i| i.name.eq_ignore_ascii_case(&index.name))
                 {
                     if !replace {
-                        return Err(DataFusionError::Execution(format!(
+                        return exec_err!(
                             "index '{}' already exists; use replace = true to rebuild it, or \
                              DROP VECTOR INDEX first",
                             index.name
-                        )));
+                        );
                     }
                     next.indexes.remove(pos);
                 }
@@ -174,9 +174,7 @@ impl Operation {
                 let before = next.indexes.len();
                 next.indexes.retain(|i| !i.name.eq_ignore_ascii_case(name));
                 if next.indexes.len() == before {
-                    return Err(DataFusionError::Execution(format!(
-                        "index '{name}' does not exist"
-                    )));
+                    return exec_err!("index '{name}' does not exist");
                 }
             }
         }
@@ -228,8 +226,8 @@ pub async fn commit(
         let jitter = rand::random::<u64>() % (5 + 5 * attempt.min(20) as u64);
         tokio::time::sleep(Duration::from_millis(jitter)).await;
     }
-    Err(DataFusionError::Execution(format!(
+    exec_err!(
         "could not commit to {} after {MAX_ATTEMPTS} attempts: too many concurrent writers",
         location.uri
-    )))
+    )
 }

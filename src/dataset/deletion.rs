@@ -6,6 +6,7 @@
 
 use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::common::{exec_datafusion_err, exec_err};
 use datafusion::error::{DataFusionError, Result};
 use object_store::{ObjectStoreExt, PutPayload};
 use roaring::RoaringBitmap;
@@ -31,19 +32,20 @@ pub async fn read_deletions(
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     let bitmap = RoaringBitmap::deserialize_from(&bytes[..]).map_err(|e| {
-        DataFusionError::Execution(format!(
+        exec_datafusion_err!(
             "deletion file {} of dataset {} is corrupted: {e}",
-            meta.file, location.uri
-        ))
+            meta.file,
+            location.uri
+        )
     })?;
     if bitmap.len() != meta.deleted_rows {
-        return Err(DataFusionError::Execution(format!(
+        return exec_err!(
             "deletion file {} of dataset {} holds {} rows, the manifest says {}",
             meta.file,
             location.uri,
             bitmap.len(),
             meta.deleted_rows
-        )));
+        );
     }
     Ok(bitmap)
 }

@@ -17,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Float32Type, SchemaRef};
 use datafusion::arrow::ipc::reader::{FileDecoder, read_footer_length};
 use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use datafusion::arrow::ipc::{Block, MetadataVersion, root_as_footer};
+use datafusion::common::{exec_datafusion_err, exec_err, internal_datafusion_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
@@ -226,16 +227,15 @@ impl FragmentReader {
         let data = match location.local_path(&meta.file) {
             Some(path) => {
                 let file = std::fs::File::open(&path).map_err(|e| {
-                    DataFusionError::Execution(format!(
+                    exec_datafusion_err!(
                         "cannot open fragment file {} of dataset {}: {e}",
                         path.display(),
                         location.uri
-                    ))
+                    )
                 })?;
                 // SAFETY: fragment files are immutable once committed; nothing writes to them.
-                let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| {
-                    DataFusionError::Execution(format!("cannot map {}: {e}", path.display()))
-                })?;
+                let map = unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|e| exec_datafusion_err!("cannot map {}: {e}", path.display()))?;
                 Buffer::from(Bytes::from_owner(map))
             }
             None => {
@@ -260,10 +260,10 @@ impl FragmentReader {
         schema: SchemaRef,
     ) -> Result<Self> {
         let corrupt = |why: String| {
-            DataFusionError::Execution(format!(
+            exec_datafusion_err!(
                 "fragment {} of dataset {uri} is corrupted or not an Arrow IPC file: {why}",
                 meta.file
-            ))
+            )
         };
         let len = data.len();
         if len < 16 || &data[..6] != b"ARROW1" || &data[len - 6..] != b"ARROW1" {
@@ -363,10 +363,10 @@ impl FragmentReader {
                 *d as usize
             }
             other => {
-                return Err(DataFusionError::Plan(format!(
+                return plan_err!(
                     "column {} is {other}, not a FLOAT[d] vector column",
                     self.schema.field(column).name()
-                )));
+                );
             }
         };
         let batches = self
@@ -388,9 +388,10 @@ impl FragmentReader {
 
     /// Decodes record batch `i` with the given column projection (zero-copy on a mapped file).
     pub fn read_batch(&self, i: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let block = self.blocks.get(i).ok_or_else(|| {
-            DataFusionError::Internal(format!("batch {i} out of range in {}", self.file))
-        })?;
+        let block = self
+            .blocks
+            .get(i)
+            .ok_or_else(|| internal_datafusion_err!("batch {i} out of range in {}", self.file))?;
         let mut decoder = FileDecoder::new(self.schema.clone(), self.version);
         if let Some(p) = projection {
             decoder = decoder.with_projection(p.to_vec());
@@ -402,21 +403,16 @@ impl FragmentReader {
         let batch = decoder
             .read_record_batch(block, &buf)
             .map_err(|e| {
-                DataFusionError::Execution(format!(
-                    "fragment {} is corrupted (batch {i}): {e}",
-                    self.file
-                ))
+                exec_datafusion_err!("fragment {} is corrupted (batch {i}): {e}", self.file)
             })?
-            .ok_or_else(|| {
-                DataFusionError::Execution(format!("fragment {} batch {i} is empty", self.file))
-            })?;
+            .ok_or_else(|| exec_datafusion_err!("fragment {} batch {i} is empty", self.file))?;
         let want = (self.physical_rows - self.batch_start(i)).min(self.rows_per_batch);
         if batch.num_rows() != want {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "fragment {} is corrupted: batch {i} has {} rows, expected {want}",
                 self.file,
                 batch.num_rows()
-            )));
+            );
         }
         Ok(batch)
     }

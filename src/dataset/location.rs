@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use datafusion::common::{exec_datafusion_err, plan_datafusion_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -31,14 +32,13 @@ impl DatasetLocation {
     /// A dataset in a local directory (relative paths are taken from the working directory).
     pub fn local(dir: impl AsRef<std::path::Path>) -> Result<Self> {
         let abs = std::path::absolute(dir.as_ref()).map_err(|e| {
-            DataFusionError::Execution(format!(
+            exec_datafusion_err!(
                 "cannot resolve dataset path {}: {e}",
                 dir.as_ref().display()
-            ))
+            )
         })?;
-        let root = Path::from_absolute_path(&abs).map_err(|e| {
-            DataFusionError::Execution(format!("invalid dataset path {}: {e}", abs.display()))
-        })?;
+        let root = Path::from_absolute_path(&abs)
+            .map_err(|e| exec_datafusion_err!("invalid dataset path {}: {e}", abs.display()))?;
         let uri = Url::from_directory_path(&abs)
             .map(|u| u.to_string())
             .unwrap_or_else(|_| abs.display().to_string());
@@ -63,27 +63,25 @@ impl DatasetLocation {
         if !location.contains("://") {
             return Self::local(location);
         }
-        let url = Url::parse(location).map_err(|e| {
-            DataFusionError::Plan(format!("invalid dataset location '{location}': {e}"))
-        })?;
+        let url = Url::parse(location)
+            .map_err(|e| plan_datafusion_err!("invalid dataset location '{location}': {e}"))?;
         if url.scheme() == "file" {
             let path = url
                 .to_file_path()
-                .map_err(|_| DataFusionError::Plan(format!("invalid file URL '{location}'")))?;
+                .map_err(|_| plan_datafusion_err!("invalid file URL '{location}'"))?;
             return Self::local(path);
         }
         let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
         let store = runtime.object_store(&store_url).map_err(|e| {
-            DataFusionError::Plan(format!(
+            plan_datafusion_err!(
                 "no object store is registered for '{}://{}' ({e}); register one with \
                  SessionContext::register_object_store before using this location",
                 url.scheme(),
                 url.host_str().unwrap_or("")
-            ))
+            )
         })?;
-        let root = Path::from_url_path(url.path()).map_err(|e| {
-            DataFusionError::Plan(format!("invalid dataset location '{location}': {e}"))
-        })?;
+        let root = Path::from_url_path(url.path())
+            .map_err(|e| plan_datafusion_err!("invalid dataset location '{location}': {e}"))?;
         Ok(Self {
             uri: location.trim_end_matches('/').to_string(),
             store,

@@ -15,8 +15,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, exec_err, internal_datafusion_err};
+use datafusion::error::Result;
 use serde::{Deserialize, Serialize};
+
+use crate::metric::Metric;
 
 const MAGIC: &str = "VECFUSION-MANIFEST";
 /// Manifest format this build writes; readers refuse newer formats with a clear error.
@@ -140,10 +143,28 @@ impl Manifest {
             .find(|i| i.name.eq_ignore_ascii_case(name))
     }
 
+    /// The index that answers searches of `column` by `metric`: the most recent such. The one
+    /// place that decides which index a search uses.
+    pub fn search_index(&self, column: &str, metric: Metric) -> Option<&IndexMeta> {
+        self.indexes
+            .iter()
+            .rev()
+            .find(|i| i.column == column && i.metric == metric.name())
+    }
+
+    /// The metric of the most recent index on `column`, if it has one.
+    pub fn column_metric(&self, column: &str) -> Option<Metric> {
+        self.indexes
+            .iter()
+            .rev()
+            .find(|i| i.column == column)
+            .and_then(|i| Metric::parse(&i.metric).ok())
+    }
+
     /// Serialises to the on-disk form (header line + JSON body).
     pub fn encode(&self) -> Result<Vec<u8>> {
         let body = serde_json::to_vec(self)
-            .map_err(|e| DataFusionError::Internal(format!("cannot serialise manifest: {e}")))?;
+            .map_err(|e| internal_datafusion_err!("cannot serialise manifest: {e}"))?;
         let crc = crc32fast::hash(&body);
         let mut out = format!("{MAGIC} {FORMAT_VERSION} crc32={crc:08x}\n").into_bytes();
         out.extend_from_slice(&body);
@@ -153,10 +174,10 @@ impl Manifest {
     /// Parses and verifies the on-disk form. `origin` names the file in error messages.
     pub fn decode(bytes: &[u8], origin: &str) -> Result<Manifest> {
         let corrupt = |what: String| {
-            DataFusionError::Execution(format!(
+            exec_datafusion_err!(
                 "corrupted manifest {origin}: {what}. The file was damaged after it was written; \
                  restore it from a backup, or open an earlier version with VERSION AS OF"
-            ))
+            )
         };
         let newline = bytes.iter().position(|b| *b == b'\n');
         let header = newline
@@ -164,19 +185,19 @@ impl Manifest {
             .unwrap_or("");
         let mut parts = header.split(' ');
         if parts.next() != Some(MAGIC) {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "{origin} is not a vecfusion manifest (it does not start with '{MAGIC}')"
-            )));
+            );
         }
         let format: u32 = parts
             .next()
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| corrupt("unreadable header".into()))?;
         if format > FORMAT_VERSION {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "{origin} uses manifest format {format}, newer than this vecfusion understands \
                  ({FORMAT_VERSION}); upgrade vecfusion to read it"
-            )));
+            );
         }
         let crc = parts
             .next()

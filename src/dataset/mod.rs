@@ -6,32 +6,37 @@
 //! <root>/_versions/<n>.manifest     one per version: schema, fragments, deletions, indexes
 //! <root>/data/<name>.arrow          fragments: immutable Arrow IPC files
 //! <root>/_deletions/<id>-<name>.bin deletion vectors (roaring bitmaps)
-//! <root>/_indexes/...               index files (see `crate::index`)
+//! <root>/_indexes/...               index files (see `crate::index_format`)
 //! ```
 //!
 //! Rows have stable addresses `fragment_id << 32 | offset` that survive appends, deletes and
 //! new versions, which is what lets an index refer to rows. See [`commit`] for how versions are
 //! committed atomically.
 
+pub mod append;
 pub mod commit;
 pub mod deletion;
 pub mod fragment;
 pub mod location;
 pub mod manifest;
 pub mod take;
+pub mod vector_columns;
 pub mod versions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{exec_err, plan_datafusion_err};
 use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
+pub use append::Appended;
 pub use commit::Operation;
 pub use fragment::{FragmentReader, FragmentWriter, NewFragment, ROWS_PER_BATCH, VectorColumn};
 pub use location::DatasetLocation;
 pub use manifest::{DeletionMeta, FragmentMeta, IndexMeta, Manifest, OperationSummary};
+pub use vector_columns::{resolve_vector_column, vector_column, vector_columns, vector_dim};
 
 /// A row's stable address: fragment id in the high 32 bits, row offset in the low 32.
 pub type RowAddress = u64;
@@ -72,16 +77,13 @@ impl Dataset {
     /// Creates a new, empty dataset (version 1) with `schema`.
     pub async fn create(location: DatasetLocation, schema: SchemaRef) -> Result<Self> {
         if !versions::list_versions(&location).await?.is_empty() {
-            return Err(DataFusionError::Execution(format!(
-                "a vecfusion dataset already exists at {}",
-                location.uri
-            )));
+            return exec_err!("a vecfusion dataset already exists at {}", location.uri);
         }
         if versions::location_has_files(&location).await? {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "{} is not empty and is not a vecfusion dataset; choose a new or empty directory",
                 location.uri
-            )));
+            );
         }
         let manifest = Manifest {
             version: 1,
@@ -99,10 +101,10 @@ impl Dataset {
             next_fragment_id: 0,
         };
         if !commit::put_manifest_if_absent(&location, &manifest).await? {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "a vecfusion dataset was created concurrently at {}",
                 location.uri
-            )));
+            );
         }
         Ok(Self::from_manifest(location, manifest, Default::default()))
     }
@@ -138,10 +140,10 @@ impl Dataset {
             None => {
                 let all = versions::list_versions(&location).await?;
                 Err(match (all.first(), all.last()) {
-                    (Some(first), Some(last)) => DataFusionError::Plan(format!(
+                    (Some(first), Some(last)) => plan_datafusion_err!(
                         "dataset {} has no version {version}; its versions are {first}..={last}",
                         location.uri
-                    )),
+                    ),
                     _ => not_a_dataset(&location),
                 })
             }
@@ -304,9 +306,9 @@ impl Dataset {
 }
 
 fn not_a_dataset(location: &DatasetLocation) -> DataFusionError {
-    DataFusionError::Plan(format!(
+    plan_datafusion_err!(
         "{} is not a vecfusion dataset (no _versions/*.manifest found); create one with \
          CREATE EXTERNAL TABLE name (columns...) STORED AS VECFUSION LOCATION '...'",
         location.uri
-    ))
+    )
 }

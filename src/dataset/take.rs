@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::interleave;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, exec_err};
+use datafusion::error::Result;
 
 use super::{Dataset, FragmentReader, RowAddress, split_row_address};
 
@@ -41,18 +42,18 @@ impl Dataset {
         for &addr in addresses {
             let (frag_id, offset) = split_row_address(addr);
             let frag = fragments.get(&frag_id).ok_or_else(|| {
-                DataFusionError::Execution(format!(
+                exec_datafusion_err!(
                     "row address {addr:#x} names fragment {frag_id}, which version {} of {} \
                      does not have",
                     self.version(),
                     self.uri()
-                ))
+                )
             })?;
             if offset as u64 >= frag.physical_rows {
-                return Err(DataFusionError::Execution(format!(
+                return exec_err!(
                     "row address {addr:#x}: fragment {frag_id} has only {} rows",
                     frag.physical_rows
-                )));
+                );
             }
             if let std::collections::hash_map::Entry::Vacant(e) = readers.entry(frag_id) {
                 e.insert(self.fragment_reader(frag).await?);

@@ -1,5 +1,6 @@
 //! Finding and reading the manifests of a dataset's versions.
 
+use datafusion::common::exec_err;
 use datafusion::error::{DataFusionError, Result};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -30,10 +31,10 @@ pub async fn read_manifest(location: &DatasetLocation, version: u64) -> Result<O
     let origin = format!("{}/{VERSIONS_DIR}/{version:020}{SUFFIX}", location.uri);
     let manifest = Manifest::decode(&bytes, &origin)?;
     if manifest.version != version {
-        return Err(DataFusionError::Execution(format!(
+        return exec_err!(
             "corrupted manifest {origin}: it describes version {}",
             manifest.version
-        )));
+        );
     }
     Ok(Some(manifest))
 }

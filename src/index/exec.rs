@@ -1,12 +1,12 @@
 //! `CreateVectorIndexExec`: the physical plan of `CREATE VECTOR INDEX`.
 //!
 //! Its child is a scan of the vector column with row addresses; executing it runs the build
-//! pipeline (`build::build_index`), which reads the child twice (sample pass, encode pass), and
+//! pipeline (`pipeline::build_index`), which reads the child twice (sample pass, encode pass), and
 //! yields one row describing the new index. Per-phase times and row counts are metrics, so
 //! `EXPLAIN ANALYZE CREATE VECTOR INDEX ...` shows where the time went.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -21,7 +21,7 @@ use datafusion::physical_plan::{
     execute_stream,
 };
 
-use super::build::{BuildMetrics, BuildReport, BuildSpec, build_index};
+use super::pipeline::{BuildMetrics, BuildReport, BuildSpec, build_index};
 use super::progress::ProgressHook;
 use crate::dataset::Dataset;
 use crate::kmeans::Accelerator;
@@ -38,7 +38,7 @@ pub fn result_schema() -> SchemaRef {
         u64("rows_indexed"),
         u64("rows_skipped"),
         u64("partitions"),
-        utf8("device"),
+        utf8("accelerator"),
         u64("version"),
         f64("seconds_sample"),
         f64("seconds_train_ivf"),
@@ -60,7 +60,7 @@ fn result_batch(r: &BuildReport) -> Result<RecordBatch> {
             Arc::new(UInt64Array::from(vec![r.rows_indexed])),
             Arc::new(UInt64Array::from(vec![r.rows_skipped])),
             Arc::new(UInt64Array::from(vec![r.partitions as u64])),
-            Arc::new(StringArray::from(vec![r.device.clone()])),
+            Arc::new(StringArray::from(vec![r.accelerator.clone()])),
             Arc::new(UInt64Array::from(vec![r.version])),
             f(s.sample),
             f(s.train_ivf),
@@ -76,7 +76,8 @@ fn result_batch(r: &BuildReport) -> Result<RecordBatch> {
 pub struct CreateVectorIndexExec {
     spec: BuildSpec,
     dataset: Dataset,
-    accelerator: Accelerator,
+    /// The device the build ran on, once it has run (for `EXPLAIN ANALYZE`).
+    selected: Arc<OnceLock<String>>,
     dim: usize,
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
@@ -87,14 +88,13 @@ impl CreateVectorIndexExec {
     pub fn new(
         spec: BuildSpec,
         dataset: Dataset,
-        accelerator: Accelerator,
         dim: usize,
         input: Arc<dyn ExecutionPlan>,
     ) -> Self {
         Self {
             spec,
             dataset,
-            accelerator,
+            selected: Arc::default(),
             dim,
             input,
             properties: single_final(result_schema()),
@@ -108,13 +108,16 @@ impl DisplayAs for CreateVectorIndexExec {
         let o = &self.spec.options;
         write!(
             f,
-            "CreateVectorIndexExec: name={} kind={} column={} metric={} device={}",
+            "CreateVectorIndexExec: name={} kind={} column={} metric={} accelerator={}",
             self.spec.name,
             o.kind.name(),
             self.spec.column,
             o.metric,
-            self.accelerator.name
+            o.accelerator
         )?;
+        if let Some(device) = self.selected.get() {
+            write!(f, " ({device})")?;
+        }
         if let Some(p) = o.num_partitions {
             write!(f, " partitions={p}")?;
         }
@@ -150,7 +153,6 @@ impl ExecutionPlan for CreateVectorIndexExec {
         Ok(Arc::new(Self::new(
             self.spec.clone(),
             self.dataset.clone(),
-            self.accelerator.clone(),
             self.dim,
             input.clone(),
         )))
@@ -164,15 +166,14 @@ impl ExecutionPlan for CreateVectorIndexExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.clone();
-        let (spec, dataset, accel, dim) = (
-            self.spec.clone(),
-            self.dataset.clone(),
-            self.accelerator.clone(),
-            self.dim,
-        );
+        let (spec, dataset, dim) = (self.spec.clone(), self.dataset.clone(), self.dim);
+        let selected = self.selected.clone();
         let metrics = BuildMetrics::new(&self.metrics);
         let hook = context.session_config().get_extension::<ProgressHook>();
         let fut = async move {
+            // The device is opened here, when the build runs, not when it is planned.
+            let accel = Accelerator::select(spec.options.accelerator)?;
+            let _ = selected.set(accel.name.clone());
             let ctx = context.clone();
             let scan = move || execute_stream(input.clone(), ctx.clone());
             let report =
@@ -183,5 +184,70 @@ impl ExecutionPlan for CreateVectorIndexExec {
             result_schema(),
             futures::stream::once(fut),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt64Type;
+    use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+
+    use super::CreateVectorIndexExec;
+    use crate::index::IndexOptions;
+    use crate::index::pipeline::BuildSpec;
+    use crate::index_format::IndexKind;
+    use crate::provider::VecfusionScanExec;
+    use crate::test_support::{create_table, latest, session_after};
+
+    #[tokio::test]
+    async fn executing_builds_and_commits_and_names_the_device_it_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = session_after(&[
+            create_table(dir.path(), "id BIGINT, embedding FLOAT[8]"),
+            "INSERT INTO t SELECT * FROM random_vectors(2000, 8)".into(),
+        ])
+        .await;
+        let dataset = latest(dir.path()).await;
+        let mut options = IndexOptions::defaults(IndexKind::IvfSq);
+        options.num_partitions = Some(4);
+        let spec = BuildSpec {
+            name: "i".into(),
+            column: "embedding".into(),
+            options,
+        };
+        let scan =
+            VecfusionScanExec::row_addresses(&ctx.state(), dataset.clone(), Some(vec![1]), vec![])
+                .await
+                .unwrap();
+        let plan = Arc::new(CreateVectorIndexExec::new(spec, dataset, 8, Arc::new(scan)));
+        // Planned, not run: the requested accelerator only, no device opened.
+        let before = displayable(plan.as_ref()).one_line().to_string();
+        assert!(
+            before.contains("accelerator=auto partitions=4") && !before.contains("(cpu)"),
+            "{before}"
+        );
+
+        let batches = collect(plan.clone(), ctx.task_ctx()).await.unwrap();
+        let row = &batches[0];
+        let column = |name: &str| row.column(row.schema().index_of(name).unwrap()).clone();
+        assert_eq!(
+            column("rows_indexed").as_primitive::<UInt64Type>().value(0),
+            2000
+        );
+        assert_eq!(column("version").as_primitive::<UInt64Type>().value(0), 3);
+        assert_eq!(column("accelerator").as_string::<i32>().value(0), "cpu");
+        let after = displayable(plan.as_ref()).one_line().to_string();
+        assert!(after.contains("accelerator=auto (cpu)"), "{after}");
+        let metrics = plan.metrics().unwrap();
+        assert_eq!(
+            metrics.sum_by_name("rows_indexed").unwrap().as_usize(),
+            2000
+        );
+        // The new version records the index.
+        let version = latest(dir.path()).await;
+        assert_eq!(version.manifest().index("i").unwrap().kind, "IVF_SQ");
     }
 }

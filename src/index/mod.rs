@@ -1,14 +1,14 @@
-//! Vector indexes: options, the build pipeline, the on-disk format, and planning of the
-//! index statements (`CREATE`/`DROP VECTOR INDEX`, `SHOW VECTOR INDEXES`).
+//! Building vector indexes: options, the build pipeline, its plan node and exec, and the
+//! index statements (`CREATE`/`DROP VECTOR INDEX`, `SHOW VECTOR INDEXES`). The files it
+//! writes are described in `crate::index_format`.
 
-pub mod build;
 pub mod exec;
-pub mod format;
+pub mod inverted_lists;
+pub mod node;
 pub mod options;
-pub mod partitions;
-pub mod plan;
+pub mod pipeline;
 pub mod progress;
 pub mod statements;
 
-pub use options::{IndexKind, IndexOptions};
+pub use options::IndexOptions;
 pub use progress::{ProgressEvent, ProgressHook};

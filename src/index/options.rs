@@ -1,50 +1,15 @@
 //! `CREATE VECTOR INDEX ... WITH (...)`: every option, its type, its default, and errors that
 //! say what is allowed.
 
+use datafusion::common::{plan_datafusion_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::index_format::IndexKind;
+use crate::kmeans::AcceleratorRequest;
 use crate::kmeans::pq::sub_vector_choices;
 use crate::metric::Metric;
 use crate::sql::statement::OptionValue;
-
-/// The index kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum IndexKind {
-    /// IVF with the full vectors in each partition (exact distances inside probed lists).
-    #[serde(rename = "IVF_FLAT")]
-    IvfFlat,
-    /// IVF with 8-bit scalar-quantized vectors (per-dimension min/max bounds).
-    #[serde(rename = "IVF_SQ")]
-    IvfSq,
-    /// IVF with product-quantized residuals.
-    #[serde(rename = "IVF_PQ")]
-    IvfPq,
-}
-
-impl IndexKind {
-    pub const NAMES: &'static str = "IVF_FLAT, IVF_SQ, IVF_PQ";
-
-    pub fn parse(s: &str) -> Result<Self> {
-        match s.to_ascii_uppercase().as_str() {
-            "IVF_FLAT" => Ok(Self::IvfFlat),
-            "IVF_SQ" => Ok(Self::IvfSq),
-            "IVF_PQ" => Ok(Self::IvfPq),
-            other => Err(DataFusionError::Plan(format!(
-                "unknown vector index kind '{other}'; expected one of {}",
-                Self::NAMES
-            ))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::IvfFlat => "IVF_FLAT",
-            Self::IvfSq => "IVF_SQ",
-            Self::IvfPq => "IVF_PQ",
-        }
-    }
-}
 
 /// Build options after validation. `None` means "derive from the data" (resolved by
 /// [`IndexOptions::resolve`] once the row count and dimension are known).
@@ -55,7 +20,7 @@ pub struct IndexOptions {
     pub num_sub_vectors: Option<usize>,
     pub num_bits: u32,
     pub metric: Metric,
-    pub accelerator: String,
+    pub accelerator: AcceleratorRequest,
     /// Training rows per centroid (IVF sample = num_partitions × sample_rate).
     pub sample_rate: usize,
     /// Lloyd iterations for the IVF centroids.
@@ -103,7 +68,7 @@ fn wrong(name: &str, value: &OptionValue) -> DataFusionError {
         .iter()
         .find(|(n, _, _)| *n == name)
         .map_or("", |o| o.1);
-    DataFusionError::Plan(format!("option '{name}' must be {takes}, got {value}"))
+    plan_datafusion_err!("option '{name}' must be {takes}, got {value}")
 }
 
 fn positive(name: &str, value: &OptionValue) -> Result<usize> {
@@ -129,7 +94,7 @@ impl IndexOptions {
             num_sub_vectors: None,
             num_bits: 8,
             metric: Metric::L2,
-            accelerator: "auto".into(),
+            accelerator: AcceleratorRequest::Auto,
             sample_rate: 256,
             max_iterations: 20,
             pq_max_iterations: 25,
@@ -152,14 +117,14 @@ impl IndexOptions {
                     .filter(|(_, _, k)| k.is_empty() || k.contains(&kind))
                     .map(|(n, _, _)| *n)
                     .collect();
-                return Err(DataFusionError::Plan(format!(
+                return plan_err!(
                     "unknown option '{name}' for {}; allowed options: {}",
                     kind.name(),
                     allowed.join(", ")
-                )));
+                );
             };
             if !kinds.is_empty() && !kinds.contains(&kind) {
-                return Err(DataFusionError::Plan(format!(
+                return plan_err!(
                     "option '{name}' applies to {} only, not to {}",
                     kinds
                         .iter()
@@ -167,12 +132,10 @@ impl IndexOptions {
                         .collect::<Vec<_>>()
                         .join(", "),
                     kind.name()
-                )));
+                );
             }
             if !seen.insert(name.clone()) {
-                return Err(DataFusionError::Plan(format!(
-                    "option '{name}' is given twice"
-                )));
+                return plan_err!("option '{name}' is given twice");
             }
             match name.as_str() {
                 "num_partitions" => out.num_partitions = Some(positive(&name, value)?),
@@ -184,11 +147,7 @@ impl IndexOptions {
                     }
                 }
                 "metric" => out.metric = Metric::parse(&text(&name, value)?)?,
-                "accelerator" => {
-                    let spec = text(&name, value)?;
-                    crate::kmeans::AcceleratorRequest::parse(&spec)?;
-                    out.accelerator = spec;
-                }
+                "accelerator" => out.accelerator = AcceleratorRequest::parse(&text(&name, value)?)?,
                 "sample_rate" => out.sample_rate = positive(&name, value)?,
                 "max_iterations" => out.max_iterations = positive(&name, value)?,
                 "pq_max_iterations" => out.pq_max_iterations = positive(&name, value)?,
@@ -229,11 +188,11 @@ impl IndexOptions {
             .num_partitions
             .unwrap_or_else(|| ((usable_rows / per_partition) as usize).clamp(1, 4096));
         if usable_rows < partitions as u64 {
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "num_partitions = {partitions} needs at least {partitions} usable rows, but the \
                  column has {usable_rows} (rows with NULL or non-finite vectors are skipped); \
                  use fewer partitions"
-            )));
+            );
         }
         let sub_vectors = match self.kind {
             IndexKind::IvfPq => {
@@ -241,20 +200,20 @@ impl IndexOptions {
                     .num_sub_vectors
                     .unwrap_or_else(|| default_sub_vectors(dim));
                 if !dim.is_multiple_of(m) {
-                    return Err(DataFusionError::Plan(format!(
+                    return plan_err!(
                         "num_sub_vectors = {m} does not divide the dimension {dim} \
                          (dim % num_sub_vectors = {}); choose one of {}",
                         dim % m,
                         sub_vector_choices(dim)
-                    )));
+                    );
                 }
                 if usable_rows < 1 << self.num_bits {
-                    return Err(DataFusionError::Plan(format!(
+                    return plan_err!(
                         "IVF_PQ with num_bits = {} needs at least {} usable rows to train its \
                          codebooks, the column has {usable_rows}",
                         self.num_bits,
                         1 << self.num_bits
-                    )));
+                    );
                 }
                 m
             }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 /// One progress report: `done` of `total` units of `phase` (rows, or iterations).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressEvent {
-    /// `sample`, `train_ivf`, `train_pq`, `encode`, `write`, `commit`.
+    /// `sample`, `train_ivf`, `train_quantizer`, `encode`, `write`, `commit` (the
+    /// phases `EXPLAIN ANALYZE` times as `time_<phase>`).
     pub phase: &'static str,
     pub done: u64,
     pub total: u64,

@@ -4,55 +4,30 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::TableProvider;
+use datafusion::common::plan_err;
 use datafusion::dataframe::DataFrame;
-use datafusion::datasource::provider_as_source;
-use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{Extension, LogicalPlan, LogicalPlanBuilder};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
-use super::build::BuildSpec;
-use super::options::{IndexKind, IndexOptions};
-use super::plan::CreateVectorIndexNode;
-use crate::dataset::{Dataset, Operation};
-use crate::kmeans::Accelerator;
+use super::node::CreateVectorIndexNode;
+use super::options::IndexOptions;
+use super::pipeline::BuildSpec;
+use crate::dataset::{Dataset, Operation, vector_column};
+use crate::index_format::IndexKind;
 use crate::provider::VecfusionTable;
 use crate::sql::statement::{CreateVectorIndex, DropVectorIndex, ShowVectorIndexes};
 
-async fn vecfusion_table(
-    ctx: &SessionContext,
-    name: &str,
-) -> Result<(Arc<dyn TableProvider>, Dataset)> {
+/// The dataset of table `name`, which must be a writable vecfusion table.
+async fn vecfusion_table(ctx: &SessionContext, name: &str) -> Result<Dataset> {
     let provider = ctx.table_provider(name).await?;
     let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
-        return Err(DataFusionError::Plan(format!(
+        return plan_err!(
             "table '{name}' is not a vecfusion table; vector indexes live in datasets created \
              with STORED AS VECFUSION"
-        )));
+        );
     };
-    let dataset = table.writable_dataset("index").await?;
-    Ok((provider, dataset))
-}
-
-/// The dimension of a `FLOAT[d]` column, or an error that says what the column is.
-pub fn vector_dim(dataset: &Dataset, column: &str) -> Result<(usize, usize)> {
-    let schema = dataset.schema();
-    let idx = schema.index_of(column).map_err(|_| {
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        DataFusionError::Plan(format!(
-            "there is no column '{column}'; the columns are {}",
-            names.join(", ")
-        ))
-    })?;
-    match schema.field(idx).data_type() {
-        DataType::FixedSizeList(item, d) if item.data_type() == &DataType::Float32 => {
-            Ok((idx, *d as usize))
-        }
-        other => Err(DataFusionError::Plan(format!(
-            "column '{column}' is {other}, not a vector column; vector indexes need a \
-             fixed-size float vector (FLOAT[d], i.e. FixedSizeList(Float32, d))"
-        ))),
-    }
+    table.writable_dataset("index").await
 }
 
 /// Plans `CREATE VECTOR INDEX` (optionally wrapped in `EXPLAIN [ANALYZE]`).
@@ -60,8 +35,8 @@ pub async fn create_plan(
     ctx: &SessionContext,
     stmt: &CreateVectorIndex,
 ) -> Result<Option<LogicalPlan>> {
-    let (provider, dataset) = vecfusion_table(ctx, &stmt.table).await?;
-    let (column_index, dim) = vector_dim(&dataset, &stmt.column)?;
+    let dataset = vecfusion_table(ctx, &stmt.table).await?;
+    let (column_index, dim) = vector_column(dataset.schema(), &stmt.column)?;
     let kind = match &stmt.kind {
         Some(k) => IndexKind::parse(k)?,
         None => IndexKind::IvfPq,
@@ -72,29 +47,25 @@ pub async fn create_plan(
             return Ok(None);
         }
         if !options.replace {
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "vector index '{}' already exists on {} ({} on column {}); use WITH (replace = \
                  true) to rebuild it, IF NOT EXISTS to keep it, or DROP VECTOR INDEX first",
-                existing.name, stmt.table, existing.kind, existing.column
-            )));
+                existing.name,
+                stmt.table,
+                existing.kind,
+                existing.column
+            );
         }
     }
-    let accelerator = Accelerator::from_spec(&options.accelerator)?;
-    // Check what can be checked before reading any data.
+    // Check what can be checked before reading any data (the device is opened when the
+    // build runs).
     options.resolve(dataset.count_rows(), dim)?;
-    let input = LogicalPlanBuilder::scan(
-        stmt.table.as_str(),
-        provider_as_source(provider),
-        Some(vec![column_index]),
-    )?
-    .build()?;
     let spec = BuildSpec {
         name: stmt.name.clone(),
         column: stmt.column.clone(),
         options,
     };
-    let node =
-        CreateVectorIndexNode::try_new(spec, dataset, accelerator, dim, column_index, input)?;
+    let node = CreateVectorIndexNode::try_new(spec, dataset, dim, column_index)?;
     Ok(Some(LogicalPlan::Extension(Extension {
         node: Arc::new(node),
     })))
@@ -102,15 +73,16 @@ pub async fn create_plan(
 
 /// `DROP VECTOR INDEX [IF EXISTS] name ON table`.
 pub async fn drop_index(ctx: &SessionContext, stmt: &DropVectorIndex) -> Result<DataFrame> {
-    let (_, dataset) = vecfusion_table(ctx, &stmt.table).await?;
+    let dataset = vecfusion_table(ctx, &stmt.table).await?;
     if dataset.manifest().index(&stmt.name).is_none() {
         if stmt.if_exists {
             return ctx.read_empty();
         }
-        return Err(DataFusionError::Plan(format!(
+        return plan_err!(
             "there is no vector index '{}' on {}; SHOW VECTOR INDEXES lists them",
-            stmt.name, stmt.table
-        )));
+            stmt.name,
+            stmt.table
+        );
     }
     dataset
         .commit(&Operation::DropIndex {
@@ -141,9 +113,7 @@ pub async fn show_indexes(ctx: &SessionContext, stmt: &ShowVectorIndexes) -> Res
         let provider = ctx.table_provider(name.as_str()).await?;
         let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
             if stmt.table.is_some() {
-                return Err(DataFusionError::Plan(format!(
-                    "table '{name}' is not a vecfusion table"
-                )));
+                return plan_err!("table '{name}' is not a vecfusion table");
             }
             continue;
         };
@@ -164,7 +134,11 @@ pub async fn show_indexes(ctx: &SessionContext, stmt: &ShowVectorIndexes) -> Res
                     "{} {} {}",
                     index.kind,
                     index.metric,
-                    index.details["device"].as_str().unwrap_or("")
+                    // Manifests written before the column was renamed call it "device".
+                    index.details["accelerator"]
+                        .as_str()
+                        .or(index.details["device"].as_str())
+                        .unwrap_or("")
                 ),
             ]);
             nums.push([
@@ -181,7 +155,7 @@ pub async fn show_indexes(ctx: &SessionContext, stmt: &ShowVectorIndexes) -> Res
         Field::new("column", DataType::Utf8, false),
         Field::new("kind", DataType::Utf8, false),
         Field::new("metric", DataType::Utf8, false),
-        Field::new("device", DataType::Utf8, false),
+        Field::new("accelerator", DataType::Utf8, false),
         Field::new("partitions", DataType::UInt64, false),
         Field::new("rows_indexed", DataType::UInt64, false),
         Field::new("rows_not_indexed", DataType::UInt64, false),

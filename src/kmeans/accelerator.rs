@@ -5,11 +5,18 @@
 //! present, is an error that says which; `auto` takes CUDA, then Metal, then the CPU, and
 //! the chosen device's name is reported with every build.
 
-use candle_core::Device;
-use datafusion::error::{DataFusionError, Result};
+use std::fmt;
 
-/// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use candle_core::Device;
+use datafusion::common::plan_err;
+use datafusion::error::{DataFusionError, Result};
+use serde::{Deserialize, Serialize};
+
+/// What the user asked for (the `accelerator` option), parsed once when the statement is
+/// planned. The device itself is opened only when the work runs ([`Accelerator::select`]),
+/// so planning or `EXPLAIN` never initialises a GPU. Stored in manifests as its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum AcceleratorRequest {
     Cpu,
     Cuda(usize),
@@ -29,12 +36,36 @@ impl AcceleratorRequest {
             "auto" => Ok(Self::Auto),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(Self::Cuda(n)),
-                _ => Err(DataFusionError::Plan(format!(
+                _ => plan_err!(
                     "unknown accelerator '{spec}'; expected one of {}",
                     Self::NAMES
-                ))),
+                ),
             },
         }
+    }
+}
+
+impl fmt::Display for AcceleratorRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::Metal => f.write_str("mps"),
+            Self::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl From<AcceleratorRequest> for String {
+    fn from(request: AcceleratorRequest) -> Self {
+        request.to_string()
+    }
+}
+
+impl TryFrom<String> for AcceleratorRequest {
+    type Error = DataFusionError;
+    fn try_from(spec: String) -> Result<Self> {
+        Self::parse(&spec)
     }
 }
 
@@ -83,11 +114,11 @@ fn cuda(ordinal: usize) -> Result<Accelerator> {
             device,
             name: format!("cuda:{ordinal}"),
         }),
-        Err(e) => Err(DataFusionError::Execution(format!(
+        Err(e) => datafusion::common::exec_err!(
             "accelerator 'cuda:{ordinal}' is not available: {e}. This build has CUDA support; \
              check that an NVIDIA GPU and driver are present (nvidia-smi) and that the CUDA 13 \
              runtime libraries are on the library path, or use accelerator = 'cpu'"
-        ))),
+        ),
     }
 }
 
@@ -108,9 +139,9 @@ fn metal() -> Result<Accelerator> {
             device,
             name: "metal:0".into(),
         }),
-        Err(e) => Err(DataFusionError::Execution(format!(
+        Err(e) => datafusion::common::exec_err!(
             "accelerator 'mps' is not available: {e}; use accelerator = 'cpu'"
-        ))),
+        ),
     }
 }
 
@@ -147,14 +178,63 @@ mod tests {
     }
 
     #[test]
-    fn auto_falls_back_to_cpu_and_missing_backends_say_why() {
-        let auto = Accelerator::select(AcceleratorRequest::Auto).unwrap();
-        if !cfg!(any(feature = "cuda", feature = "metal")) {
-            assert_eq!(auto.name, "cpu");
-            let err = Accelerator::from_spec("cuda").unwrap_err().to_string();
-            assert!(err.contains("without the `cuda` feature"), "{err}");
-            let err = Accelerator::from_spec("mps").unwrap_err().to_string();
-            assert!(err.contains("without the `metal` feature"), "{err}");
+    fn every_build_names_its_devices_and_says_why_one_is_missing() {
+        let cuda = Accelerator::from_spec("cuda");
+        match &cuda {
+            Ok(device) => {
+                // Only a CUDA build can open CUDA.
+                assert!(
+                    device.name == "cuda:0" && cfg!(feature = "cuda"),
+                    "{}",
+                    device.name
+                );
+                assert!(!device.is_cpu());
+            }
+            Err(e) if cfg!(feature = "cuda") => {
+                // A CUDA build on a machine without a usable GPU.
+                let e = e.to_string();
+                assert!(
+                    e.contains("'cuda:0' is not available") && e.contains("has CUDA support"),
+                    "{e}"
+                );
+            }
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.contains("without the `cuda` feature"), "{e}");
+            }
         }
+        let metal = Accelerator::from_spec("mps");
+        match &metal {
+            Ok(device) => assert_eq!(device.name, "metal:0"),
+            Err(e) if cfg!(feature = "metal") => {
+                assert!(e.to_string().contains("'mps' is not available"), "{e}")
+            }
+            Err(e) => assert!(e.to_string().contains("without the `metal` feature"), "{e}"),
+        }
+        // `auto` takes CUDA, then Metal, then the CPU.
+        let auto = Accelerator::select(AcceleratorRequest::Auto).unwrap();
+        let expected = match (&cuda, &metal) {
+            (Ok(_), _) => "cuda:0",
+            (Err(_), Ok(_)) => "metal:0",
+            _ => "cpu",
+        };
+        assert_eq!(auto.name, expected);
+        let err = Accelerator::from_spec("cuda:99").unwrap_err().to_string();
+        assert!(err.contains("cuda"), "{err}");
+    }
+
+    #[test]
+    fn a_request_round_trips_through_its_text() {
+        for spec in ["cpu", "cuda:2", "mps", "auto"] {
+            let request = AcceleratorRequest::parse(spec).unwrap();
+            assert_eq!(request.to_string(), spec);
+            let json = serde_json::to_string(&request).unwrap();
+            assert_eq!(json, format!("\"{spec}\""));
+            assert_eq!(
+                serde_json::from_str::<AcceleratorRequest>(&json).unwrap(),
+                request
+            );
+        }
+        assert!(serde_json::from_str::<AcceleratorRequest>("\"tpu\"").is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! The CPU engine: the fused GEMM + argmin kernel of `vecfusion-kernels`, parallel over rows.
+//! The CPU backend: the fused GEMM + argmin kernel of `vecfusion-kernels`, parallel over rows.
 //!
 //! Rows are split into chunks handed to rayon's pool; each chunk runs the kernel per
 //! sub-space (the per-row loops live in `vecfusion-kernels` too), adding its rows into
@@ -10,11 +10,11 @@ use rayon::prelude::*;
 use vecfusion_kernels::distance::add_assign;
 use vecfusion_kernels::nearest::{MC, PackedCentroids, nearest_accumulate, nearest_distances};
 
-use super::engine::{Assignment, Engine, Layout, StepOutput};
+use super::backend::{Assignment, Backend, Layout, StepOutput};
 use crate::metric::Metric;
 
 #[derive(Debug, Default, Clone, Copy)]
-pub struct CpuEngine;
+pub struct CpuBackend;
 
 fn pack(layout: Layout, centroids: &[f32], metric: Metric) -> Vec<PackedCentroids> {
     let ds = layout.sub_dim();
@@ -43,7 +43,7 @@ fn sub_blocks(rows: usize, subspaces: usize) -> impl Iterator<Item = (usize, usi
         .map(move |s| (s, block.min(rows - s)))
 }
 
-impl Engine for CpuEngine {
+impl Backend for CpuBackend {
     fn name(&self) -> &str {
         "cpu"
     }

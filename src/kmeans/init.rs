@@ -6,7 +6,7 @@ use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use vecfusion_kernels::distance::l2_squared;
 
-use super::engine::Layout;
+use super::backend::Layout;
 
 /// How the first centroids are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use datafusion::error::Result;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
-use super::engine::{Engine, Layout};
+use super::backend::{Backend, Layout};
 use crate::metric::{Metric, normalize_rows};
 
 /// What a progress callback hears after every iteration.
@@ -42,7 +42,7 @@ pub struct LloydResult {
 /// Runs Lloyd iterations from `centroids`. For `Metric::Cosine` the data must already be
 /// normalised; centroids are kept on the unit sphere.
 pub fn lloyd(
-    engine: &dyn Engine,
+    backend: &dyn Backend,
     data: &[f32],
     layout: Layout,
     mut centroids: Vec<f32>,
@@ -55,7 +55,7 @@ pub fn lloyd(
     let ds = layout.sub_dim();
     for iteration in 1..=options.max_iterations {
         let start = Instant::now();
-        let step = engine.step(data, layout, &centroids, metric)?;
+        let step = backend.step(data, layout, &centroids, metric)?;
         let mut counts = step.counts;
         for (c, (centroid, sum)) in centroids
             .chunks_exact_mut(ds)

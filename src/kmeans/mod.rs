@@ -1,42 +1,43 @@
-//! The KMeans engine: coarse (IVF) centroids, product-quantizer codebooks and scalar
+//! KMeans training: coarse (IVF) centroids, product-quantizer codebooks and scalar
 //! quantizer bounds, trained on the CPU or, through candle, on a GPU.
 //!
 //! Independent of SQL: the index builder, benchmarks and (later) distributed builds call it.
 //!
 //! - [`accelerator`]: choosing the device from `'cpu' | 'cuda[:N]' | 'mps' | 'auto'`.
-//! - [`engine`]: the two passes (assign + accumulate, assign) every algorithm here is made of,
-//!   implemented by [`cpu::CpuEngine`] (fused GEMM + argmin kernels) and
-//!   [`candle_engine::CandleEngine`] (tensor programs for CUDA/Metal).
+//! - [`backend`]: the two passes (assign + accumulate, assign) every algorithm here is made of,
+//!   implemented by [`cpu::CpuBackend`] (fused GEMM + argmin kernels) and
+//!   [`candle_backend::CandleBackend`] (tensor programs for CUDA/Metal).
 //! - [`lloyd`]: Lloyd iterations with empty-cluster repair and a relative-change stop.
 //! - [`pq`], [`sq`]: quantizers the index builder streams vectors through.
 
 pub mod accelerator;
-pub mod candle_engine;
+pub mod backend;
+pub mod candle_backend;
 pub mod cpu;
-pub mod engine;
 pub mod init;
 pub mod lloyd;
 pub mod pq;
 pub mod sq;
 
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{exec_err, plan_err};
+use datafusion::error::Result;
 
 pub use accelerator::{Accelerator, AcceleratorRequest};
-pub use engine::{Assignment, Engine, Layout};
+pub use backend::{Assignment, Backend, Layout};
 pub use init::Init;
 pub use lloyd::{IterationInfo, LloydOptions};
 
 use crate::metric::{Metric, normalize_rows};
 
-/// The engine for a selected device: the fused CPU kernels for the CPU, candle otherwise.
-pub fn engine_for(accelerator: &Accelerator) -> Box<dyn Engine> {
+/// The backend for a selected device: the fused CPU kernels for the CPU, candle otherwise.
+pub fn backend_for(accelerator: &Accelerator) -> Box<dyn Backend> {
     if accelerator.is_cpu() {
-        Box::new(cpu::CpuEngine)
+        Box::new(cpu::CpuBackend)
     } else {
-        Box::new(candle_engine::CandleEngine::new(
+        Box::new(candle_backend::CandleBackend::new(
             accelerator.device.clone(),
             accelerator.name.clone(),
-            candle_engine::DEFAULT_BUDGET_BYTES,
+            candle_backend::DEVICE_MEMORY_BUDGET_BYTES,
         ))
     }
 }
@@ -81,9 +82,9 @@ pub struct KMeansModel {
 impl KMeansModel {
     /// Nearest centroid of every row and its distance (squared L2 for l2/cosine, negated
     /// inner product for dot). Rows must already be normalised for cosine.
-    pub fn assign(&self, engine: &dyn Engine, rows: &[f32]) -> Result<Assignment> {
+    pub fn assign(&self, backend: &dyn Backend, rows: &[f32]) -> Result<Assignment> {
         check_rows(rows, self.dim)?;
-        engine.assign(
+        backend.assign(
             rows,
             Layout::coarse(self.dim, self.k),
             &self.centroids,
@@ -95,25 +96,25 @@ impl KMeansModel {
 /// Checks that `data` is whole rows of finite values.
 pub fn check_rows(data: &[f32], dim: usize) -> Result<usize> {
     if dim == 0 || !data.len().is_multiple_of(dim) {
-        return Err(DataFusionError::Execution(format!(
+        return exec_err!(
             "the data has {} values, which is not a whole number of {dim}-dimensional rows",
             data.len()
-        )));
+        );
     }
     if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
-        return Err(DataFusionError::Execution(format!(
+        return exec_err!(
             "row {} holds a non-finite value ({}); KMeans needs finite vectors (skip or fix \
              NaN/Inf rows first)",
             pos / dim,
             data[pos]
-        )));
+        );
     }
     Ok(data.len() / dim)
 }
 
 /// Trains `params.k` centroids on `data` (row-major, `dim` columns).
 pub fn train(
-    engine: &dyn Engine,
+    backend: &dyn Backend,
     data: &[f32],
     dim: usize,
     params: &KMeansParams,
@@ -121,13 +122,14 @@ pub fn train(
 ) -> Result<KMeansModel> {
     let n = check_rows(data, dim)?;
     if params.k == 0 {
-        return Err(DataFusionError::Plan("KMeans needs k ≥ 1".into()));
+        return plan_err!("KMeans needs k ≥ 1");
     }
     if n < params.k {
-        return Err(DataFusionError::Plan(format!(
+        return plan_err!(
             "KMeans with k = {} needs at least {} rows, got {n}; use fewer partitions or more data",
-            params.k, params.k
-        )));
+            params.k,
+            params.k
+        );
     }
     let normalized;
     let data = if params.metric == Metric::Cosine {
@@ -152,7 +154,7 @@ pub fn train(
         seed: params.seed,
     };
     let result = lloyd::lloyd(
-        engine,
+        backend,
         data,
         layout,
         initial,

@@ -3,10 +3,11 @@
 //! All sub-spaces are trained in one Lloyd loop (each iteration assigns every sub-space in
 //! the same pass over the data), and encoding is one assignment pass.
 
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::plan_err;
+use datafusion::error::Result;
 
+use super::backend::{Backend, Layout};
 use super::check_rows;
-use super::engine::{Engine, Layout};
 use super::init::random_rows;
 use super::lloyd::{IterationInfo, LloydOptions, lloyd};
 use crate::metric::Metric;
@@ -49,7 +50,7 @@ impl ProductQuantizer {
     /// Trains on `data` (row-major; usually IVF residuals). PQ always uses L2 in each
     /// sub-space: it approximates vectors, whatever metric later compares them.
     pub fn train(
-        engine: &dyn Engine,
+        backend: &dyn Backend,
         data: &[f32],
         dim: usize,
         params: &PqParams,
@@ -58,23 +59,20 @@ impl ProductQuantizer {
         let n = check_rows(data, dim)?;
         let m = params.num_sub_vectors;
         if m == 0 || !dim.is_multiple_of(m) {
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "num_sub_vectors must divide the dimension: {dim} % {m} != 0 (divisors of {dim} \
                  that work: {})",
                 sub_vector_choices(dim)
-            )));
+            );
         }
         if !matches!(params.num_bits, 4 | 8) {
-            return Err(DataFusionError::Plan(format!(
-                "num_bits must be 4 or 8, got {}",
-                params.num_bits
-            )));
+            return plan_err!("num_bits must be 4 or 8, got {}", params.num_bits);
         }
         let k = 1usize << params.num_bits;
         if n < k {
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "product quantizer training needs at least {k} rows (2^num_bits), got {n}"
-            )));
+            );
         }
         let layout = Layout {
             dim,
@@ -87,7 +85,7 @@ impl ProductQuantizer {
             tolerance: params.tolerance,
             seed: params.seed,
         };
-        let result = lloyd(engine, data, layout, init, Metric::L2, options, progress)?;
+        let result = lloyd(backend, data, layout, init, Metric::L2, options, progress)?;
         Ok(Self {
             dim,
             num_sub_vectors: m,
@@ -98,9 +96,9 @@ impl ProductQuantizer {
     }
 
     /// Codes of every row, row-major `n × m`, one byte per sub-vector.
-    pub fn encode(&self, engine: &dyn Engine, data: &[f32]) -> Result<Vec<u8>> {
+    pub fn encode(&self, backend: &dyn Backend, data: &[f32]) -> Result<Vec<u8>> {
         check_rows(data, self.dim)?;
-        let a = engine.assign(data, self.layout(), &self.codebooks, Metric::L2)?;
+        let a = backend.assign(data, self.layout(), &self.codebooks, Metric::L2)?;
         Ok(a.codes.into_iter().map(|c| c as u8).collect())
     }
 

@@ -1,12 +1,12 @@
-//! Tests of the KMeans engine on both engines (the candle engine runs on the CPU device).
+//! Tests of KMeans training on both backends (the candle backend runs on the CPU device).
 
 use candle_core::Device;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_pcg::Pcg64Mcg;
 
-use super::candle_engine::CandleEngine;
-use super::cpu::CpuEngine;
+use super::candle_backend::CandleBackend;
+use super::cpu::CpuBackend;
 use super::pq::{PqParams, ProductQuantizer};
 use super::sq::ScalarBounds;
 use super::*;
@@ -33,10 +33,10 @@ fn far_centres(k: usize, dim: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn engines() -> Vec<Box<dyn Engine>> {
+fn backends() -> Vec<Box<dyn Backend>> {
     vec![
-        Box::new(CpuEngine),
-        Box::new(CandleEngine::new(Device::Cpu, "candle-cpu", 1 << 20)),
+        Box::new(CpuBackend),
+        Box::new(CandleBackend::new(Device::Cpu, "candle-cpu", 1 << 20)),
     ]
 }
 
@@ -49,10 +49,10 @@ fn recovers_known_centres_on_separable_clusters() {
     let (k, dim) = (8, 16);
     let centres = far_centres(k, dim, 1);
     let data = blobs(&centres, dim, 200, 0.5, 2);
-    for engine in engines() {
+    for backend in backends() {
         let mut params = KMeansParams::new(k);
         params.init = Init::KMeansPlusPlus;
-        let model = train(engine.as_ref(), &data, dim, &params, &mut quiet()).unwrap();
+        let model = train(backend.as_ref(), &data, dim, &params, &mut quiet()).unwrap();
         for c in centres.chunks(dim) {
             let nearest = model
                 .centroids
@@ -63,7 +63,7 @@ fn recovers_known_centres_on_separable_clusters() {
             assert!(
                 nearest < 0.2,
                 "{}: centre missed by {nearest}",
-                engine.name()
+                backend.name()
             );
         }
     }
@@ -76,13 +76,13 @@ fn same_seed_same_centroids_and_engines_agree() {
     let mut params = KMeansParams::new(k);
     params.max_iterations = 10;
     params.tolerance = 0.0;
-    let a = train(&CpuEngine, &data, dim, &params, &mut quiet()).unwrap();
-    let b = train(&CpuEngine, &data, dim, &params, &mut quiet()).unwrap();
+    let a = train(&CpuBackend, &data, dim, &params, &mut quiet()).unwrap();
+    let b = train(&CpuBackend, &data, dim, &params, &mut quiet()).unwrap();
     assert_eq!(a.centroids, b.centroids);
-    // Chunked (a tiny budget: many chunks) and unchunked candle runs, and the CPU engine,
+    // Chunked (a tiny budget: many chunks) and unchunked candle runs, and the CPU backend,
     // take the same path to within float rounding.
-    let small = CandleEngine::new(Device::Cpu, "small", 64 << 10);
-    let large = CandleEngine::new(Device::Cpu, "large", 1 << 30);
+    let small = CandleBackend::new(Device::Cpu, "small", 64 << 10);
+    let large = CandleBackend::new(Device::Cpu, "large", 1 << 30);
     assert!(small.chunk_rows(Layout::coarse(dim, k)) < data.len() / dim / 4);
     let c = train(&small, &data, dim, &params, &mut quiet()).unwrap();
     let d = train(&large, &data, dim, &params, &mut quiet()).unwrap();
@@ -104,7 +104,7 @@ fn empty_clusters_are_reseeded_by_splitting_the_largest() {
     init.extend(std::iter::repeat_n(1e4f32, 3 * dim));
     let mut seen_empty = 0;
     let result = lloyd::lloyd(
-        &CpuEngine,
+        &CpuBackend,
         &data,
         Layout::coarse(dim, 4),
         init,
@@ -118,7 +118,7 @@ fn empty_clusters_are_reseeded_by_splitting_the_largest() {
     )
     .unwrap();
     assert!(seen_empty >= 3);
-    let final_step = CpuEngine
+    let final_step = CpuBackend
         .step(&data, Layout::coarse(dim, 4), &result.centroids, Metric::L2)
         .unwrap();
     assert!(
@@ -137,8 +137,8 @@ fn cosine_keeps_centroids_on_the_sphere_and_dot_prefers_long_vectors() {
     let data = blobs(&far_centres(4, dim, 7), dim, 50, 1.0, 8);
     let mut params = KMeansParams::new(4);
     params.metric = Metric::Cosine;
-    for engine in engines() {
-        let model = train(engine.as_ref(), &data, dim, &params, &mut quiet()).unwrap();
+    for backend in backends() {
+        let model = train(backend.as_ref(), &data, dim, &params, &mut quiet()).unwrap();
         for c in model.centroids.chunks(dim) {
             let norm = vecfusion_kernels::distance::norm_squared(c).sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "{norm}");
@@ -147,8 +147,8 @@ fn cosine_keeps_centroids_on_the_sphere_and_dot_prefers_long_vectors() {
     // Dot: a row is assigned to the centroid with the largest inner product, not the closest.
     let centroids = vec![1.0, 0.0, 10.0, 0.0];
     let rows = vec![1.0, 0.0];
-    for engine in engines() {
-        let a = engine
+    for backend in backends() {
+        let a = backend
             .assign(&rows, Layout::coarse(2, 2), &centroids, Metric::Dot)
             .unwrap();
         assert_eq!(a.codes, vec![1]);
@@ -159,17 +159,17 @@ fn cosine_keeps_centroids_on_the_sphere_and_dot_prefers_long_vectors() {
 #[test]
 fn bad_input_is_refused_with_reasons() {
     let p = KMeansParams::new(10);
-    let err = train(&CpuEngine, &[0.0; 8], 4, &p, &mut quiet())
+    let err = train(&CpuBackend, &[0.0; 8], 4, &p, &mut quiet())
         .unwrap_err()
         .to_string();
     assert!(err.contains("needs at least 10 rows, got 2"), "{err}");
-    let err = train(&CpuEngine, &[], 4, &p, &mut quiet())
+    let err = train(&CpuBackend, &[], 4, &p, &mut quiet())
         .unwrap_err()
         .to_string();
     assert!(err.contains("got 0"), "{err}");
     let mut nan = vec![0.0; 80];
     nan[45] = f32::NAN;
-    let err = train(&CpuEngine, &nan, 4, &KMeansParams::new(2), &mut quiet())
+    let err = train(&CpuBackend, &nan, 4, &KMeansParams::new(2), &mut quiet())
         .unwrap_err()
         .to_string();
     assert!(
@@ -177,7 +177,7 @@ fn bad_input_is_refused_with_reasons() {
         "{err}"
     );
     let err = train(
-        &CpuEngine,
+        &CpuBackend,
         &[0.0; 10],
         4,
         &KMeansParams::new(1),
@@ -205,10 +205,10 @@ fn product_quantizer_reconstructs_well_below_the_data_variance() {
         tolerance: 0.0,
         seed: 1,
     };
-    for engine in engines() {
+    for backend in backends() {
         let pq =
-            ProductQuantizer::train(engine.as_ref(), &data, dim, &params, &mut |_| {}).unwrap();
-        let codes = pq.encode(engine.as_ref(), &data).unwrap();
+            ProductQuantizer::train(backend.as_ref(), &data, dim, &params, &mut |_| {}).unwrap();
+        let codes = pq.encode(backend.as_ref(), &data).unwrap();
         assert_eq!(codes.len(), data.len() / dim * 8);
         let decoded = pq.decode(&codes);
         let err: f64 = data
@@ -223,11 +223,11 @@ fn product_quantizer_reconstructs_well_below_the_data_variance() {
         assert!(
             err < var * 0.05,
             "{}: mse {err} vs variance {var}",
-            engine.name()
+            backend.name()
         );
     }
     let err = ProductQuantizer::train(
-        &CpuEngine,
+        &CpuBackend,
         &data,
         dim,
         &PqParams {

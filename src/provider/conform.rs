@@ -9,12 +9,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{plan_datafusion_err, plan_err};
+use datafusion::error::Result;
 
 /// Casts the columns of `batch` (by position) to `schema`.
 pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if batch.num_columns() != schema.fields().len() {
-        return Err(DataFusionError::Plan(format!(
+        return plan_err!(
             "the inserted rows have {} columns, the table has {} ({})",
             batch.num_columns(),
             schema.fields().len(),
@@ -24,7 +25,7 @@ pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
                 .map(|f| f.name().as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )));
+        );
     }
     if batch.schema().fields() == schema.fields() {
         return Ok(batch.clone());
@@ -45,22 +46,22 @@ pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
                 ..Default::default()
             };
             cast_with_options(col, field.data_type(), &options).map_err(|e| {
-                DataFusionError::Plan(format!(
+                plan_datafusion_err!(
                     "cannot store {} values in column '{}' of type {}: {e}",
                     col.data_type(),
                     field.name(),
                     field.data_type()
-                ))
+                )
             })
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
     for (col, field) in columns.iter().zip(schema.fields()) {
         if !field.is_nullable() && col.null_count() > 0 {
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "column '{}' is NOT NULL but {} of the inserted rows have no value for it",
                 field.name(),
                 col.null_count()
-            )));
+            );
         }
     }
     Ok(RecordBatch::try_new(
@@ -72,10 +73,10 @@ pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
 /// Fails with the first row whose vector length differs from `dim`.
 fn check_vector_lengths(col: &ArrayRef, dim: usize, name: &str) -> Result<()> {
     let bad = |row: usize, len: usize| {
-        DataFusionError::Plan(format!(
+        plan_datafusion_err!(
             "column '{name}' holds vectors of dimension {dim}, but row {row} of the inserted \
              data has {len} values"
-        ))
+        )
     };
     match col.data_type() {
         DataType::FixedSizeList(_, n) if *n as usize != dim => Err(bad(0, *n as usize)),

@@ -10,7 +10,8 @@ use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{internal_datafusion_err, internal_err};
+use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
@@ -24,7 +25,7 @@ use futures::StreamExt;
 use roaring::RoaringBitmap;
 
 use super::conform::conform_batch;
-use super::scan::{ScanRequest, VecfusionScanExec};
+use super::scan::VecfusionScanExec;
 use crate::dataset::{Dataset, DeletionMeta, Operation, deletion, split_row_address};
 use crate::plan_properties::single_final;
 
@@ -66,9 +67,10 @@ async fn write_deletion_vectors(
     let mut out = vec![];
     let mut total = 0;
     for (frag_id, rows) in new {
-        let frag = dataset.manifest().fragment(frag_id).ok_or_else(|| {
-            DataFusionError::Internal(format!("scan returned unknown fragment {frag_id}"))
-        })?;
+        let frag = dataset
+            .manifest()
+            .fragment(frag_id)
+            .ok_or_else(|| internal_datafusion_err!("scan returned unknown fragment {frag_id}"))?;
         let mut all = dataset.deletions(frag).await?.as_ref().clone();
         let before = all.len();
         all |= rows;
@@ -87,9 +89,7 @@ fn with_child_check(
 ) -> Result<Arc<dyn ExecutionPlan>> {
     match children {
         [one] => Ok(one.clone()),
-        _ => Err(DataFusionError::Internal(format!(
-            "{what} takes exactly one input"
-        ))),
+        _ => internal_err!("{what} takes exactly one input"),
     }
 }
 
@@ -108,15 +108,9 @@ impl DeleteExec {
         dataset: Dataset,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let request = ScanRequest {
-            projection: Some(vec![]),
-            filters,
-            limit: None,
-            with_row_address: true,
-        };
-        let target = state.config().target_partitions();
-        let input =
-            Arc::new(VecfusionScanExec::try_new(state, dataset.clone(), request, target).await?);
+        let input = Arc::new(
+            VecfusionScanExec::row_addresses(state, dataset.clone(), Some(vec![]), filters).await?,
+        );
         Ok(Arc::new(Self {
             dataset,
             input,
@@ -214,15 +208,9 @@ impl UpdateExec {
         filters: Vec<Expr>,
         assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let request = ScanRequest {
-            projection: None,
-            filters,
-            limit: None,
-            with_row_address: true,
-        };
-        let target = state.config().target_partitions();
-        let input =
-            Arc::new(VecfusionScanExec::try_new(state, dataset.clone(), request, target).await?);
+        let input = Arc::new(
+            VecfusionScanExec::row_addresses(state, dataset.clone(), None, filters).await?,
+        );
         Ok(Arc::new(Self {
             dataset,
             input,
@@ -342,5 +330,46 @@ impl ExecutionPlan for UpdateExec {
             count_schema(),
             futures::stream::once(fut),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt64Type;
+    use datafusion::physical_plan::{collect, displayable};
+    use datafusion::prelude::{col, lit};
+
+    use super::DeleteExec;
+    use crate::test_support::{create_table, latest, session_after};
+
+    #[tokio::test]
+    async fn delete_counts_new_deletions_once_and_commits_one_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = session_after(&[
+            create_table(dir.path(), "id BIGINT, embedding FLOAT[2]"),
+            "INSERT INTO t SELECT * FROM random_vectors(1000, 2)".into(),
+            "DELETE FROM t WHERE id < 10".into(),
+        ])
+        .await;
+        let dataset = latest(dir.path()).await;
+        assert_eq!(dataset.version(), 3);
+        // Rows 0..10 are already deleted: only 10..20 are new deletions.
+        let plan = DeleteExec::try_new(&ctx.state(), dataset, vec![col("id").lt(lit(20i64))])
+            .await
+            .unwrap();
+        assert!(
+            displayable(plan.as_ref())
+                .indent(false)
+                .to_string()
+                .contains("VecfusionScanExec"),
+            "the rows to delete come from a scan with row addresses"
+        );
+        let batches = collect(plan, ctx.task_ctx()).await.unwrap();
+        let count = batches[0].column(0).as_primitive::<UInt64Type>().value(0);
+        assert_eq!(count, 10);
+        let after = latest(dir.path()).await;
+        assert_eq!(after.version(), 4);
+        assert_eq!(after.count_rows(), 980);
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::{plan_datafusion_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::CreateExternalTable;
 
@@ -48,16 +49,16 @@ impl TableProviderFactory for VecfusionTableFactory {
             match name {
                 "version" => {
                     version = Some(value.parse::<u64>().map_err(|_| {
-                        DataFusionError::Plan(format!(
+                        plan_datafusion_err!(
                             "option 'version' must be a version number, got '{value}'"
-                        ))
+                        )
                     })?)
                 }
                 _ => {
-                    return Err(DataFusionError::Plan(format!(
+                    return plan_err!(
                         "unknown option '{name}' for STORED AS VECFUSION; supported options: {}",
                         OPTIONS.join(", ")
-                    )));
+                    );
                 }
             }
         }
@@ -71,22 +72,22 @@ impl TableProviderFactory for VecfusionTableFactory {
             dataset
         } else if declared.fields().is_empty() {
             if location_has_files(&location).await? {
-                return Err(DataFusionError::Plan(format!(
+                return plan_err!(
                     "{} is not a vecfusion dataset (it has files but no _versions/*.manifest)",
                     location.uri
-                )));
+                );
             }
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "there is no vecfusion dataset at {}; give a column list to create one, e.g. \
                  CREATE EXTERNAL TABLE items (id BIGINT, embedding FLOAT[128]) STORED AS \
                  VECFUSION LOCATION '...'",
                 location.uri
-            )));
+            );
         } else if version.is_some() {
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "option 'version' needs an existing dataset, and there is none at {}",
                 location.uri
-            )));
+            );
         } else {
             Dataset::create(location, Arc::new(declared)).await?
         };
@@ -120,11 +121,11 @@ fn check_same_columns(declared: &Schema, dataset: &Dataset) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    Err(DataFusionError::Plan(format!(
+    plan_err!(
         "the dataset at {} has columns ({}), which differ from the column list given ({}); \
          omit the column list to open it as it is",
         dataset.uri(),
         describe(existing),
         describe(declared)
-    )))
+    )
 }

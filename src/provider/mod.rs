@@ -5,6 +5,8 @@
 //!   and read-only views of older versions (time travel).
 //! - [`VecfusionTableFactory`] turns `CREATE EXTERNAL TABLE ... STORED AS VECFUSION` into a
 //!   new or opened dataset.
+//! - [`TimeTravelPlanner`] plans `t VERSION AS OF n` / `TIMESTAMP AS OF` as a scan of a
+//!   read-only view of that version.
 
 mod conform;
 mod dml;
@@ -13,8 +15,10 @@ mod filters;
 mod scan;
 mod sink;
 mod table;
+mod time_travel;
 
 pub use conform::conform_batch;
 pub use factory::VecfusionTableFactory;
 pub use scan::{ROW_ADDRESS_COLUMN, ScanRequest, VecfusionScanExec};
 pub use table::{VecfusionTable, VersionTarget};
+pub use time_travel::TimeTravelPlanner;

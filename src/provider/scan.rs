@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Statistics, exec_datafusion_err};
+use datafusion::common::{Statistics, exec_datafusion_err, plan_datafusion_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
@@ -55,7 +55,7 @@ pub struct ScanRequest {
 }
 
 /// A run of record batches of one fragment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct ScanTask {
     fragment: usize,
     batches: Range<usize>,
@@ -86,6 +86,25 @@ pub struct VecfusionScanExec {
 }
 
 impl VecfusionScanExec {
+    /// A scan of `projection` (every column when `None`) with the row-address column
+    /// appended, keeping the rows `filters` allow, over the session's target partitions: the
+    /// input of `DELETE`/`UPDATE`, of index builds and of search prefilters.
+    pub async fn row_addresses(
+        session: &dyn Session,
+        dataset: Dataset,
+        projection: Option<Vec<usize>>,
+        filters: Vec<Expr>,
+    ) -> Result<Self> {
+        let request = ScanRequest {
+            projection,
+            filters,
+            limit: None,
+            with_row_address: true,
+        };
+        let target = session.config().target_partitions();
+        Self::try_new(session, dataset, request, target).await
+    }
+
     pub async fn try_new(
         state: &dyn Session,
         dataset: Dataset,
@@ -429,7 +448,7 @@ impl PartitionState {
                 .as_any()
                 .downcast_ref::<BooleanArray>()
                 .ok_or_else(|| {
-                    DataFusionError::Plan(format!("filter {filter} does not evaluate to a boolean"))
+                    plan_datafusion_err!("filter {filter} does not evaluate to a boolean")
                 })?;
             let value = if value.null_count() > 0 {
                 prep_null_mask_filter(value)
@@ -470,5 +489,116 @@ impl PartitionState {
             Some(m) => filter_record_batch(&out, &m)?,
             None => out,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Int64Type, UInt64Type};
+    use datafusion::physical_plan::{ExecutionPlan, collect};
+    use datafusion::prelude::{SessionContext, col, lit};
+
+    use super::{ScanRequest, VecfusionScanExec};
+    use crate::dataset::{Dataset, split_row_address};
+    use crate::test_support::{create_table, latest, session_after};
+
+    /// Two fragments of 20,000 rows (ids 0..20,000 twice), with ids < 100 deleted.
+    async fn dataset(dir: &std::path::Path) -> (SessionContext, Dataset) {
+        let ctx = session_after(&[
+            create_table(dir, "id BIGINT, embedding FLOAT[2]"),
+            "INSERT INTO t SELECT * FROM random_vectors(20000, 2)".into(),
+            "INSERT INTO t SELECT * FROM random_vectors(20000, 2)".into(),
+            "DELETE FROM t WHERE id < 100".into(),
+        ])
+        .await;
+        (ctx, latest(dir).await)
+    }
+
+    fn ids(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<i64> {
+        batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn partitions_cover_every_live_row_once_with_its_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, dataset) = dataset(dir.path()).await;
+        let request = ScanRequest {
+            projection: Some(vec![0]),
+            with_row_address: true,
+            ..Default::default()
+        };
+        let scan = VecfusionScanExec::try_new(&ctx.state(), dataset, request, 3)
+            .await
+            .unwrap();
+        let partitions = scan.properties().partitioning.partition_count();
+        assert_eq!(partitions, 3);
+        let mut addresses = vec![];
+        let mut seen = vec![];
+        for p in 0..partitions {
+            let stream = scan.execute(p, ctx.task_ctx()).unwrap();
+            let batches = datafusion::physical_plan::common::collect(stream)
+                .await
+                .unwrap();
+            seen.extend(ids(&batches));
+            for b in &batches {
+                assert_eq!(b.schema().field(1).name(), "_rowaddr");
+                addresses.extend(b.column(1).as_primitive::<UInt64Type>().values().to_vec());
+            }
+        }
+        assert_eq!(seen.len(), 2 * 19_900);
+        assert!(seen.iter().all(|id| *id >= 100));
+        // An address names the row's fragment and offset: id = offset in both fragments.
+        for (id, addr) in seen.iter().zip(&addresses) {
+            assert_eq!(split_row_address(*addr).1 as i64, *id);
+        }
+        addresses.sort_unstable();
+        addresses.dedup();
+        assert_eq!(addresses.len(), seen.len());
+    }
+
+    #[tokio::test]
+    async fn filters_apply_exactly_and_a_limit_reads_only_leading_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, dataset) = dataset(dir.path()).await;
+        let filtered = ScanRequest {
+            projection: Some(vec![0]),
+            filters: vec![col("id").lt(lit(150i64))],
+            ..Default::default()
+        };
+        let scan = VecfusionScanExec::try_new(&ctx.state(), dataset.clone(), filtered, 2)
+            .await
+            .unwrap();
+        let mut got = ids(&collect(std::sync::Arc::new(scan), ctx.task_ctx())
+            .await
+            .unwrap());
+        got.sort_unstable();
+        let want: Vec<i64> = (100..150).flat_map(|i| [i, i]).collect();
+        assert_eq!(got, want);
+
+        let limited = ScanRequest {
+            projection: Some(vec![0]),
+            limit: Some(10),
+            ..Default::default()
+        };
+        let scan = VecfusionScanExec::try_new(&ctx.state(), dataset, limited, 4)
+            .await
+            .unwrap();
+        assert_eq!(scan.properties().partitioning.partition_count(), 1);
+        // The first 8,192-row batch holds ten live rows: one task, stopped at the limit.
+        assert_eq!(
+            scan.partitions,
+            vec![vec![super::ScanTask {
+                fragment: 0,
+                batches: 0..1
+            }]]
+        );
+        let rows = ids(&collect(std::sync::Arc::new(scan), ctx.task_ctx())
+            .await
+            .unwrap());
+        assert_eq!(rows, (100..110).collect::<Vec<i64>>());
     }
 }

@@ -12,7 +12,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
 use super::conform::conform_batch;
-use crate::dataset::{Dataset, Operation};
+use crate::dataset::Dataset;
 
 #[derive(Debug)]
 pub struct VecfusionSink {
@@ -44,33 +44,11 @@ impl DataSink for VecfusionSink {
 
     async fn write_all(
         &self,
-        mut data: SendableRecordBatchStream,
+        data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> Result<u64> {
-        let mut writer = self.dataset.fragment_writer()?;
-        // The data file is written completely before the manifest that references it; a
-        // failure (or a kill) before the commit leaves only an unreferenced file.
-        let written: Result<()> = async {
-            while let Some(batch) = data.next().await {
-                let batch = conform_batch(&batch?, &self.schema)?;
-                writer.write(batch).await?;
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = written {
-            writer.abort().await;
-            return Err(e);
-        }
-        let Some(fragment) = writer.finish().await? else {
-            return Ok(0);
-        };
-        let rows = fragment.physical_rows;
-        self.dataset
-            .commit(&Operation::Append {
-                fragments: vec![fragment],
-            })
-            .await?;
-        Ok(rows)
+        let schema = self.schema.clone();
+        let batches = data.map(move |batch| conform_batch(&batch?, &schema));
+        Ok(self.dataset.append(batches).await?.rows)
     }
 }

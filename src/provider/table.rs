@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
-use datafusion::common::Statistics;
 use datafusion::common::stats::Precision;
+use datafusion::common::{Statistics, plan_datafusion_err, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result};
@@ -90,12 +90,12 @@ impl VecfusionTable {
                                 .map(|t| t.to_rfc3339())
                                 .unwrap_or_default()
                         });
-                        DataFusionError::Plan(format!(
+                        plan_datafusion_err!(
                             "dataset {} did not exist at that time; its first version was \
                              committed at {}",
                             current.uri(),
                             first.unwrap_or_default()
-                        ))
+                        )
                     })?;
                 current.checkout_version(version).await?
             }
@@ -107,10 +107,10 @@ impl VecfusionTable {
     /// The dataset to modify; refuses for time-travel views.
     pub(crate) async fn writable_dataset(&self, what: &str) -> Result<Dataset> {
         if self.target != VersionTarget::Latest {
-            return Err(DataFusionError::Plan(format!(
+            return plan_err!(
                 "cannot {what} a historical version of a dataset; versions are immutable \
                  (query the table without VERSION AS OF to change it)"
-            )));
+            );
         }
         self.dataset().await
     }

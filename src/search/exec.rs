@@ -1,131 +1,77 @@
-//! `AnnSearchExec`: answers a top-k distance query from a dataset version (through its vector
-//! index when one fits), then fetches the requested columns of the k rows by address.
+//! `AnnSearchExec`: runs a [`PreparedSearch`] — a top-k distance query over one dataset
+//! version, through its vector index when one fits — and yields the rows it finds, fetched by
+//! address.
 //!
-//! Its optional child is the *prefilter*: a scan of the table with the query's `WHERE`
-//! predicates that yields the addresses of the allowed rows, evaluated before the top-k.
+//! Its optional child is the search's *prefilter*: a scan of the table with the query's
+//! `WHERE` predicates that yields the addresses of the allowed rows, evaluated before the
+//! top-k. Metrics (`EXPLAIN ANALYZE`) say how much of the index the search touched.
 
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Float32Array, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
 
-use super::engine::{SearchParams, search};
-use super::plan::collect_allowed;
-use crate::dataset::Dataset;
+use super::prefilter::allowed_count;
+use super::request::{PreparedSearch, SearchOutput};
 use crate::plan_properties::single_final;
-use crate::udf::DistanceFunction;
-
-/// Name of the distance column `vector_search` adds.
-pub const DISTANCE_COLUMN: &str = "_distance";
-
-/// What to search for.
-#[derive(Debug, Clone)]
-pub struct AnnQuery {
-    pub column: usize,
-    pub function: DistanceFunction,
-    pub query: Vec<f32>,
-    pub params: SearchParams,
-}
 
 #[derive(Debug)]
 pub struct AnnSearchExec {
-    dataset: Dataset,
-    query: AnnQuery,
-    /// Table columns to return.
-    projection: Vec<usize>,
-    with_distance: bool,
-    /// Name and kind of the index the search will use (for EXPLAIN), if any.
-    index: Option<String>,
-    prefilter: Option<Arc<dyn ExecutionPlan>>,
+    search: PreparedSearch,
+    output: SearchOutput,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl AnnSearchExec {
-    pub fn new(
-        dataset: Dataset,
-        query: AnnQuery,
-        projection: Vec<usize>,
-        with_distance: bool,
-        prefilter: Option<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Self> {
-        let table = dataset.schema();
-        let mut fields: Vec<Field> = projection.iter().map(|i| table.field(*i).clone()).collect();
-        if with_distance {
-            fields.push(Field::new(DISTANCE_COLUMN, DataType::Float32, false));
-        }
-        let schema = Arc::new(Schema::new_with_metadata(fields, table.metadata().clone()));
-        let column = table.field(query.column).name();
-        let metric = super::engine::metric_of(query.function);
-        let index = dataset
-            .manifest()
-            .indexes
-            .iter()
-            .rev()
-            .find(|i| &i.column == column && i.metric == metric.name())
-            .filter(|_| query.params.use_index)
-            .map(|i| format!("{} ({})", i.name, i.kind));
-        Ok(Self {
+    pub fn new(search: PreparedSearch, output: SearchOutput) -> Self {
+        let schema = output.schema(search.dataset().schema());
+        Self {
             properties: single_final(schema.clone()),
-            dataset,
-            query,
-            projection,
-            with_distance,
-            index,
-            prefilter,
             schema,
+            search,
+            output,
             metrics: ExecutionPlanMetricsSet::new(),
-        })
+        }
     }
 
-    /// The index EXPLAIN reports (`None`: an exact search).
-    pub fn index(&self) -> Option<&str> {
-        self.index.as_deref()
+    /// The search this plan runs.
+    pub fn search(&self) -> &PreparedSearch {
+        &self.search
     }
 }
 
 impl DisplayAs for AnnSearchExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let p = &self.query.params;
-        let column = self.dataset.schema().field(self.query.column).name();
+        let s = &self.search;
+        let p = s.params();
+        let column = s.dataset().schema().field(s.column()).name();
         write!(
             f,
             "AnnSearchExec: {}({column}, [{} values]) k={} index={} nprobes={} refine_factor={} \
              prefilter={}",
-            self.query.function.name(),
-            self.query.query.len(),
+            s.function().name(),
+            s.dim(),
             p.k,
-            self.index.as_deref().unwrap_or("none (exact search)"),
+            s.index().as_deref().unwrap_or("none (exact search)"),
             p.nprobes,
             p.refine_factor,
-            if self.prefilter.is_some() {
-                "yes"
-            } else {
-                "no"
-            }
+            if s.prefilter().is_some() { "yes" } else { "no" }
         )
     }
-}
-
-struct Metrics {
-    baseline: BaselineMetrics,
-    partitions_probed: Count,
-    rows_scored: Count,
-    rows_exact: Count,
-    allowed_rows: Count,
 }
 
 impl ExecutionPlan for AnnSearchExec {
@@ -136,7 +82,7 @@ impl ExecutionPlan for AnnSearchExec {
         &self.properties
     }
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        self.prefilter.iter().collect()
+        self.search.prefilter().into_iter().collect()
     }
     fn apply_expressions(
         &self,
@@ -148,18 +94,11 @@ impl ExecutionPlan for AnnSearchExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != self.prefilter.iter().count() {
-            return Err(DataFusionError::Internal(
-                "AnnSearchExec: wrong number of children".into(),
-            ));
+        if children.len() != self.children().len() {
+            return internal_err!("AnnSearchExec: wrong number of children");
         }
-        Ok(Arc::new(Self::new(
-            self.dataset.clone(),
-            self.query.clone(),
-            self.projection.clone(),
-            self.with_distance,
-            children.into_iter().next(),
-        )?))
+        let search = self.search.with_prefilter(children.into_iter().next());
+        Ok(Arc::new(Self::new(search, self.output.clone())))
     }
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
@@ -169,60 +108,129 @@ impl ExecutionPlan for AnnSearchExec {
         _partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let (dataset, query, projection) = (
-            self.dataset.clone(),
-            self.query.clone(),
-            self.projection.clone(),
+        let (search, output) = (self.search.clone(), self.output.clone());
+        let counter = |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, 0);
+        let baseline = BaselineMetrics::new(&self.metrics, 0);
+        let (partitions_probed, rows_scored, rows_exact, prefilter_rows) = (
+            counter("partitions_probed"),
+            counter("rows_scored"),
+            counter("rows_exact"),
+            counter("prefilter_rows"),
         );
-        let (prefilter, schema, with_distance) = (
-            self.prefilter.clone(),
-            self.schema.clone(),
-            self.with_distance,
-        );
-        let m = Metrics {
-            baseline: BaselineMetrics::new(&self.metrics, 0),
-            partitions_probed: MetricBuilder::new(&self.metrics).counter("partitions_probed", 0),
-            rows_scored: MetricBuilder::new(&self.metrics).counter("rows_scored", 0),
-            rows_exact: MetricBuilder::new(&self.metrics).counter("rows_exact", 0),
-            allowed_rows: MetricBuilder::new(&self.metrics).counter("prefilter_rows", 0),
-        };
         let fut = async move {
-            let allowed = match prefilter {
-                Some(plan) => {
-                    let allowed = collect_allowed(plan, context).await?;
-                    m.allowed_rows
-                        .add(allowed.values().map(|b| b.len() as usize).sum());
-                    Some(allowed)
-                }
-                None => None,
-            };
-            let timer = m.baseline.elapsed_compute().timer();
-            let found = search(
-                &dataset,
-                query.column,
-                query.function,
-                &query.query,
-                query.params,
-                allowed.as_ref(),
-            )
-            .await?;
-            m.partitions_probed.add(found.stats.partitions_probed);
-            m.rows_scored.add(found.stats.rows_scored);
-            m.rows_exact.add(found.stats.rows_exact);
-            let rows = dataset.take(&found.addresses, Some(&projection)).await?;
-            let mut columns = rows.columns().to_vec();
-            if with_distance {
-                columns.push(Arc::new(Float32Array::from(found.distances)));
+            let allowed = search.allowed_rows(context).await?;
+            if let Some(a) = &allowed {
+                prefilter_rows.add(allowed_count(a) as usize);
             }
-            let options = RecordBatchOptions::new().with_row_count(Some(found.addresses.len()));
-            let batch = RecordBatch::try_new_with_options(schema, columns, &options)?;
+            let timer = baseline.elapsed_compute().timer();
+            let outcomes = search.search(allowed.map(Arc::new)).await?;
+            for o in &outcomes {
+                partitions_probed.add(o.stats.partitions_probed);
+                rows_scored.add(o.stats.rows_scored);
+                rows_exact.add(o.stats.rows_exact);
+            }
+            let batch = search.rows(&outcomes, &output).await?;
             timer.done();
-            m.baseline.record_output(batch.num_rows());
+            baseline.record_output(batch.num_rows());
             Ok(batch)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
             futures::stream::once(fut),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Float32Type, Int64Type};
+    use datafusion::physical_plan::execution_plan::{
+        ChildrenPropertiesMode, ReplaceChildrenOptions,
+    };
+    use datafusion::physical_plan::{ExecutionPlan, collect};
+    use datafusion::prelude::{SessionContext, col, lit};
+
+    use super::AnnSearchExec;
+    use crate::dataset::Dataset;
+    use crate::search::{PreparedSearch, SearchOutput, SearchRequest};
+    use crate::test_support::{create_table, latest, session_after};
+
+    async fn indexed_table(dir: &std::path::Path) -> (SessionContext, Dataset) {
+        let ctx = session_after(&[
+            create_table(dir, "id BIGINT, embedding FLOAT[8]"),
+            "INSERT INTO t SELECT * FROM random_vectors(3000, 8)".into(),
+            "CREATE VECTOR INDEX i ON t (embedding) USING IVF_FLAT WITH (num_partitions = 6)"
+                .into(),
+        ])
+        .await;
+        (ctx, latest(dir).await)
+    }
+
+    fn metric(plan: &AnnSearchExec, name: &str) -> usize {
+        plan.metrics()
+            .unwrap()
+            .sum_by_name(name)
+            .map_or(0, |v| v.as_usize())
+    }
+
+    #[tokio::test]
+    async fn the_stream_yields_k_rows_closest_first_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, dataset) = indexed_table(dir.path()).await;
+        let request = SearchRequest {
+            nprobes: Some(6),
+            ..SearchRequest::new(vec![0.5; 8], 7)
+        };
+        let search = PreparedSearch::new(&ctx.state(), dataset, request)
+            .await
+            .unwrap();
+        assert_eq!(search.index().as_deref(), Some("i (IVF_FLAT)"));
+        let plan = Arc::new(AnnSearchExec::new(search, SearchOutput::all_columns()));
+        assert!(plan.children().is_empty());
+        let batches = collect(plan.clone(), ctx.task_ctx()).await.unwrap();
+        let batch = &batches[0];
+        assert_eq!(batch.num_rows(), 7);
+        assert_eq!(batch.schema().field(2).name(), "_distance");
+        let d = batch.column(2).as_primitive::<Float32Type>().values();
+        assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+        // Every partition probed: every row was scored from the index's lists.
+        assert_eq!(metric(&plan, "partitions_probed"), 6);
+        assert_eq!(metric(&plan, "rows_scored"), 3000);
+    }
+
+    #[tokio::test]
+    async fn the_prefilter_child_decides_which_rows_may_be_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, dataset) = indexed_table(dir.path()).await;
+        let request = SearchRequest {
+            filters: vec![col("id").lt(lit(2000i64))],
+            ..SearchRequest::new(vec![0.5; 8], 5)
+        };
+        let search = PreparedSearch::new(&ctx.state(), dataset, request)
+            .await
+            .unwrap();
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(AnnSearchExec::new(
+            search,
+            SearchOutput {
+                projection: Some(vec![0]),
+                with_distance: false,
+                with_query_index: false,
+            },
+        ));
+        assert_eq!(plan.children().len(), 1);
+        // Rebuilt over the same child, as optimizer passes do.
+        let child = plan.children()[0].clone();
+        let recompute = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+        let plan = plan.replace_children(vec![child], recompute).unwrap();
+        let batches = collect(plan.clone(), ctx.task_ctx()).await.unwrap();
+        let ids = batches[0].column(0).as_primitive::<Int64Type>().values();
+        assert_eq!(ids.len(), 5);
+        assert!(ids.iter().all(|id| *id < 2000), "{ids:?}");
+        let m = plan.metrics().unwrap();
+        assert_eq!(m.sum_by_name("prefilter_rows").unwrap().as_usize(), 2000);
+        assert!(plan.replace_children(vec![], recompute).is_err());
     }
 }

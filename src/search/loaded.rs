@@ -5,15 +5,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::buffer::ScalarBuffer;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, exec_err, internal_err};
+use datafusion::error::Result;
 
 use vecfusion_kernels::scan::{
     add, neg_dot_batch, pq_adc, pq_codeword_norms, pq_dot_table, sq_l2, sq_linear,
 };
 
 use crate::dataset::{Dataset, IndexMeta};
-use crate::index::IndexKind;
-use crate::index::format::IndexFile;
+use crate::index_format::{
+    IndexFile, IndexKind, SECTION_CENTROIDS, SECTION_PQ_CODEBOOKS, SECTION_SQ_BOUNDS,
+};
 use crate::metric::Metric;
 
 /// An opened vector index.
@@ -58,9 +60,10 @@ pub struct PreparedQuery {
 impl LoadedIndex {
     /// Opens (or takes from the dataset's cache) the index described by `meta`.
     pub async fn open(dataset: &Dataset, meta: &IndexMeta) -> Result<Arc<Self>> {
-        let file_name = meta.files.first().ok_or_else(|| {
-            DataFusionError::Execution(format!("index '{}' lists no file", meta.name))
-        })?;
+        let file_name = meta
+            .files
+            .first()
+            .ok_or_else(|| exec_datafusion_err!("index '{}' lists no file", meta.name))?;
         let meta = meta.clone();
         let location = dataset.location().clone();
         dataset
@@ -75,17 +78,18 @@ impl LoadedIndex {
         let h = &file.header;
         let (kind, metric, dim, partitions) = (h.kind, h.metric, h.dim, h.num_partitions);
         let quantizer = match kind {
-            IndexKind::IvfPq => Some(file.section_f32("pq_codebooks")?),
-            IndexKind::IvfSq => Some(file.section_f32("sq_bounds")?),
+            IndexKind::IvfPq => Some(file.section_f32(SECTION_PQ_CODEBOOKS)?),
+            IndexKind::IvfSq => Some(file.section_f32(SECTION_SQ_BOUNDS)?),
             IndexKind::IvfFlat => None,
         };
         if kind == IndexKind::IvfPq && h.num_bits != 8 && h.num_bits != 4 {
-            return Err(DataFusionError::Execution(format!(
+            return exec_err!(
                 "index '{}' uses {}-bit codes, which this vecfusion cannot search",
-                meta.name, h.num_bits
-            )));
+                meta.name,
+                h.num_bits
+            );
         }
-        let centroids = file.section_f32("centroids")?;
+        let centroids = file.section_f32(SECTION_CENTROIDS)?;
         let (m, ksub) = (h.num_sub_vectors, 1usize << h.num_bits);
         let (mut codeword_norms, mut partition_tables) = (vec![], vec![]);
         if let (IndexKind::IvfPq, Some(cb), false) = (kind, &quantizer, metric == Metric::Dot) {
@@ -242,7 +246,7 @@ impl LoadedIndex {
                 }
             }
             _ => {
-                return Err(DataFusionError::Internal("index quantizer missing".into()));
+                return internal_err!("index quantizer missing");
             }
         }
         Ok(addrs)

@@ -1,5 +1,5 @@
 //! The optimizer rule that answers `ORDER BY <distance>(column, constant) LIMIT k` from a
-//! vector index, and the logical node it produces.
+//! vector index, by putting an [`AnnSearchNode`] in place of the table scan.
 //!
 //! The rule fires only when the query is exactly a top-k by one supported distance function
 //! between a column of a vecfusion table and a constant vector, ordered the way that puts the
@@ -14,147 +14,25 @@
 //! metric in the version being read (or `vecfusion.use_index = false`), it plans that scan —
 //! the exact plan.
 
-use std::cmp::Ordering;
-use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::Array;
+use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchemaRef, ScalarValue};
 use datafusion::datasource::source_as_provider;
-use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{
-    Expr, Extension, LogicalPlan, TableScan, UserDefinedLogicalNodeCore,
-};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, Extension, LogicalPlan};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use super::options::VecfusionOptions;
+use super::node::AnnSearchNode;
+use super::query_vector::constant_vector;
+use super::settings::SearchSettings;
+use crate::dataset::vector_column;
+use crate::metric::DistanceFunction;
 use crate::provider::VecfusionTable;
-use crate::udf::DistanceFunction;
-
-/// A top-k distance search standing in for a table scan.
-#[derive(Debug, Clone)]
-pub struct AnnSearchNode {
-    /// The scan it replaces (planned as is when no index fits).
-    pub scan: LogicalPlan,
-    pub column: String,
-    pub function: DistanceFunction,
-    pub query: Vec<f32>,
-    pub k: usize,
-    /// Predicates over the table applied before the top-k.
-    pub filters: Vec<Expr>,
-}
-
-impl AnnSearchNode {
-    fn key(&self) -> String {
-        let bits: Vec<u32> = self.query.iter().map(|v| v.to_bits()).collect();
-        format!(
-            "{} {} {:?} {} {:?}",
-            self.column,
-            self.function.name(),
-            bits,
-            self.k,
-            self.filters
-        )
-    }
-
-    pub fn table_scan(&self) -> Option<&TableScan> {
-        match &self.scan {
-            LogicalPlan::TableScan(t) => Some(t),
-            _ => None,
-        }
-    }
-}
-
-impl PartialEq for AnnSearchNode {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key() && self.scan == other.scan
-    }
-}
-impl Eq for AnnSearchNode {}
-impl Hash for AnnSearchNode {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
-    }
-}
-impl PartialOrd for AnnSearchNode {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        self.key().partial_cmp(&other.key())
-    }
-}
-
-impl UserDefinedLogicalNodeCore for AnnSearchNode {
-    fn name(&self) -> &str {
-        "AnnSearch"
-    }
-    /// The replaced scan is the node's input, so DataFusion plans (and optimises) it as
-    /// part of the whole plan: when no index fits, the physical plan is exactly the one the
-    /// query would have had without the rule.
-    fn inputs(&self) -> Vec<&LogicalPlan> {
-        vec![&self.scan]
-    }
-    fn schema(&self) -> &DFSchemaRef {
-        self.scan.schema()
-    }
-    fn expressions(&self) -> Vec<Expr> {
-        vec![]
-    }
-    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "AnnSearch: {}({}, [{} values]) k={}",
-            self.function.name(),
-            self.column,
-            self.query.len(),
-            self.k
-        )?;
-        if !self.filters.is_empty() {
-            let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
-            write!(f, " prefilter=[{}]", filters.join(", "))?;
-        }
-        Ok(())
-    }
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        mut inputs: Vec<LogicalPlan>,
-    ) -> Result<Self> {
-        let scan = inputs
-            .pop()
-            .ok_or_else(|| DataFusionError::Internal("AnnSearch needs its scan".into()))?;
-        Ok(Self {
-            scan,
-            ..self.clone()
-        })
-    }
-}
 
 /// `ORDER BY distance LIMIT k` → [`AnnSearchNode`].
 #[derive(Debug, Default)]
 pub struct AnnRewrite;
-
-/// A constant vector literal.
-fn literal_vector(e: &Expr) -> Option<Vec<f32>> {
-    let Expr::Literal(value, _) = e else {
-        return None;
-    };
-    let array = match value {
-        ScalarValue::FixedSizeList(a) => a.values().clone(),
-        ScalarValue::List(a) => a.values().clone(),
-        _ => return None,
-    };
-    let array =
-        datafusion::arrow::compute::cast(&array, &datafusion::arrow::datatypes::DataType::Float32)
-            .ok()?;
-    let values = array
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Float32Array>()?;
-    if values.null_count() > 0 {
-        return None;
-    }
-    Some(values.values().to_vec())
-}
 
 /// The distance call a sort key stands for, resolved through aliases and projections down to
 /// the scan: (function, column name, query).
@@ -164,8 +42,10 @@ fn distance_call(e: &Expr) -> Option<(DistanceFunction, String, Vec<f32>)> {
     };
     let function = DistanceFunction::from_name(f.name())?;
     match f.args.as_slice() {
+        // A constant that cannot be a query vector (NULL elements) is left to the exact
+        // plan, which reports it.
         [Expr::Column(c), q] | [q, Expr::Column(c)] => {
-            Some((function, c.name.clone(), literal_vector(q)?))
+            Some((function, c.name.clone(), constant_vector(q).ok()??))
         }
         _ => None,
     }
@@ -188,7 +68,7 @@ impl OptimizerRule for AnnRewrite {
         let options = config.options();
         if !options
             .extensions
-            .get::<VecfusionOptions>()
+            .get::<SearchSettings>()
             .is_none_or(|o| o.use_index)
         {
             return Ok(Transformed::no(plan));
@@ -231,8 +111,7 @@ impl OptimizerRule for AnnRewrite {
         let Some((function, column, query)) = distance_call(&expr) else {
             return Ok(Transformed::no(plan));
         };
-        let ascending_is_closest = function != DistanceFunction::InnerProduct;
-        if key.asc != ascending_is_closest || scan.fetch.is_some() {
+        if key.asc != function.ascending_is_closest() || scan.fetch.is_some() {
             return Ok(Transformed::no(plan));
         }
         let provider = source_as_provider(&scan.source)?;
@@ -240,12 +119,7 @@ impl OptimizerRule for AnnRewrite {
             return Ok(Transformed::no(plan));
         };
         let schema = datafusion::catalog::TableProvider::schema(table);
-        let dim_matches = schema.index_of(&column).ok().is_some_and(|i| {
-            matches!(schema.field(i).data_type(),
-                datafusion::arrow::datatypes::DataType::FixedSizeList(item, d)
-                    if item.data_type() == &datafusion::arrow::datatypes::DataType::Float32
-                        && *d as usize == query.len())
-        });
+        let dim_matches = vector_column(&schema, &column).is_ok_and(|(_, dim)| dim == query.len());
         let projected = scan
             .projected_schema
             .fields()
@@ -284,5 +158,104 @@ impl OptimizerRule for AnnRewrite {
                 fetch: sort.fetch,
             },
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::logical_expr::LogicalPlan;
+    use datafusion::optimizer::{OptimizerContext, OptimizerRule};
+    use datafusion::prelude::SessionContext;
+
+    use super::AnnRewrite;
+    use crate::VecfusionContext;
+    use crate::test_support::{create_table, session_after};
+
+    /// A session with a 4-d vecfusion table `t`, an in-memory table `m` of the same shape,
+    /// and the rule switched off so that its plans arrive at the rule unrewritten.
+    async fn session(dir: &std::path::Path) -> SessionContext {
+        session_after(&[
+            create_table(dir, "id BIGINT, label VARCHAR, embedding FLOAT[4]"),
+            "CREATE TABLE m AS SELECT id, 'x' AS label, vector AS embedding \
+             FROM random_vectors(10, 4)"
+                .into(),
+            "SET vecfusion.use_index = false".into(),
+        ])
+        .await
+    }
+
+    /// The optimized plan of `sql`, then `AnnRewrite` applied as the optimizer applies it.
+    async fn rewritten(ctx: &SessionContext, sql: &str) -> (String, bool) {
+        let plan: LogicalPlan = ctx
+            .vf_sql(sql)
+            .await
+            .unwrap()
+            .into_optimized_plan()
+            .unwrap();
+        let config = OptimizerContext::new();
+        let out = plan
+            .transform_down(|p| AnnRewrite.rewrite(p, &config))
+            .unwrap();
+        (out.data.display_indent().to_string(), out.transformed)
+    }
+
+    #[tokio::test]
+    async fn a_closest_first_top_k_becomes_an_ann_search_under_the_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = session(dir.path()).await;
+        let (plan, changed) = rewritten(
+            &ctx,
+            "SELECT id, l2_distance(embedding, [1, 2, 3, 4]) AS d FROM t WHERE label = 'a' \
+             ORDER BY d LIMIT 3",
+        )
+        .await;
+        assert!(changed, "{plan}");
+        let lines: Vec<&str> = plan.lines().map(str::trim).collect();
+        assert!(
+            lines[0].starts_with("Sort: d ASC NULLS LAST, fetch=3"),
+            "{plan}"
+        );
+        let ann = lines
+            .iter()
+            .position(|l| l.starts_with("AnnSearch: l2_distance(embedding, [4 values]) k=3"))
+            .unwrap_or_else(|| panic!("{plan}"));
+        assert!(
+            lines[ann].contains("prefilter=[t.label = Utf8View(\"a\")]"),
+            "{plan}"
+        );
+        // Its input is the scan it stands for.
+        assert!(lines[ann + 1].starts_with("TableScan: t"), "{plan}");
+
+        // inner_product is closest-first descending.
+        let (plan, changed) = rewritten(
+            &ctx,
+            "SELECT id FROM t ORDER BY inner_product(embedding, [1, 2, 3, 4]) DESC LIMIT 2",
+        )
+        .await;
+        assert!(
+            changed && plan.contains("AnnSearch: inner_product"),
+            "{plan}"
+        );
+    }
+
+    #[tokio::test]
+    async fn anything_else_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = session(dir.path()).await;
+        for sql in [
+            // farthest first
+            "SELECT id FROM t ORDER BY l2_distance(embedding, [1, 2, 3, 4]) DESC LIMIT 3",
+            "SELECT id FROM t ORDER BY inner_product(embedding, [1, 2, 3, 4]) LIMIT 3",
+            // no limit, two keys, a non-constant query
+            "SELECT id FROM t ORDER BY l2_distance(embedding, [1, 2, 3, 4])",
+            "SELECT id FROM t ORDER BY l2_distance(embedding, [1, 2, 3, 4]), id LIMIT 3",
+            "SELECT id FROM t ORDER BY l2_distance(embedding, embedding) LIMIT 3",
+            // not a vecfusion table
+            "SELECT id FROM m ORDER BY l2_distance(embedding, [1, 2, 3, 4]) LIMIT 3",
+        ] {
+            let (plan, changed) = rewritten(&ctx, sql).await;
+            assert!(!changed && !plan.contains("AnnSearch"), "{sql}\n{plan}");
+        }
     }
 }

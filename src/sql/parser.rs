@@ -7,6 +7,7 @@
 //! `DFParser` unchanged, so every DataFusion statement keeps working.
 
 use datafusion::common::config::Dialect as DialectName;
+use datafusion::common::plan_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::sql::parser::{DFParser, DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Value;
@@ -71,8 +72,7 @@ pub fn dialect_for(name: &DialectName) -> Result<Box<dyn Dialect>> {
     if matches!(name, DialectName::Generic) {
         return Ok(Box::new(VecfusionDialect));
     }
-    dialect_from_str(name)
-        .ok_or_else(|| DataFusionError::Plan(format!("unsupported SQL dialect '{name}'")))
+    dialect_from_str(name).ok_or_else(|| plan_datafusion_err!("unsupported SQL dialect '{name}'"))
 }
 
 /// Parses a string of `;`-separated statements.

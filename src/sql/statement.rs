@@ -1,4 +1,4 @@
-//! vecfusion's own statements, as parsed (planning happens in `crate::index::plan`).
+//! vecfusion's own statements, as parsed (planned and run by `crate::index::statements`).
 
 use std::fmt;
 

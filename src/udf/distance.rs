@@ -12,64 +12,21 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float32Array, Float32Builder};
 use datafusion::arrow::datatypes::{DataType, Field, Float32Type};
-use datafusion::common::{exec_err, plan_err};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{exec_err, internal_datafusion_err, plan_err};
+use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use vecfusion_kernels::distance as k;
 
-/// The distance functions vecfusion registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DistanceFunction {
-    /// Euclidean distance `‖a − b‖`.
-    L2,
-    /// `1 − cos(a, b)`.
-    Cosine,
-    /// `a · b` (larger is closer; order by it descending).
-    InnerProduct,
-    /// `−(a · b)` (smaller is closer, like the other two).
-    NegativeInnerProduct,
-}
+use crate::metric::DistanceFunction;
 
-impl DistanceFunction {
-    pub const ALL: [DistanceFunction; 4] = [
-        DistanceFunction::L2,
-        DistanceFunction::Cosine,
-        DistanceFunction::InnerProduct,
-        DistanceFunction::NegativeInnerProduct,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DistanceFunction::L2 => "l2_distance",
-            DistanceFunction::Cosine => "cosine_distance",
-            DistanceFunction::InnerProduct => "inner_product",
-            DistanceFunction::NegativeInnerProduct => "negative_inner_product",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    /// The distance between two equally long vectors.
-    #[inline]
-    pub fn eval(self, a: &[f32], b: &[f32]) -> f32 {
-        match self {
-            DistanceFunction::L2 => k::l2_squared(a, b).sqrt(),
-            DistanceFunction::Cosine => k::cosine_distance(a, b),
-            DistanceFunction::InnerProduct => k::dot(a, b),
-            DistanceFunction::NegativeInnerProduct => -k::dot(a, b),
-        }
-    }
-
-    pub fn udf(self) -> ScalarUDF {
-        ScalarUDF::from(DistanceUdf {
-            function: self,
-            signature: Signature::user_defined(Volatility::Immutable),
-        })
-    }
+/// The SQL function computing `function`.
+pub fn distance_udf(function: DistanceFunction) -> ScalarUDF {
+    ScalarUDF::from(DistanceUdf {
+        function,
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -187,9 +144,9 @@ impl<'a> Vectors<'a> {
         if values.null_count() > 0 {
             return exec_err!("{name}: a vector contains NULL elements; vectors must be complete");
         }
-        let values = values.as_primitive_opt::<Float32Type>().ok_or_else(|| {
-            DataFusionError::Internal(format!("{name}: vectors not coerced to f32"))
-        })?;
+        let values = values
+            .as_primitive_opt::<Float32Type>()
+            .ok_or_else(|| internal_datafusion_err!("{name}: vectors not coerced to f32"))?;
         Ok(Self {
             values: values.values(),
             array,

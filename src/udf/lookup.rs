@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{ScalarValue, TableReference, plan_err};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{ScalarValue, TableReference, internal_err, plan_err};
+use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use futures::FutureExt;
 
@@ -39,7 +39,7 @@ impl DatasetArg {
         match self {
             DatasetArg::Table { provider, .. } => match provider.downcast_ref::<VecfusionTable>() {
                 Some(t) => t.dataset().await,
-                None => Err(DataFusionError::Internal("not a vecfusion table".into())),
+                None => internal_err!("not a vecfusion table"),
             },
             DatasetArg::Location(loc) => Dataset::open(loc.clone()).await,
         }
@@ -97,9 +97,9 @@ fn lookup_table(session: &dyn Session, name: &str) -> Result<Option<Arc<dyn Tabl
     };
     match schema.table(reference.table()).now_or_never() {
         Some(result) => result,
-        None => Err(DataFusionError::Plan(format!(
+        None => plan_err!(
             "the catalog holding '{name}' looks tables up asynchronously; pass the dataset \
              location instead of the table name"
-        ))),
+        ),
     }
 }

@@ -9,7 +9,7 @@ pub mod vector_search;
 pub mod versions;
 
 pub use cleanup::CleanupFunction;
-pub use distance::DistanceFunction;
+pub use distance::distance_udf;
 pub use random_vectors::{RandomVectorsFunction, RandomVectorsSpec};
 pub use vector_search::VectorSearchFunction;
 pub use versions::VersionsFunction;

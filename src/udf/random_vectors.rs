@@ -19,9 +19,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionImpl, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::{ScalarValue, internal_datafusion_err, plan_err};
 use datafusion::datasource::TableType;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
@@ -312,7 +312,7 @@ fn generate_block(
                 .iter()
                 .find(|(i, _)| i == c)
                 .map(|(_, a)| a.clone())
-                .ok_or_else(|| DataFusionError::Internal(format!("column {c} not generated")))
+                .ok_or_else(|| internal_datafusion_err!("column {c} not generated"))
         })
         .collect::<Result<Vec<_>>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(n));

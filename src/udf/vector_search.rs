@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::datasource::TableType;
@@ -17,8 +17,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 
 use super::lookup::{DatasetArg, resolve_dataset_arg, string_arg};
-use crate::search::exec::{AnnQuery, AnnSearchExec, DISTANCE_COLUMN};
-use crate::search::plan::{default_function, prefilter_scan, session_params};
+use crate::search::query_vector::constant_vector;
+use crate::search::{AnnSearchExec, DISTANCE_COLUMN, PreparedSearch, SearchOutput, SearchRequest};
 
 const USAGE: &str =
     "vector_search('table', 'column', [query vector], k [, nprobes [, refine_factor]])";
@@ -34,24 +34,13 @@ fn integer(e: &Expr, what: &str) -> Result<usize> {
 }
 
 fn vector(e: &Expr) -> Result<Vec<f32>> {
-    let values = match e {
-        Expr::Literal(ScalarValue::List(a), _) => a.values().clone(),
-        Expr::Literal(ScalarValue::FixedSizeList(a), _) => a.values().clone(),
-        other => {
-            return plan_err!(
-                "{USAGE}: the query must be a vector literal like [0.1, 0.2], got {other}"
-            );
+    match constant_vector(e) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => {
+            plan_err!("{USAGE}: the query must be a vector literal like [0.1, 0.2], got {e}")
         }
-    };
-    let cast = datafusion::arrow::compute::cast(&values, &DataType::Float32)?;
-    let floats = cast
-        .as_any()
-        .downcast_ref::<datafusion::arrow::array::Float32Array>()
-        .expect("cast to f32");
-    if datafusion::arrow::array::Array::null_count(floats) > 0 {
-        return plan_err!("{USAGE}: the query vector has NULL elements");
+        Err(err) => plan_err!("{USAGE}: {}", err.strip_backtrace()),
     }
-    Ok(floats.values().to_vec())
 }
 
 impl TableFunctionImpl for VectorSearchFunction {
@@ -62,13 +51,14 @@ impl TableFunctionImpl for VectorSearchFunction {
         }
         let table = string_arg(&exprs[0], USAGE, "the table")?;
         let column = string_arg(&exprs[1], USAGE, "the column")?;
-        let query = vector(&exprs[2])?;
-        let k = integer(&exprs[3], "k")?;
-        let nprobes = exprs.get(4).map(|e| integer(e, "nprobes")).transpose()?;
-        let refine_factor = exprs
-            .get(5)
-            .map(|e| integer(e, "refine_factor"))
-            .transpose()?;
+        let request = SearchRequest {
+            nprobes: exprs.get(4).map(|e| integer(e, "nprobes")).transpose()?,
+            refine_factor: exprs
+                .get(5)
+                .map(|e| integer(e, "refine_factor"))
+                .transpose()?,
+            ..SearchRequest::new(vector(&exprs[2])?, integer(&exprs[3], "k")?).column(column)
+        };
         let target = resolve_dataset_arg(args.session(), &table, USAGE)?;
         let table_schema = match &target {
             DatasetArg::Table { provider, .. } => provider.schema(),
@@ -78,34 +68,15 @@ impl TableFunctionImpl for VectorSearchFunction {
                 );
             }
         };
-        let Ok(col) = table_schema.index_of(&column) else {
-            return plan_err!("{USAGE}: table '{table}' has no column '{column}'");
-        };
-        match table_schema.field(col).data_type() {
-            DataType::FixedSizeList(item, d) if item.data_type() == &DataType::Float32 => {
-                if *d as usize != query.len() {
-                    return plan_err!(
-                        "{USAGE}: column '{column}' holds {d}-dimensional vectors, the query has {}",
-                        query.len()
-                    );
-                }
-            }
-            other => return plan_err!("{USAGE}: column '{column}' is {other}, not FLOAT[d]"),
+        // The same checks the search makes when it runs, made now so that planning fails.
+        if let Err(e) = request.check(&table_schema) {
+            return plan_err!("{USAGE}: table '{table}': {}", e.strip_backtrace());
         }
-        let mut fields: Vec<Field> = table_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new(DISTANCE_COLUMN, DataType::Float32, false));
+        let output = SearchOutput::all_columns();
         Ok(Arc::new(VectorSearchTable {
+            schema: output.schema(&table_schema),
             target,
-            column: col,
-            query,
-            k,
-            nprobes,
-            refine_factor,
-            schema: Arc::new(Schema::new(fields)),
+            request,
         }))
     }
 }
@@ -113,11 +84,7 @@ impl TableFunctionImpl for VectorSearchFunction {
 #[derive(Debug)]
 struct VectorSearchTable {
     target: DatasetArg,
-    column: usize,
-    query: Vec<f32>,
-    k: usize,
-    nprobes: Option<usize>,
-    refine_factor: Option<usize>,
+    request: SearchRequest,
     schema: SchemaRef,
 }
 
@@ -158,24 +125,16 @@ impl TableProvider for VectorSearchTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let dataset = self.target.dataset().await?;
-        let column_name = dataset.schema().field(self.column).name().clone();
-        let function = default_function(&dataset, &column_name);
-        let mut params = session_params(state, self.k);
-        params.nprobes = self.nprobes.unwrap_or(params.nprobes);
-        params.refine_factor = self.refine_factor.unwrap_or(params.refine_factor);
-        let prefilter = prefilter_scan(state, &dataset, filters.to_vec()).await?;
-        let n_table = dataset.schema().fields().len();
-        let all: Vec<usize> = (0..n_table).collect();
-        let query = AnnQuery {
-            column: self.column,
-            function,
-            query: self.query.clone(),
-            params,
+        let request = SearchRequest {
+            filters: filters.to_vec(),
+            ..self.request.clone()
         };
+        let search = PreparedSearch::new(state, dataset, request).await?;
         let exec: Arc<dyn ExecutionPlan> =
-            Arc::new(AnnSearchExec::new(dataset, query, all, true, prefilter)?);
+            Arc::new(AnnSearchExec::new(search, SearchOutput::all_columns()));
+        let n = self.schema.fields().len();
         match projection {
-            Some(p) if p.len() != n_table + 1 || p.iter().enumerate().any(|(i, c)| i != *c) => {
+            Some(p) if p.len() != n || p.iter().enumerate().any(|(i, c)| i != *c) => {
                 let exprs = p
                     .iter()
                     .map(|i| {

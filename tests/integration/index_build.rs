@@ -2,13 +2,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{Float32Type, UInt64Type};
 use vecfusion::dataset::{Dataset, DatasetLocation, IndexMeta};
-use vecfusion::index::format::IndexFile;
+use vecfusion::index_format::IndexFile;
 
 use crate::common::*;
 
@@ -289,54 +287,4 @@ async fn bad_options_are_refused_before_any_work() {
         scalar_i64(&ctx, "SELECT count(*) FROM vecfusion_versions('t')").await,
         2
     );
-}
-
-#[tokio::test]
-async fn sigkill_during_a_build_leaves_the_previous_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d");
-    let ctx = table_at(&path, 64).await;
-    sql(
-        &ctx,
-        "INSERT INTO t SELECT * FROM random_vectors(200000, 64)",
-    )
-    .await;
-    let script = format!(
-        "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{}'; \
-         CREATE VECTOR INDEX idx ON t (embedding) USING IVF_FLAT WITH (num_partitions = 1024, max_iterations = 50, tolerance = 0);",
-        path.display()
-    );
-    let shell = env!("CARGO_BIN_EXE_vecfusion");
-    let mut child = Command::new(shell)
-        .args(["-q", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Let it get into training, then kill it.
-    let start = Instant::now();
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the build finished before it was killed"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(60));
-    let ctx = vecfusion::new_session_context();
-    sql(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{}'",
-            path.display()
-        ),
-    )
-    .await;
-    assert_eq!(
-        scalar_i64(&ctx, "SELECT max(version) FROM vecfusion_versions('t')").await,
-        2
-    );
-    assert_eq!(scalar_i64(&ctx, "SELECT count(*) FROM t").await, 200_000);
-    let shown = sql(&ctx, "SHOW VECTOR INDEXES FROM t").await;
-    assert_eq!(shown[0].num_rows(), 0);
 }

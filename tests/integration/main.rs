@@ -3,6 +3,5 @@
 mod common;
 mod dataset_api;
 mod index_build;
-mod processes;
 mod search;
 mod sql;

@@ -121,35 +121,94 @@ pub fn nearest(
     if rows == 0 || packed.k == 0 {
         return;
     }
+    let path = KernelPath::best();
     for b in (0..rows).step_by(MC) {
         let n = MC.min(rows - b);
         let off = offset + b * stride;
         let (idx, score) = (&mut out_idx[b..b + n], &mut out_score[b..b + n]);
+        block(path, x, off, stride, n, packed, idx, score);
+    }
+}
+
+/// The implementations of the nearest-centroid block. [`nearest`] runs the widest one the
+/// CPU supports; tests run every one the host supports, so an AVX-512 machine also tests the
+/// AVX2 path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelPath {
+    /// AVX-512F, 4- or 6-row register tiles.
+    Avx512,
+    /// AVX2 + FMA.
+    Avx2,
+    /// Plain Rust, any CPU.
+    Portable,
+}
+
+impl KernelPath {
+    /// Every path this CPU can run, widest first (always ends with `Portable`).
+    pub fn supported() -> Vec<KernelPath> {
+        let mut paths = vec![];
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: as below, for AVX-512F. Small sub-vectors (PQ) use 4-row tiles so
-                // the running minimum stays in registers; long vectors use 6-row tiles.
-                unsafe {
-                    if dim <= 32 {
-                        x86::block_avx512::<4>(x, off, stride, n, packed, idx, score)
-                    } else {
-                        x86::block_avx512::<6>(x, off, stride, n, packed, idx, score)
-                    }
-                };
-                continue;
+                paths.push(KernelPath::Avx512);
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
-                // SAFETY: the CPU supports the features the function is compiled for; bounds
-                // were checked above (every row read lies inside `x`).
-                unsafe { x86::block_avx2(x, off, stride, n, packed, idx, score) };
-                continue;
+                paths.push(KernelPath::Avx2);
             }
         }
-        block_generic(x, off, stride, n, packed, idx, score);
+        paths.push(KernelPath::Portable);
+        paths
     }
+
+    /// The widest path this CPU can run (detected once).
+    pub fn best() -> KernelPath {
+        static BEST: std::sync::OnceLock<KernelPath> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| Self::supported()[0])
+    }
+}
+
+/// One block of at most `MC` rows on `path`, one of [`KernelPath::supported`] (a path the
+/// CPU lacks falls back to the portable code).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn block(
+    path: KernelPath,
+    x: &[f32],
+    off: usize,
+    stride: usize,
+    n: usize,
+    packed: &PackedCentroids,
+    idx: &mut [u32],
+    score: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if path == KernelPath::Avx512 && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked above); the caller checked that every
+            // row read lies inside `x`. Small sub-vectors (PQ) use 4-row tiles so the running
+            // minimum stays in registers; long vectors use 6-row tiles.
+            unsafe {
+                if packed.dim <= 32 {
+                    x86::block_avx512::<4>(x, off, stride, n, packed, idx, score)
+                } else {
+                    x86::block_avx512::<6>(x, off, stride, n, packed, idx, score)
+                }
+            };
+            return;
+        }
+        if path == KernelPath::Avx2
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above); bounds as above.
+            unsafe { x86::block_avx2(x, off, stride, n, packed, idx, score) };
+            return;
+        }
+    }
+    let _ = path;
+    block_generic(x, off, stride, n, packed, idx, score);
 }
 
 /// The distance a score stands for: `‖x‖² + 2·score` (squared L2, clamped at 0) when
@@ -565,26 +624,52 @@ mod tests {
     }
 
     #[test]
-    fn matches_brute_force_for_awkward_shapes() {
-        for (n, k, dim) in [
-            (1, 1, 1),
-            (7, 3, 5),
-            (100, 17, 33),
-            (97, 40, 128),
-            (50, 300, 8),
-        ] {
+    fn the_supported_paths_include_avx2_wherever_it_exists() {
+        let paths = KernelPath::supported();
+        // An AVX-512 host runs the AVX2 path too, so machines of either kind test both.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            assert!(paths.contains(&KernelPath::Avx2), "{paths:?}");
+        }
+        assert_eq!(paths[0], KernelPath::best());
+        assert_eq!(paths.last(), Some(&KernelPath::Portable));
+    }
+
+    #[test]
+    fn every_supported_path_matches_brute_force_for_awkward_shapes() {
+        for path in KernelPath::supported() {
+            for (n, k, dim) in [
+                (1, 1, 1),
+                (7, 3, 5),
+                (100, 17, 33),
+                (97, 40, 128),
+                (50, 300, 8),
+                (60, 70, 24),
+            ] {
+                check_against_brute_force(path, n, k, dim);
+            }
+        }
+    }
+
+    fn check_against_brute_force(path: KernelPath, n: usize, k: usize, dim: usize) {
+        {
             let x = data(n * dim, 1);
             let c = data(k * dim, 2);
             let packed = PackedCentroids::for_l2(&c, dim);
             let (mut idx, mut score) = (vec![0; n], vec![0.0; n]);
-            nearest(&x, 0, dim, n, &packed, &mut idx, &mut score);
+            for b in (0..n).step_by(MC) {
+                let m = MC.min(n - b);
+                let (i, s) = (&mut idx[b..b + m], &mut score[b..b + m]);
+                block(path, &x, b * dim, dim, m, &packed, i, s);
+            }
             let want = brute(&x, dim, &c);
             for i in 0..n {
                 let row = &x[i * dim..(i + 1) * dim];
                 let got_d = crate::distance::norm_squared(row) + 2.0 * score[i];
                 assert!(
                     (got_d - want[i].1).abs() < 1e-3 * (1.0 + want[i].1),
-                    "n={n} k={k} d={dim}"
+                    "{path:?} n={n} k={k} d={dim}"
                 );
                 if idx[i] != want[i].0 {
                     // Only a near-tie may pick a different centroid.
@@ -592,39 +677,12 @@ mod tests {
                         crate::distance::l2_squared(row, &c[idx[i] as usize * dim..][..dim]);
                     assert!(
                         (other - want[i].1).abs() < 1e-4,
-                        "row {i}: {} vs {}",
+                        "{path:?} row {i}: {} vs {}",
                         idx[i],
                         want[i].0
                     );
                 }
             }
-        }
-    }
-
-    #[test]
-    fn simd_and_portable_paths_agree() {
-        let (n, k, dim) = (60, 70, 24);
-        let x = data(n * dim, 3);
-        let c = data(k * dim, 4);
-        let packed = PackedCentroids::for_l2(&c, dim);
-        let (mut i1, mut s1) = (vec![0; n], vec![0.0; n]);
-        let (mut i2, mut s2) = (vec![0; n], vec![0.0; n]);
-        nearest(&x, 0, dim, n, &packed, &mut i1, &mut s1);
-        for b in (0..n).step_by(MC) {
-            let m = MC.min(n - b);
-            block_generic(
-                &x,
-                b * dim,
-                dim,
-                m,
-                &packed,
-                &mut i2[b..b + m],
-                &mut s2[b..b + m],
-            );
-        }
-        assert_eq!(i1, i2);
-        for (a, b) in s1.iter().zip(&s2) {
-            assert!((a - b).abs() < 1e-4);
         }
     }
 

@@ -18,10 +18,12 @@ fn order(a: &(f32, u64), b: &(f32, u64)) -> std::cmp::Ordering {
 
 impl TopK {
     pub fn new(k: usize) -> Self {
-        let k = k.max(1);
+        // Capped so that a `k` far above what a search can return reserves nothing it will not
+        // use; the buffer grows if it has to.
+        let k = k.clamp(1, usize::MAX / 2);
         Self {
             k,
-            items: Vec::with_capacity(2 * k),
+            items: Vec::with_capacity((2 * k).min(1 << 16)),
             threshold: f32::INFINITY,
         }
     }

@@ -1,0 +1,47 @@
+//! `vecfusion-bench`: the Rust side of the benchmark harness in `bench/`.
+//!
+//! Each subcommand measures one thing on vecfusion, prints a markdown table and appends JSON
+//! lines to `--out`. `bench/run.py` runs it beside faiss and pylance on the same data.
+
+mod index_build;
+mod kmeans;
+mod load;
+mod npy;
+mod report;
+mod search;
+mod table;
+mod take;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(about = "vecfusion benchmarks (see bench/README.md)")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Random access: rows by address from a vecfusion dataset vs. rows by index from Parquet.
+    Take(take::TakeArgs),
+    /// KMeans training on a .npy file (bench/kmeans.py compares it with faiss).
+    Kmeans(kmeans::KMeansArgs),
+    /// Writes a .npy matrix as a vecfusion dataset.
+    Load(load::LoadArgs),
+    /// One timed CREATE VECTOR INDEX (bench/build.py compares it with faiss and Lance).
+    Build(index_build::BuildArgs),
+    /// Recall and latency of ANN search (bench/search.py compares it with faiss and Lance).
+    Search(search::SearchArgs),
+}
+
+#[tokio::main]
+async fn main() -> datafusion::error::Result<()> {
+    match Args::parse().command {
+        Command::Take(args) => take::run(args).await,
+        Command::Kmeans(args) => kmeans::run(args).await,
+        Command::Load(args) => load::load(args).await,
+        Command::Build(args) => index_build::build(args).await,
+        Command::Search(args) => search::run(args).await,
+    }
+}

@@ -1,0 +1,64 @@
+//! The physical planner of a vecfusion session: DataFusion's, with one extension planner for
+//! every logical node vecfusion adds (`CreateVectorIndex`, `AnnSearch`). Each node plans
+//! itself; this module only dispatches, so it sits above the index and search wings and
+//! neither imports the other.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::internal_datafusion_err;
+use datafusion::error::Result;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+
+use crate::index::node::CreateVectorIndexNode;
+use crate::search::AnnSearchNode;
+
+/// Plans vecfusion's logical nodes.
+#[derive(Debug, Default)]
+pub struct VecfusionExtensionPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for VecfusionExtensionPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session: &dyn Session,
+        _planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(ann) = node.as_any().downcast_ref::<AnnSearchNode>() {
+            let exact = physical_inputs.first().cloned().ok_or_else(|| {
+                internal_datafusion_err!("AnnSearch was planned without its scan")
+            })?;
+            return Ok(Some(ann.plan(exact, session).await?));
+        }
+        if let Some(create) = node.as_any().downcast_ref::<CreateVectorIndexNode>() {
+            return Ok(Some(create.plan(session).await?));
+        }
+        Ok(None)
+    }
+}
+
+/// DataFusion's physical planner with [`VecfusionExtensionPlanner`].
+#[derive(Debug, Default)]
+pub struct VecfusionQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for VecfusionQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(VecfusionExtensionPlanner)])
+            .create_physical_plan(logical_plan, session)
+            .await
+    }
+}

@@ -1,0 +1,349 @@
+//! The one public search API. Every surface — the `ORDER BY distance LIMIT k` rewrite,
+//! `vector_search()`, Python's `search`, the benchmarks and Rust programs — describes what it
+//! wants as a [`SearchRequest`] and runs it through [`PreparedSearch`], which resolves the
+//! vector column, checks the query dimension, picks the distance function and the index,
+//! reads the session's settings, plans the prefilter and fetches the rows.
+//!
+//! ```no_run
+//! # use vecfusion::search::{PreparedSearch, SearchOutput, SearchRequest};
+//! # async fn demo(ctx: datafusion::prelude::SessionContext, dataset: vecfusion::Dataset)
+//! #     -> datafusion::error::Result<()> {
+//! let request = SearchRequest::new(vec![0.0; 128], 10).column("embedding");
+//! let search = PreparedSearch::new(&ctx.state(), dataset, request).await?;
+//! let rows = search.collect(ctx.task_ctx(), &SearchOutput::all_columns()).await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float32Array, RecordBatch, RecordBatchOptions, UInt32Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::{exec_datafusion_err, plan_err};
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::prefilter::{AllowedRows, collect_allowed, prefilter_scan};
+use super::searcher::{SearchOutcome, SearchStats, SearchTarget, search};
+use super::settings::{SearchParams, SearchSettings};
+use crate::dataset::{Dataset, resolve_vector_column};
+use crate::metric::{DistanceFunction, Metric};
+
+/// Name of the distance column searches add.
+pub const DISTANCE_COLUMN: &str = "_distance";
+/// Name of the column that says which query a row answers, in multi-query results.
+pub const QUERY_INDEX_COLUMN: &str = "query_index";
+
+/// A top-k vector search, as a caller asks for it.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// The vector column; `None`: the table's only `FLOAT[d]` column.
+    pub column: Option<String>,
+    /// The distance that ranks; `None`: that of the column's most recent index's metric
+    /// (`l2_distance` when it has none).
+    pub function: Option<DistanceFunction>,
+    /// One or more query vectors, row-major (`n × dim`).
+    pub queries: Vec<f32>,
+    /// Rows per query.
+    pub k: usize,
+    /// Overrides `vecfusion.nprobes`.
+    pub nprobes: Option<usize>,
+    /// Overrides `vecfusion.refine_factor`.
+    pub refine_factor: Option<usize>,
+    /// Overrides `vecfusion.use_index`.
+    pub use_index: Option<bool>,
+    /// Predicates over the table's columns, applied before the top-k.
+    pub filters: Vec<Expr>,
+}
+
+impl SearchRequest {
+    /// The `k` rows closest to each of `queries` (row-major), with the session's settings.
+    pub fn new(queries: Vec<f32>, k: usize) -> Self {
+        Self {
+            column: None,
+            function: None,
+            queries,
+            k,
+            nprobes: None,
+            refine_factor: None,
+            use_index: None,
+            filters: vec![],
+        }
+    }
+
+    pub fn column(mut self, column: impl Into<String>) -> Self {
+        self.column = Some(column.into());
+        self
+    }
+
+    pub fn function(mut self, function: DistanceFunction) -> Self {
+        self.function = Some(function);
+        self
+    }
+
+    /// Checks the request against a table schema: the vector column exists and the queries
+    /// are whole vectors of its dimension. Returns `(column position, dimension)`.
+    pub fn check(&self, schema: &Schema) -> Result<(usize, usize)> {
+        let (column, dim) = resolve_vector_column(schema, self.column.as_deref())?;
+        let name = schema.field(column).name();
+        if self.queries.is_empty() || !self.queries.len().is_multiple_of(dim) {
+            return plan_err!(
+                "column '{name}' holds {dim}-dimensional vectors, the query has {} values; \
+                 pass a vector of {dim} numbers",
+                self.queries.len()
+            );
+        }
+        Ok((column, dim))
+    }
+}
+
+/// What a search returns per row.
+#[derive(Debug, Clone)]
+pub struct SearchOutput {
+    /// Table columns, in this order (every column when `None`).
+    pub projection: Option<Vec<usize>>,
+    /// Append [`DISTANCE_COLUMN`].
+    pub with_distance: bool,
+    /// Prepend [`QUERY_INDEX_COLUMN`] (for many queries).
+    pub with_query_index: bool,
+}
+
+impl SearchOutput {
+    /// Every table column and the distance.
+    pub fn all_columns() -> Self {
+        Self {
+            projection: None,
+            with_distance: true,
+            with_query_index: false,
+        }
+    }
+
+    /// The schema of the rows, for a table of `table` schema.
+    pub fn schema(&self, table: &Schema) -> SchemaRef {
+        let mut fields = vec![];
+        if self.with_query_index {
+            fields.push(Field::new(QUERY_INDEX_COLUMN, DataType::UInt32, false));
+        }
+        match &self.projection {
+            Some(p) => fields.extend(p.iter().map(|i| table.field(*i).clone())),
+            None => fields.extend(table.fields().iter().map(|f| f.as_ref().clone())),
+        }
+        if self.with_distance {
+            fields.push(Field::new(DISTANCE_COLUMN, DataType::Float32, false));
+        }
+        Arc::new(Schema::new_with_metadata(fields, table.metadata().clone()))
+    }
+}
+
+/// A request resolved against one dataset version and a session, ready to run (any number of
+/// times).
+#[derive(Debug, Clone)]
+pub struct PreparedSearch {
+    target: SearchTarget,
+    queries: Arc<Vec<f32>>,
+    dim: usize,
+    prefilter: Option<Arc<dyn ExecutionPlan>>,
+}
+
+impl PreparedSearch {
+    /// Resolves `request` against `dataset` (the version to read) with `session`'s settings.
+    pub async fn new(
+        session: &dyn Session,
+        dataset: Dataset,
+        request: SearchRequest,
+    ) -> Result<Self> {
+        let (column, dim) = request.check(dataset.schema())?;
+        let name = dataset.schema().field(column).name().clone();
+        let manifest = dataset.manifest();
+        let function = request.function.unwrap_or_else(|| {
+            DistanceFunction::for_metric(manifest.column_metric(&name).unwrap_or(Metric::L2))
+        });
+        let settings = SearchSettings::of(session);
+        let use_index = request.use_index.unwrap_or(settings.use_index);
+        let index = manifest
+            .search_index(&name, function.metric())
+            .filter(|_| use_index)
+            .cloned();
+        let nprobes = request.nprobes.unwrap_or(settings.nprobes);
+        let refine_factor = request.refine_factor.unwrap_or(settings.refine_factor);
+        if nprobes == 0 || refine_factor == 0 {
+            return plan_err!(
+                "nprobes and refine_factor must be at least 1, got nprobes = {nprobes}, \
+                 refine_factor = {refine_factor}"
+            );
+        }
+        let params = SearchParams {
+            // No search can return more rows than the version holds.
+            k: request
+                .k
+                .min(dataset.count_rows().try_into().unwrap_or(usize::MAX)),
+            nprobes,
+            refine_factor,
+        };
+        let prefilter = prefilter_scan(session, &dataset, request.filters).await?;
+        Ok(Self {
+            target: SearchTarget {
+                dataset,
+                column,
+                function,
+                index,
+                params,
+            },
+            queries: Arc::new(request.queries),
+            dim,
+            prefilter,
+        })
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.target.dataset
+    }
+
+    /// Position of the vector column in the table schema.
+    pub fn column(&self) -> usize {
+        self.target.column
+    }
+
+    pub fn function(&self) -> DistanceFunction {
+        self.target.function
+    }
+
+    pub fn params(&self) -> SearchParams {
+        self.target.params
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn num_queries(&self) -> usize {
+        self.queries.len() / self.dim
+    }
+
+    /// The index the search probes, as `name (kind)`; `None`: an exact search.
+    pub fn index(&self) -> Option<String> {
+        self.target
+            .index
+            .as_ref()
+            .map(|i| format!("{} ({})", i.name, i.kind))
+    }
+
+    /// The prefilter plan, if the request has filters.
+    pub fn prefilter(&self) -> Option<&Arc<dyn ExecutionPlan>> {
+        self.prefilter.as_ref()
+    }
+
+    /// The same search over another prefilter plan (`ExecutionPlan::with_new_children`).
+    pub fn with_prefilter(&self, prefilter: Option<Arc<dyn ExecutionPlan>>) -> Self {
+        Self {
+            prefilter,
+            ..self.clone()
+        }
+    }
+
+    /// Runs the prefilter, if any: the rows the filters allow.
+    pub async fn allowed_rows(&self, context: Arc<TaskContext>) -> Result<Option<AllowedRows>> {
+        match &self.prefilter {
+            Some(plan) => Ok(Some(collect_allowed(plan.clone(), context).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Searches every query among the `allowed` rows; several queries run in parallel on
+    /// every core. One outcome per query, in query order.
+    pub async fn search(&self, allowed: Option<Arc<AllowedRows>>) -> Result<Vec<SearchOutcome>> {
+        let n = self.num_queries();
+        if n == 1 {
+            return Ok(vec![
+                search(&self.target, &self.queries, allowed.as_deref()).await?,
+            ]);
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |c| c.get())
+            .min(n);
+        let mut tasks = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (target, queries, allowed) =
+                (self.target.clone(), self.queries.clone(), allowed.clone());
+            let dim = self.dim;
+            tasks.push(tokio::spawn(async move {
+                let mut out = vec![];
+                for i in (w..n).step_by(workers) {
+                    let q = &queries[i * dim..(i + 1) * dim];
+                    out.push((i, search(&target, q, allowed.as_deref()).await?));
+                }
+                Ok::<_, datafusion::error::DataFusionError>(out)
+            }));
+        }
+        let mut found = Vec::with_capacity(n);
+        for t in tasks {
+            found.extend(
+                t.await
+                    .map_err(|e| exec_datafusion_err!("a search task failed: {e}"))??,
+            );
+        }
+        found.sort_by_key(|(i, _)| *i);
+        Ok(found.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// The rows of `outcomes`, fetched by address, shaped as `output` says.
+    pub async fn rows(
+        &self,
+        outcomes: &[SearchOutcome],
+        output: &SearchOutput,
+    ) -> Result<RecordBatch> {
+        let dataset = self.dataset();
+        let schema = output.schema(dataset.schema());
+        let mut addresses = vec![];
+        let mut distances = vec![];
+        let mut query_index = vec![];
+        for (i, o) in outcomes.iter().enumerate() {
+            addresses.extend_from_slice(&o.addresses);
+            distances.extend_from_slice(&o.distances);
+            query_index.extend(std::iter::repeat_n(i as u32, o.addresses.len()));
+        }
+        let rows = dataset
+            .take(&addresses, output.projection.as_deref())
+            .await?;
+        let mut columns: Vec<ArrayRef> = vec![];
+        if output.with_query_index {
+            columns.push(Arc::new(UInt32Array::from(query_index)));
+        }
+        columns.extend(rows.columns().iter().cloned());
+        if output.with_distance {
+            columns.push(Arc::new(Float32Array::from(distances)));
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(addresses.len()));
+        Ok(RecordBatch::try_new_with_options(
+            schema, columns, &options,
+        )?)
+    }
+
+    /// Prefilter, search and fetch: the whole search, with what it did.
+    pub async fn run(
+        &self,
+        context: Arc<TaskContext>,
+        output: &SearchOutput,
+    ) -> Result<(RecordBatch, SearchStats, Option<u64>)> {
+        let allowed = self.allowed_rows(context).await?;
+        let allowed_count = allowed.as_ref().map(super::prefilter::allowed_count);
+        let outcomes = self.search(allowed.map(Arc::new)).await?;
+        let mut stats = SearchStats::default();
+        outcomes.iter().for_each(|o| stats.add(&o.stats));
+        let batch = self.rows(&outcomes, output).await?;
+        Ok((batch, stats, allowed_count))
+    }
+
+    /// [`Self::run`] without the statistics.
+    pub async fn collect(
+        &self,
+        context: Arc<TaskContext>,
+        output: &SearchOutput,
+    ) -> Result<RecordBatch> {
+        Ok(self.run(context, output).await?.0)
+    }
+}

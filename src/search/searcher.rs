@@ -1,0 +1,235 @@
+//! Top-k search over one dataset version: through a vector index when one fits, exactly
+//! otherwise, with the exactness rules that make it the same query as the exact plan:
+//!
+//! - deleted rows never appear (the version's deletion vectors are checked);
+//! - rows of fragments the index does not cover (appended after the build) are searched
+//!   exactly and merged;
+//! - a filter is applied *before* the top-k: candidates are checked against the set of rows
+//!   the filter allows, probing widens until k allowed rows are found (or every partition was
+//!   probed), and a very selective filter switches to an exact search of the allowed rows;
+//! - the final k are ordered by the exact distance, so results and `_distance` equal what the
+//!   SQL distance function computes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use roaring::RoaringBitmap;
+use vecfusion_kernels::topk::TopK;
+
+use super::loaded::LoadedIndex;
+use super::prefilter::{AllowedRows, allowed_count};
+use super::settings::SearchParams;
+use crate::dataset::{Dataset, IndexMeta, VectorColumn, row_address, split_row_address};
+use crate::metric::DistanceFunction;
+
+/// Below this many allowed rows a filtered search scores them exactly rather than probing
+/// the index, whatever the index's size: a few thousand exact distances cost less than
+/// opening partitions.
+const EXACT_SEARCH_MIN_ROWS: f64 = 1000.0;
+
+/// What a search runs against: one dataset version, its vector column, the distance that
+/// ranks, the index it probes (`None`: an exact search) and how.
+#[derive(Debug, Clone)]
+pub struct SearchTarget {
+    pub dataset: Dataset,
+    /// Position of the vector column in the table schema.
+    pub column: usize,
+    pub function: DistanceFunction,
+    pub index: Option<IndexMeta>,
+    pub params: SearchParams,
+}
+
+/// What a search did, for `EXPLAIN ANALYZE` and tests.
+#[derive(Debug, Clone, Default)]
+pub struct SearchStats {
+    /// The index used, if any.
+    pub index: Option<String>,
+    pub partitions_probed: usize,
+    /// Rows whose approximate distance was computed from index codes.
+    pub rows_scored: usize,
+    /// Rows whose exact distance was computed (refinement, unindexed fragments, exact search).
+    pub rows_exact: usize,
+}
+
+impl SearchStats {
+    /// Adds the counts of another search.
+    pub fn add(&mut self, other: &SearchStats) {
+        if self.index.is_none() {
+            self.index.clone_from(&other.index);
+        }
+        self.partitions_probed += other.partitions_probed;
+        self.rows_scored += other.rows_scored;
+        self.rows_exact += other.rows_exact;
+    }
+}
+
+/// Rows found, closest first, with their exact distance as the SQL function computes it.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOutcome {
+    pub addresses: Vec<u64>,
+    pub distances: Vec<f32>,
+    pub stats: SearchStats,
+}
+
+/// Per-fragment state the search needs: deletions, and the vector column when read.
+struct Fragments {
+    deleted: HashMap<u32, Arc<RoaringBitmap>>,
+    vectors: HashMap<u32, Arc<VectorColumn>>,
+}
+
+impl Fragments {
+    async fn load(dataset: &Dataset, column: usize) -> Result<Self> {
+        let mut deleted = HashMap::new();
+        let mut vectors = HashMap::new();
+        for f in dataset.fragments() {
+            let d = dataset.deletions(f).await?;
+            if !d.is_empty() {
+                deleted.insert(f.id, d);
+            }
+            let reader = dataset.fragment_reader(f).await?;
+            vectors.insert(f.id, reader.vector_column(column)?);
+        }
+        Ok(Self { deleted, vectors })
+    }
+
+    fn visible(&self, frag: u32, offset: u32, allowed: Option<&AllowedRows>) -> bool {
+        if self.deleted.get(&frag).is_some_and(|d| d.contains(offset)) {
+            return false;
+        }
+        allowed.is_none_or(|a| a.get(&frag).is_some_and(|rows| rows.contains(offset)))
+    }
+
+    fn vector(&self, addr: u64) -> Option<&[f32]> {
+        let (frag, offset) = split_row_address(addr);
+        self.vectors.get(&frag)?.get(offset as usize)
+    }
+}
+
+/// Searches the target's dataset version for the `params.k` rows whose vector is closest to
+/// `query`, among the rows `allowed` (all rows when `None`).
+pub async fn search(
+    target: &SearchTarget,
+    query: &[f32],
+    allowed: Option<&AllowedRows>,
+) -> Result<SearchOutcome> {
+    let (dataset, function, params) = (&target.dataset, target.function, target.params);
+    let fragments = Fragments::load(dataset, target.column).await?;
+    let index = match &target.index {
+        Some(meta) => Some(LoadedIndex::open(dataset, meta).await?),
+        None => None,
+    };
+    let mut stats = SearchStats::default();
+    let k = params.k;
+    let mut exact = TopK::new(k);
+    // Never more candidates than rows.
+    let candidates = k.saturating_mul(params.refine_factor.max(1));
+    let mut approx =
+        TopK::new(candidates.min(dataset.count_rows().try_into().unwrap_or(usize::MAX)));
+
+    // A very selective filter: scoring the allowed rows exactly is cheaper than probing the
+    // share of the index the probes would score.
+    let index = match (index, allowed) {
+        (Some(ix), Some(a)) => {
+            let probed_share = params.nprobes as f64 / ix.partitions.max(1) as f64;
+            let indexed = ix.meta.rows_indexed.max(1) as f64;
+            let probed_rows = (indexed * probed_share).max(EXACT_SEARCH_MIN_ROWS);
+            (allowed_count(a) as f64 > probed_rows).then_some(ix)
+        }
+        (ix, _) => ix,
+    };
+
+    let visit_exact = |exact: &mut TopK, stats: &mut SearchStats, addr: u64| {
+        if let Some(v) = fragments.vector(addr) {
+            stats.rows_exact += 1;
+            exact.push(function.closeness_key(function.eval(v, query)), addr);
+        }
+    };
+    // Rows the index does not hold, searched exactly: everything without an index, else the
+    // fragments it does not cover.
+    for f in dataset.fragments() {
+        if index.as_ref().is_some_and(|ix| ix.covers(f.id)) {
+            continue;
+        }
+        let vectors = &fragments.vectors[&f.id];
+        let deleted = fragments.deleted.get(&f.id);
+        let mut visit = |offset: u32| {
+            if deleted.is_some_and(|d| d.contains(offset)) {
+                return;
+            }
+            if let Some(v) = vectors.get(offset as usize) {
+                stats.rows_exact += 1;
+                exact.push(
+                    function.closeness_key(function.eval(v, query)),
+                    row_address(f.id, offset),
+                );
+            }
+        };
+        match allowed {
+            Some(a) => a
+                .get(&f.id)
+                .into_iter()
+                .flat_map(|b| b.iter())
+                .for_each(&mut visit),
+            None => (0..f.physical_rows as u32).for_each(&mut visit),
+        }
+    }
+
+    if let Some(ix) = &index {
+        stats.index = Some(ix.meta.name.clone());
+        let q = ix.prepare(query);
+        let order = ix.rank_partitions(&q);
+        let (mut scores, mut lut) = (vec![], vec![]);
+        let mut found = 0usize;
+        for (probed, &(coarse, p)) in order.iter().enumerate() {
+            // Probe `nprobes` partitions, and more while fewer than k allowed rows were seen.
+            if probed >= params.nprobes && found >= k {
+                break;
+            }
+            let addrs = ix.scan_partition(p, coarse, &q, &mut scores, &mut lut)?;
+            stats.partitions_probed += 1;
+            stats.rows_scored += addrs.len();
+            if allowed.is_none() && fragments.deleted.is_empty() {
+                found += addrs.len();
+                approx.push_all(&scores, &addrs);
+            } else {
+                for (a, s) in addrs.iter().zip(&scores) {
+                    let (frag, offset) = split_row_address(*a);
+                    if fragments.visible(frag, offset, allowed) {
+                        found += 1;
+                        approx.push(*s, *a);
+                    }
+                }
+            }
+        }
+        // Refine: exact distances for the best candidates.
+        for (_, addr) in approx.into_sorted() {
+            visit_exact(&mut exact, &mut stats, addr);
+        }
+    }
+
+    let best = exact.into_sorted();
+    let mut out = SearchOutcome {
+        addresses: Vec::with_capacity(best.len()),
+        distances: Vec::with_capacity(best.len()),
+        stats,
+    };
+    for (_, addr) in best {
+        // Every candidate was scored from its vector, so each has one.
+        if let Some(v) = fragments.vector(addr) {
+            out.addresses.push(addr);
+            out.distances.push(function.eval(v, query));
+        }
+    }
+    Ok(out)
+}
+
+impl SearchOutcome {
+    pub fn len(&self) -> usize {
+        self.addresses.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+}
