@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::common::{exec_datafusion_err, plan_datafusion_err};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, plan_datafusion_err, plan_err};
+use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::ObjectStore;
@@ -56,9 +56,7 @@ impl DatasetLocation {
     pub fn resolve(location: &str, runtime: &RuntimeEnv) -> Result<Self> {
         let location = location.trim();
         if location.is_empty() {
-            return Err(DataFusionError::Plan(
-                "a vecfusion dataset needs a LOCATION (a directory path or URL)".into(),
-            ));
+            return plan_err!("a vecfusion dataset needs a LOCATION (a directory path or URL)");
         }
         if !location.contains("://") {
             return Self::local(location);

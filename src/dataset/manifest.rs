@@ -143,13 +143,12 @@ impl Manifest {
             .find(|i| i.name.eq_ignore_ascii_case(name))
     }
 
-    /// The index that answers searches of `column` by `metric`: the most recent such. The one
-    /// place that decides which index a search uses.
-    pub fn search_index(&self, column: &str, metric: Metric) -> Option<&IndexMeta> {
+    /// The position in `indexes` of the index that answers searches of `column` by `metric`:
+    /// the most recent such. The one place that decides which index a search uses.
+    pub fn search_index(&self, column: &str, metric: Metric) -> Option<usize> {
         self.indexes
             .iter()
-            .rev()
-            .find(|i| i.column == column && i.metric == metric.name())
+            .rposition(|i| i.column == column && i.metric == metric.name())
     }
 
     /// The metric of the most recent index on `column`, if it has one.

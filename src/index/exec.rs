@@ -10,8 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
@@ -146,9 +147,7 @@ impl ExecutionPlan for CreateVectorIndexExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let [input] = children.as_slice() else {
-            return Err(DataFusionError::Internal(
-                "CreateVectorIndexExec takes one input".into(),
-            ));
+            return internal_err!("CreateVectorIndexExec takes one input");
         };
         Ok(Arc::new(Self::new(
             self.spec.clone(),

@@ -19,8 +19,8 @@ use std::time::Instant;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Float32Type, UInt64Type};
-use datafusion::common::exec_datafusion_err;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{exec_datafusion_err, internal_datafusion_err};
+use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, Time};
 use futures::StreamExt;
@@ -463,7 +463,7 @@ pub async fn build_index(
         kind: options.kind.name().into(),
         metric: metric.name().into(),
         params: serde_json::to_value(&resolved)
-            .map_err(|e| DataFusionError::Internal(e.to_string()))?,
+            .map_err(|e| internal_datafusion_err!("index options do not serialise: {e}"))?,
         files: vec![file],
         fragments: dataset.fragments().iter().map(|f| f.id).collect(),
         dataset_version: dataset.version(),

@@ -124,12 +124,11 @@ fn cuda(ordinal: usize) -> Result<Accelerator> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda(_ordinal: usize) -> Result<Accelerator> {
-    Err(DataFusionError::Plan(
+    plan_err!(
         "accelerator 'cuda' is not available: this vecfusion was built without the `cuda` \
-         feature. Rebuild with `cargo build --features cuda` (see the README's GPU section) or \
-         use accelerator = 'cpu' or 'auto'"
-            .into(),
-    ))
+         feature. Rebuild with `scripts/build-cuda.sh` (the `cuda` feature of the vecfusion \
+         crates; see the README's GPU section) or use accelerator = 'cpu' or 'auto'"
+    )
 }
 
 #[cfg(feature = "metal")]
@@ -147,12 +146,11 @@ fn metal() -> Result<Accelerator> {
 
 #[cfg(not(feature = "metal"))]
 fn metal() -> Result<Accelerator> {
-    Err(DataFusionError::Plan(
+    plan_err!(
         "accelerator 'mps' (Apple Metal) is not available: this vecfusion was built without \
          the `metal` feature. Rebuild on macOS with `cargo build --features metal`, or use \
          accelerator = 'cpu' or 'auto'"
-            .into(),
-    ))
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{plan_datafusion_err, plan_err};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::CreateExternalTable;
 
 use super::table::{VecfusionTable, VersionTarget};
@@ -33,15 +33,15 @@ impl TableProviderFactory for VecfusionTableFactory {
         let location = match cmd.locations.as_slice() {
             [one] => one,
             _ => {
-                return Err(DataFusionError::Plan(
-                    "STORED AS VECFUSION takes exactly one LOCATION (the dataset directory)".into(),
-                ));
+                return plan_err!(
+                    "STORED AS VECFUSION takes exactly one LOCATION (the dataset directory)"
+                );
             }
         };
         if !cmd.table_partition_cols.is_empty() || !cmd.order_exprs.is_empty() || cmd.unbounded {
-            return Err(DataFusionError::Plan(
-                "vecfusion tables do not support PARTITIONED BY, WITH ORDER or UNBOUNDED".into(),
-            ));
+            return plan_err!(
+                "vecfusion tables do not support PARTITIONED BY, WITH ORDER or UNBOUNDED"
+            );
         }
         let mut version = None;
         for (key, value) in &cmd.options {

@@ -18,8 +18,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Statistics, exec_datafusion_err, plan_datafusion_err};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::common::{Statistics, exec_datafusion_err, internal_err, plan_datafusion_err};
+use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
@@ -315,9 +315,7 @@ impl ExecutionPlan for VecfusionScanExec {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(DataFusionError::Internal(
-                "VecfusionScanExec has no children".into(),
-            ))
+            internal_err!("VecfusionScanExec has no children")
         }
     }
 

@@ -166,8 +166,7 @@ impl PreparedSearch {
         let use_index = request.use_index.unwrap_or(settings.use_index);
         let index = manifest
             .search_index(&name, function.metric())
-            .filter(|_| use_index)
-            .cloned();
+            .filter(|_| use_index);
         let nprobes = request.nprobes.unwrap_or(settings.nprobes);
         let refine_factor = request.refine_factor.unwrap_or(settings.refine_factor);
         if nprobes == 0 || refine_factor == 0 {
@@ -227,8 +226,7 @@ impl PreparedSearch {
     /// The index the search probes, as `name (kind)`; `None`: an exact search.
     pub fn index(&self) -> Option<String> {
         self.target
-            .index
-            .as_ref()
+            .index_meta()
             .map(|i| format!("{} ({})", i.name, i.kind))
     }
 

@@ -36,8 +36,17 @@ pub struct SearchTarget {
     /// Position of the vector column in the table schema.
     pub column: usize,
     pub function: DistanceFunction,
-    pub index: Option<IndexMeta>,
+    /// Position in the version's `manifest().indexes` of the index to probe (a position,
+    /// not a copy: targets are made per query).
+    pub index: Option<usize>,
     pub params: SearchParams,
+}
+
+impl SearchTarget {
+    /// The index the search probes, if any.
+    pub fn index_meta(&self) -> Option<&IndexMeta> {
+        self.index.map(|i| &self.dataset.manifest().indexes[i])
+    }
 }
 
 /// What a search did, for `EXPLAIN ANALYZE` and tests.
@@ -115,7 +124,7 @@ pub async fn search(
 ) -> Result<SearchOutcome> {
     let (dataset, function, params) = (&target.dataset, target.function, target.params);
     let fragments = Fragments::load(dataset, target.column).await?;
-    let index = match &target.index {
+    let index = match target.index_meta() {
         Some(meta) => Some(LoadedIndex::open(dataset, meta).await?),
         None => None,
     };

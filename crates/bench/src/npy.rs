@@ -4,10 +4,11 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use datafusion::common::exec_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
 
 fn err(e: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Execution(e.to_string())
+    exec_datafusion_err!("{e}")
 }
 
 /// Reads a C-order `<f4` matrix: (values, rows, cols). A 1-D array is one column.

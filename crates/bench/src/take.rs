@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use datafusion::common::exec_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::{
@@ -44,7 +45,7 @@ pub struct TakeArgs {
 }
 
 fn err(e: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Execution(e.to_string())
+    exec_datafusion_err!("{e}")
 }
 
 pub async fn run(args: TakeArgs) -> Result<()> {
