@@ -28,7 +28,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::prefilter::{AllowedRows, collect_allowed, prefilter_scan};
-use super::searcher::{SearchOutcome, SearchStats, SearchTarget, search};
+use super::searcher::{SearchOutcome, SearchTarget, search};
 use super::settings::{SearchParams, SearchSettings};
 use crate::dataset::{Dataset, resolve_vector_column};
 use crate::metric::{DistanceFunction, Metric};
@@ -321,27 +321,15 @@ impl PreparedSearch {
         )?)
     }
 
-    /// Prefilter, search and fetch: the whole search, with what it did.
-    pub async fn run(
-        &self,
-        context: Arc<TaskContext>,
-        output: &SearchOutput,
-    ) -> Result<(RecordBatch, SearchStats, Option<u64>)> {
-        let allowed = self.allowed_rows(context).await?;
-        let allowed_count = allowed.as_ref().map(super::prefilter::allowed_count);
-        let outcomes = self.search(allowed.map(Arc::new)).await?;
-        let mut stats = SearchStats::default();
-        outcomes.iter().for_each(|o| stats.add(&o.stats));
-        let batch = self.rows(&outcomes, output).await?;
-        Ok((batch, stats, allowed_count))
-    }
-
-    /// [`Self::run`] without the statistics.
+    /// Prefilter, search and fetch: the whole search (`AnnSearchExec` runs the same three
+    /// steps with metrics between them).
     pub async fn collect(
         &self,
         context: Arc<TaskContext>,
         output: &SearchOutput,
     ) -> Result<RecordBatch> {
-        Ok(self.run(context, output).await?.0)
+        let allowed = self.allowed_rows(context).await?;
+        let outcomes = self.search(allowed.map(Arc::new)).await?;
+        self.rows(&outcomes, output).await
     }
 }

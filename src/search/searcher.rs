@@ -61,18 +61,6 @@ pub struct SearchStats {
     pub rows_exact: usize,
 }
 
-impl SearchStats {
-    /// Adds the counts of another search.
-    pub fn add(&mut self, other: &SearchStats) {
-        if self.index.is_none() {
-            self.index.clone_from(&other.index);
-        }
-        self.partitions_probed += other.partitions_probed;
-        self.rows_scored += other.rows_scored;
-        self.rows_exact += other.rows_exact;
-    }
-}
-
 /// Rows found, closest first, with their exact distance as the SQL function computes it.
 #[derive(Debug, Clone, Default)]
 pub struct SearchOutcome {
