@@ -25,6 +25,7 @@ pub mod metric;
 mod plan_properties;
 pub mod planner;
 pub mod provider;
+pub mod quantizer;
 pub mod search;
 pub mod session;
 pub mod sql;

@@ -1,5 +1,5 @@
 //! The physical planner of a vecfusion session: DataFusion's, with one extension planner for
-//! every logical node vecfusion adds (`CreateVectorIndex`, `AnnSearch`). Each node plans
+//! every logical node vecfusion adds (`CreateVectorIndex`, `OptimizeVectorIndex`, `AnnSearch`). Each node plans
 //! itself; this module only dispatches, so it sits above the index and search wings and
 //! neither imports the other.
 
@@ -16,6 +16,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
 use crate::index::node::CreateVectorIndexNode;
+use crate::index::optimize_node::OptimizeVectorIndexNode;
 use crate::search::AnnSearchNode;
 
 /// Plans vecfusion's logical nodes.
@@ -41,6 +42,9 @@ impl ExtensionPlanner for VecfusionExtensionPlanner {
         }
         if let Some(create) = node.as_any().downcast_ref::<CreateVectorIndexNode>() {
             return Ok(Some(create.plan(session).await?));
+        }
+        if let Some(optimize) = node.as_any().downcast_ref::<OptimizeVectorIndexNode>() {
+            return Ok(Some(optimize.plan(session).await?));
         }
         Ok(None)
     }

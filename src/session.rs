@@ -124,6 +124,10 @@ impl VecfusionContext for SessionContext {
                     None => self.read_empty(),
                 }
             }
+            VfStatement::OptimizeVectorIndex(stmt) => {
+                let plan = statements::optimize_plan(self, &stmt).await?;
+                self.execute_logical_plan(plan).await
+            }
             VfStatement::DropVectorIndex(stmt) => statements::drop_index(self, &stmt).await,
             VfStatement::ShowVectorIndexes(stmt) => statements::show_indexes(self, &stmt).await,
             VfStatement::Explain {
@@ -134,6 +138,9 @@ impl VecfusionContext for SessionContext {
                 let plan = match *statement {
                     VfStatement::CreateVectorIndex(stmt) => {
                         statements::create_plan(self, &stmt).await?
+                    }
+                    VfStatement::OptimizeVectorIndex(stmt) => {
+                        Some(statements::optimize_plan(self, &stmt).await?)
                     }
                     other => {
                         return plan_err!("EXPLAIN is not supported for {other}");

@@ -70,6 +70,26 @@ def test_create_index_mirrors_sql_and_reports_progress(session, items):
     assert items.indexes().to_pylist()[0]["index"] == "i"
 
 
+def test_appended_rows_join_the_index_as_a_segment(session, items):
+    items.create_index(kind="IVF_FLAT", num_partitions=8, progress=False)
+    session.sql("INSERT INTO items SELECT id + 100000, label, embedding FROM items WHERE id < 300")
+    before = items.indexes().to_pylist()[0]
+    assert (before["segments"], before["rows_not_indexed"]) == (1, 300)
+    events = []
+    res = session._native.sql("OPTIMIZE VECTOR INDEX items_embedding_idx ON items", progress=lambda *e: events.append(e))
+    row = vecfusion.Result(res).to_pylist()[0]
+    assert (row["rows_encoded"], row["segments_before"], row["segments_after"]) == (300, 1, 2)
+    # Copies of indexed rows sit exactly as close to their centroids as the originals.
+    assert row["drift"] == pytest.approx(1.0, rel=0.2)
+    assert {"encode", "write", "commit"} <= {e[0] for e in events}
+    after = items.indexes().to_pylist()[0]
+    assert (after["segments"], after["rows_not_indexed"], after["rows_indexed"]) == (2, 0, 5300)
+    again = items.optimize_index(progress=False).to_pylist()[0]
+    assert again["rows_encoded"] == 0 and "nothing to do" in again["message"]
+    merged = items.optimize_index(merge_segments=2, progress=False).to_pylist()[0]
+    assert merged["segments_after"] == 1
+
+
 def test_errors_carry_the_rust_message(session, items, tmp_path):
     with pytest.raises(RuntimeError, match="32-dimensional vectors, the queries have 3"):
         items.search(np.ones(3), k=1)

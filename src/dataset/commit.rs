@@ -16,7 +16,7 @@ use object_store::{PutMode, PutOptions, PutPayload};
 
 use super::fragment::NewFragment;
 use super::location::DatasetLocation;
-use super::manifest::{DeletionMeta, IndexMeta, Manifest, OperationSummary};
+use super::manifest::{DeletionMeta, IndexMeta, Manifest, OperationSummary, SegmentMeta};
 use super::versions::{manifest_path, read_manifest};
 
 /// Attempts before a commit gives up under sustained contention.
@@ -40,6 +40,17 @@ pub enum Operation {
     },
     /// Records an index (replacing one of the same name when `replace`).
     CreateIndex { index: IndexMeta, replace: bool },
+    /// Replaces segments of an index by new ones encoded with the same model: new fragments
+    /// encoded, or small segments merged (`OPTIMIZE VECTOR INDEX`).
+    OptimizeIndex {
+        name: String,
+        /// The model the new segments were encoded with; the commit fails if the index was
+        /// retrained meanwhile.
+        model_id: String,
+        /// Segment files that leave the index.
+        removed: Vec<String>,
+        added: Vec<SegmentMeta>,
+    },
     /// Removes an index entry (its files stay until cleanup).
     DropIndex { name: String },
 }
@@ -51,6 +62,7 @@ impl Operation {
             Operation::Delete { .. } => "DELETE",
             Operation::Update { .. } => "UPDATE",
             Operation::CreateIndex { .. } => "CREATE INDEX",
+            Operation::OptimizeIndex { .. } => "OPTIMIZE INDEX",
             Operation::DropIndex { .. } => "DROP INDEX",
         }
     }
@@ -67,6 +79,7 @@ impl Operation {
     fn index_name(&self) -> Option<&str> {
         match self {
             Operation::CreateIndex { index, .. } => Some(&index.name),
+            Operation::OptimizeIndex { name, .. } => Some(name),
             Operation::DropIndex { name } => Some(name),
             _ => None,
         }
@@ -168,7 +181,41 @@ impl Operation {
                     }
                     next.indexes.remove(pos);
                 }
+                index.check_segments(&next.fragments)?;
                 next.indexes.push(index.clone());
+            }
+            Operation::OptimizeIndex {
+                name,
+                model_id,
+                removed,
+                added,
+            } => {
+                let Some(index) = next
+                    .indexes
+                    .iter_mut()
+                    .find(|i| i.name.eq_ignore_ascii_case(name))
+                else {
+                    return exec_err!(
+                        "commit conflict: index '{name}' was dropped while it was being optimized"
+                    );
+                };
+                if index.model.id != *model_id {
+                    return exec_err!(
+                        "commit conflict: index '{name}' was rebuilt while it was being \
+                         optimized; re-run OPTIMIZE VECTOR INDEX"
+                    );
+                }
+                for file in removed {
+                    let Some(pos) = index.segments.iter().position(|s| s.file == *file) else {
+                        return exec_err!(
+                            "commit conflict: segment {file} of index '{name}' was replaced \
+                             concurrently; re-run OPTIMIZE VECTOR INDEX"
+                        );
+                    };
+                    index.segments.remove(pos);
+                }
+                index.segments.extend(added.iter().cloned());
+                index.check_segments(&next.fragments)?;
             }
             Operation::DropIndex { name } => {
                 let before = next.indexes.len();

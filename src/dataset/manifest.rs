@@ -20,10 +20,12 @@ use datafusion::error::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::metric::Metric;
+use crate::quantizer::IndexKind;
 
 const MAGIC: &str = "VECFUSION-MANIFEST";
 /// Manifest format this build writes; readers refuse newer formats with a clear error.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: indexes are a model plus segments (format-1 index entries are read as one segment).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One version of a dataset.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -46,7 +48,7 @@ pub struct Manifest {
 /// A human- and conflict-checker-readable record of the commit that wrote a version.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OperationSummary {
-    /// `CREATE`, `APPEND`, `DELETE`, `UPDATE`, `CREATE INDEX`, `DROP INDEX`.
+    /// `CREATE`, `APPEND`, `DELETE`, `UPDATE`, `CREATE INDEX`, `OPTIMIZE INDEX`, `DROP INDEX`.
     pub kind: String,
     #[serde(default)]
     pub rows_added: u64,
@@ -98,29 +100,166 @@ pub struct DeletionMeta {
     pub deleted_rows: u64,
 }
 
-/// An index recorded in a version. Written by `CREATE VECTOR INDEX`; the fields describe
+/// An index recorded in a version: one trained model and the segments encoded with it.
+/// Written by `CREATE VECTOR INDEX` and `OPTIMIZE VECTOR INDEX`; the fields describe
 /// everything a reader needs to decide whether and how the index serves a query.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "IndexMetaOnDisk")]
 pub struct IndexMeta {
     pub name: String,
     pub column: String,
-    /// `IVF_FLAT`, `IVF_SQ`, `IVF_PQ`.
-    pub kind: String,
-    /// `l2`, `cosine`, `dot`.
-    pub metric: String,
+    pub kind: IndexKind,
+    pub metric: Metric,
     /// Build options as given (after defaults were filled in).
     pub params: serde_json::Value,
-    /// Index files, relative to the dataset root.
-    pub files: Vec<String>,
-    /// Fragments whose rows the index covers; rows of other fragments are searched exactly.
-    pub fragments: Vec<u32>,
-    /// The version the index was built from.
+    pub model: ModelMeta,
+    /// Disjoint sets of fragments, each encoded with `model`; rows of fragments no segment
+    /// covers are searched exactly.
+    pub segments: Vec<SegmentMeta>,
+    /// The version the model was trained from.
     pub dataset_version: u64,
-    #[serde(default)]
-    pub rows_indexed: u64,
-    /// Free-form build facts (device, seconds per phase) for `SHOW VECTOR INDEXES`.
+    /// Free-form build facts (accelerator, seconds per phase) for `SHOW VECTOR INDEXES`.
     #[serde(default)]
     pub details: serde_json::Value,
+}
+
+/// The model file of an index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelMeta {
+    /// Relative to the dataset root.
+    pub file: String,
+    /// The id the model file and its segments carry (empty for format-1 indexes).
+    pub id: String,
+}
+
+/// One segment of an index: the partition lists of some fragments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentMeta {
+    /// Relative to the dataset root.
+    pub file: String,
+    /// The model it was encoded with.
+    pub model_id: String,
+    /// Fragments whose usable rows it holds.
+    pub fragments: Vec<u32>,
+    /// Rows it holds.
+    pub rows: u64,
+}
+
+impl IndexMeta {
+    /// Whether a segment holds the rows of `fragment`.
+    pub fn covers(&self, fragment: u32) -> bool {
+        self.segments
+            .iter()
+            .any(|s| s.fragments.contains(&fragment))
+    }
+
+    /// Rows held by all segments.
+    pub fn rows_indexed(&self) -> u64 {
+        self.segments.iter().map(|s| s.rows).sum()
+    }
+
+    /// Every file the index uses.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.model.file.as_str())
+            .chain(self.segments.iter().map(|s| s.file.as_str()))
+    }
+
+    /// Checks the invariants a commit relies on: every segment names the model, no fragment
+    /// is in two segments, and every covered fragment is one of `fragments`.
+    pub fn check_segments(&self, fragments: &[FragmentMeta]) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.segments {
+            if s.model_id != self.model.id {
+                return exec_err!(
+                    "index '{}': segment {} was encoded with model '{}', not the index's model                      '{}'",
+                    self.name,
+                    s.file,
+                    s.model_id,
+                    self.model.id
+                );
+            }
+            for f in &s.fragments {
+                if !seen.insert(*f) {
+                    return exec_err!(
+                        "index '{}': fragment {f} would be in two segments",
+                        self.name
+                    );
+                }
+                if !fragments.iter().any(|m| m.id == *f) {
+                    return exec_err!(
+                        "commit conflict: index '{}' covers fragment {f}, which this version no                          longer has (a concurrent OPTIMIZE TABLE rewrote it); re-run the statement",
+                        self.name
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An index entry as stored: the current form, or the format-1 form (one file holding the
+/// model and every partition, a list of covered fragments), read as a model plus one segment
+/// in the same file.
+#[derive(Deserialize)]
+struct IndexMetaOnDisk {
+    name: String,
+    column: String,
+    kind: IndexKind,
+    metric: Metric,
+    params: serde_json::Value,
+    #[serde(default)]
+    model: Option<ModelMeta>,
+    #[serde(default)]
+    segments: Vec<SegmentMeta>,
+    dataset_version: u64,
+    #[serde(default)]
+    details: serde_json::Value,
+    // Format 1.
+    #[serde(default)]
+    files: Vec<String>,
+    #[serde(default)]
+    fragments: Vec<u32>,
+    #[serde(default)]
+    rows_indexed: u64,
+}
+
+impl TryFrom<IndexMetaOnDisk> for IndexMeta {
+    type Error = String;
+
+    fn try_from(d: IndexMetaOnDisk) -> std::result::Result<Self, String> {
+        let (model, segments) = match (d.model, d.files.first()) {
+            (Some(model), _) => (model, d.segments),
+            (None, Some(file)) => (
+                ModelMeta {
+                    file: file.clone(),
+                    id: String::new(),
+                },
+                vec![SegmentMeta {
+                    file: file.clone(),
+                    model_id: String::new(),
+                    fragments: d.fragments,
+                    rows: d.rows_indexed,
+                }],
+            ),
+            (None, None) => {
+                return Err(format!(
+                    "index '{}' names no model file; drop it (DROP VECTOR INDEX) and build it again",
+                    d.name
+                ));
+            }
+        };
+        Ok(IndexMeta {
+            name: d.name,
+            column: d.column,
+            kind: d.kind,
+            metric: d.metric,
+            params: d.params,
+            model,
+            segments,
+            dataset_version: d.dataset_version,
+            details: d.details,
+        })
+    }
 }
 
 impl Manifest {
@@ -148,7 +287,7 @@ impl Manifest {
     pub fn search_index(&self, column: &str, metric: Metric) -> Option<usize> {
         self.indexes
             .iter()
-            .rposition(|i| i.column == column && i.metric == metric.name())
+            .rposition(|i| i.column == column && i.metric == metric)
     }
 
     /// The metric of the most recent index on `column`, if it has one.
@@ -157,7 +296,7 @@ impl Manifest {
             .iter()
             .rev()
             .find(|i| i.column == column)
-            .and_then(|i| Metric::parse(&i.metric).ok())
+            .map(|i| i.metric)
     }
 
     /// Serialises to the on-disk form (header line + JSON body).
@@ -257,6 +396,36 @@ mod tests {
         let m = sample();
         let bytes = m.encode().unwrap();
         assert_eq!(Manifest::decode(&bytes, "x").unwrap(), m);
+    }
+
+    #[test]
+    fn format_one_index_entries_read_as_one_segment_in_the_same_file() {
+        let encoded = sample().encode().unwrap();
+        let body = encoded.split(|b| *b == b'\n').nth(1).unwrap();
+        let mut json: serde_json::Value = serde_json::from_slice(body).unwrap();
+        json["indexes"] = serde_json::json!([{
+            "name": "idx", "column": "v", "kind": "IVF_PQ", "metric": "l2", "params": {},
+            "files": ["_indexes/idx-1.vfidx"], "fragments": [0], "dataset_version": 2,
+            "rows_indexed": 3, "details": {}
+        }]);
+        let body = serde_json::to_vec(&json).unwrap();
+        let mut bytes = format!(
+            "VECFUSION-MANIFEST 1 crc32={:08x}\n",
+            crc32fast::hash(&body)
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&body);
+        let m = Manifest::decode(&bytes, "old").unwrap();
+        let index = &m.indexes[0];
+        assert_eq!((index.kind, index.metric), (IndexKind::IvfPq, Metric::L2));
+        assert_eq!(index.model.file, "_indexes/idx-1.vfidx");
+        assert_eq!(index.segments.len(), 1);
+        assert_eq!(index.segments[0].file, index.model.file);
+        assert_eq!(index.rows_indexed(), 3);
+        assert!(index.covers(0) && !index.covers(1));
+        index.check_segments(&m.fragments).unwrap();
+        // Written back in the current form, it reads the same.
+        assert_eq!(Manifest::decode(&m.encode().unwrap(), "new").unwrap(), m);
     }
 
     #[test]

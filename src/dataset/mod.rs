@@ -35,7 +35,9 @@ pub use append::Appended;
 pub use commit::Operation;
 pub use fragment::{FragmentReader, FragmentWriter, NewFragment, ROWS_PER_BATCH, VectorColumn};
 pub use location::DatasetLocation;
-pub use manifest::{DeletionMeta, FragmentMeta, IndexMeta, Manifest, OperationSummary};
+pub use manifest::{
+    DeletionMeta, FragmentMeta, IndexMeta, Manifest, ModelMeta, OperationSummary, SegmentMeta,
+};
 pub use vector_columns::{resolve_vector_column, vector_column, vector_columns, vector_dim};
 
 /// A row's stable address: fragment id in the high 32 bits, row offset in the low 32.

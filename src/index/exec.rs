@@ -1,8 +1,8 @@
 //! `CreateVectorIndexExec`: the physical plan of `CREATE VECTOR INDEX`.
 //!
 //! Its child is a scan of the vector column with row addresses; executing it runs the build
-//! pipeline (`pipeline::build_index`), which reads the child twice (sample pass, encode pass), and
-//! yields one row describing the new index. Per-phase times and row counts are metrics, so
+//! (`create::build_index`), which reads the child twice (every partition samples, then one
+//! encode pass), and yields one row describing the new index. Per-phase times and row counts are metrics, so
 //! `EXPLAIN ANALYZE CREATE VECTOR INDEX ...` shows where the time went.
 
 use std::fmt;
@@ -19,10 +19,10 @@ use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
-    execute_stream,
 };
 
-use super::pipeline::{BuildMetrics, BuildReport, BuildSpec, build_index};
+use super::blocks::BuildSpec;
+use super::create::{BuildMetrics, BuildReport, build_index};
 use super::progress::ProgressHook;
 use crate::dataset::Dataset;
 use crate::kmeans::Accelerator;
@@ -173,10 +173,17 @@ impl ExecutionPlan for CreateVectorIndexExec {
             // The device is opened here, when the build runs, not when it is planned.
             let accel = Accelerator::select(spec.options.accelerator)?;
             let _ = selected.set(accel.name.clone());
-            let ctx = context.clone();
-            let scan = move || execute_stream(input.clone(), ctx.clone());
-            let report =
-                build_index(dataset, dim, &spec, accel, &scan, hook.as_deref(), &metrics).await?;
+            let report = build_index(
+                dataset,
+                dim,
+                &spec,
+                accel,
+                input,
+                context,
+                hook.as_deref(),
+                &metrics,
+            )
+            .await?;
             result_batch(&report)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
@@ -196,9 +203,9 @@ mod tests {
 
     use super::CreateVectorIndexExec;
     use crate::index::IndexOptions;
-    use crate::index::pipeline::BuildSpec;
-    use crate::index_format::IndexKind;
+    use crate::index::blocks::BuildSpec;
     use crate::provider::VecfusionScanExec;
+    use crate::quantizer::IndexKind;
     use crate::test_support::{create_table, latest, session_after};
 
     #[tokio::test]
@@ -247,6 +254,9 @@ mod tests {
         );
         // The new version records the index.
         let version = latest(dir.path()).await;
-        assert_eq!(version.manifest().index("i").unwrap().kind, "IVF_SQ");
+        assert_eq!(
+            version.manifest().index("i").unwrap().kind,
+            IndexKind::IvfSq
+        );
     }
 }

@@ -102,8 +102,8 @@ impl InvertedLists {
         Ok(())
     }
 
-    /// Reads the partitions back in order: each partition's entries from every spilled run
-    /// (in spill order), then from memory, so entries keep the order they were pushed in.
+    /// Reads the partitions back in order, each partition's entries (from every spilled run,
+    /// then from memory) ordered by row address.
     pub fn into_drain(self) -> PartitionDrain {
         PartitionDrain {
             lists: self,
@@ -152,8 +152,26 @@ impl PartitionDrain {
         }
         addrs.append(&mut lists.addrs[p]);
         codes.append(&mut lists.codes[p]);
+        let (addrs, codes) = by_address(addrs, codes, lists.code_size);
         Ok(Some((p, addrs, codes)))
     }
+}
+
+/// Entries ordered by row address: the order rows arrived in (which depends on how the scan
+/// was split) does not change the index, and rows of one fragment are read in file order.
+pub fn by_address(addrs: Vec<u64>, codes: Vec<u8>, code_size: usize) -> (Vec<u64>, Vec<u8>) {
+    if addrs.is_sorted() {
+        return (addrs, codes);
+    }
+    let mut order: Vec<u32> = (0..addrs.len() as u32).collect();
+    order.sort_unstable_by_key(|i| addrs[*i as usize]);
+    let mut sorted_codes = Vec::with_capacity(codes.len());
+    for i in &order {
+        let i = *i as usize;
+        sorted_codes.extend_from_slice(&codes[i * code_size..(i + 1) * code_size]);
+    }
+    let sorted_addrs = order.iter().map(|i| addrs[*i as usize]).collect();
+    (sorted_addrs, sorted_codes)
 }
 
 #[cfg(test)]
@@ -161,10 +179,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spilled_and_in_memory_entries_come_back_in_push_order() {
-        // A budget of 5 entries of 10 bytes: 23 entries make 4 runs and a tail.
+    fn spilled_and_in_memory_entries_come_back_by_address() {
+        // A budget of 5 entries of 10 bytes: 23 entries make 4 runs and a tail; they arrive
+        // out of address order.
         let mut lists = InvertedLists::new(3, 2, 50);
-        for i in 0..23u64 {
+        for i in (0..23u64).rev() {
             lists.push((i % 3) as usize, i, &[i as u8, 0xAA]).unwrap();
         }
         assert_eq!(lists.spilled_runs(), 4);

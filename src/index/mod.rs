@@ -1,12 +1,17 @@
-//! Building vector indexes: options, the build pipeline, its plan node and exec, and the
-//! index statements (`CREATE`/`DROP VECTOR INDEX`, `SHOW VECTOR INDEXES`). The files it
-//! writes are described in `crate::index_format`.
+//! Building and maintaining vector indexes: options, the building blocks (sample, train,
+//! encode, merge, commit), `CREATE VECTOR INDEX` and `OPTIMIZE VECTOR INDEX` made of them,
+//! their plan nodes and execs, and the index statements (`CREATE`/`DROP`/`OPTIMIZE VECTOR
+//! INDEX`, `SHOW VECTOR INDEXES`). The files it writes are described in `crate::index_format`.
 
+pub mod blocks;
+pub mod create;
 pub mod exec;
 pub mod inverted_lists;
 pub mod node;
+pub mod optimize;
+pub mod optimize_exec;
+pub mod optimize_node;
 pub mod options;
-pub mod pipeline;
 pub mod progress;
 pub mod statements;
 

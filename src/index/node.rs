@@ -16,8 +16,8 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::blocks::BuildSpec;
 use super::exec::{CreateVectorIndexExec, result_schema};
-use super::pipeline::BuildSpec;
 use crate::dataset::Dataset;
 use crate::provider::VecfusionScanExec;
 

@@ -5,10 +5,10 @@ use datafusion::common::{plan_datafusion_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::index_format::IndexKind;
 use crate::kmeans::AcceleratorRequest;
 use crate::kmeans::pq::sub_vector_choices;
 use crate::metric::Metric;
+use crate::quantizer::IndexKind;
 use crate::sql::statement::OptionValue;
 
 /// Build options after validation. `None` means "derive from the data" (resolved by
@@ -225,6 +225,75 @@ impl IndexOptions {
             num_partitions: partitions,
             num_sub_vectors: sub_vectors,
         })
+    }
+}
+
+/// `OPTIMIZE VECTOR INDEX ... WITH (...)`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OptimizeOptions {
+    /// Merge this many of the smallest segments (the new one included) into one.
+    pub merge_segments: Option<usize>,
+    /// Train a new model on the current rows and re-encode every row.
+    pub retrain: bool,
+    /// Overrides the accelerator the index was built with.
+    pub accelerator: Option<AcceleratorRequest>,
+    /// Overrides the index's memory budget for partition lists.
+    pub memory_budget_mb: Option<usize>,
+}
+
+const OPTIMIZE_OPTIONS: &[(&str, &str)] = &[
+    ("merge_segments", "an integer of at least 2"),
+    ("retrain", "true or false"),
+    ("accelerator", "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"),
+    ("memory_budget_mb", "a positive integer"),
+];
+
+impl OptimizeOptions {
+    pub fn parse(options: &[(String, OptionValue)]) -> Result<Self> {
+        let mut out = Self::default();
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in options {
+            let name = name.to_ascii_lowercase();
+            let Some((_, takes)) = OPTIMIZE_OPTIONS.iter().find(|(n, _)| *n == name) else {
+                let allowed: Vec<&str> = OPTIMIZE_OPTIONS.iter().map(|(n, _)| *n).collect();
+                return plan_err!(
+                    "unknown option '{name}' for OPTIMIZE VECTOR INDEX; allowed options: {}",
+                    allowed.join(", ")
+                );
+            };
+            if !seen.insert(name.clone()) {
+                return plan_err!("option '{name}' is given twice");
+            }
+            let bad = || plan_datafusion_err!("option '{name}' must be {takes}, got {value}");
+            match name.as_str() {
+                "merge_segments" => {
+                    out.merge_segments = Some(
+                        positive(&name, value)
+                            .ok()
+                            .filter(|n| *n >= 2)
+                            .ok_or_else(bad)?,
+                    )
+                }
+                "retrain" => {
+                    out.retrain = match value {
+                        OptionValue::Boolean(b) => *b,
+                        _ => return Err(bad()),
+                    }
+                }
+                "accelerator" => {
+                    out.accelerator = Some(AcceleratorRequest::parse(&text(&name, value)?)?)
+                }
+                "memory_budget_mb" => out.memory_budget_mb = Some(positive(&name, value)?),
+                _ => unreachable!("every option in OPTIMIZE_OPTIONS is handled"),
+            }
+        }
+        if out.retrain && out.merge_segments.is_some() {
+            return plan_err!(
+                "retrain = true re-encodes every row into one segment; merge_segments does not \
+                 apply with it"
+            );
+        }
+        Ok(out)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// One progress report: `done` of `total` units of `phase` (rows, or iterations).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressEvent {
-    /// `sample`, `train_ivf`, `train_quantizer`, `encode`, `write`, `commit` (the
+    /// `sample`, `train_ivf`, `train_quantizer`, `encode`, `merge`, `write`, `commit` (the
     /// phases `EXPLAIN ANALYZE` times as `time_<phase>`).
     pub phase: &'static str,
     pub done: u64,
@@ -28,6 +28,24 @@ impl ProgressHook {
 
     pub fn report(&self, event: &ProgressEvent) {
         (self.0)(event)
+    }
+}
+
+/// Reports `done` of `total` `unit`s of `phase` to `hook`, if there is one.
+pub fn report(
+    hook: Option<&ProgressHook>,
+    phase: &'static str,
+    done: u64,
+    total: u64,
+    unit: &'static str,
+) {
+    if let Some(h) = hook {
+        h.report(&ProgressEvent {
+            phase,
+            done,
+            total,
+            unit,
+        });
     }
 }
 

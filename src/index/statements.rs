@@ -1,4 +1,5 @@
-//! Running `CREATE VECTOR INDEX`, `DROP VECTOR INDEX` and `SHOW VECTOR INDEXES`.
+//! Running `CREATE VECTOR INDEX`, `OPTIMIZE VECTOR INDEX`, `DROP VECTOR INDEX` and `SHOW
+//! VECTOR INDEXES`.
 
 use std::sync::Arc;
 
@@ -10,13 +11,17 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
+use super::blocks::BuildSpec;
 use super::node::CreateVectorIndexNode;
-use super::options::IndexOptions;
-use super::pipeline::BuildSpec;
+use super::optimize::OptimizeSpec;
+use super::optimize_node::OptimizeVectorIndexNode;
+use super::options::{IndexOptions, OptimizeOptions};
 use crate::dataset::{Dataset, Operation, vector_column};
-use crate::index_format::IndexKind;
 use crate::provider::VecfusionTable;
-use crate::sql::statement::{CreateVectorIndex, DropVectorIndex, ShowVectorIndexes};
+use crate::quantizer::IndexKind;
+use crate::sql::statement::{
+    CreateVectorIndex, DropVectorIndex, OptimizeVectorIndex, ShowVectorIndexes,
+};
 
 /// The dataset of table `name`, which must be a writable vecfusion table.
 async fn vecfusion_table(ctx: &SessionContext, name: &str) -> Result<Dataset> {
@@ -52,7 +57,7 @@ pub async fn create_plan(
                  true) to rebuild it, IF NOT EXISTS to keep it, or DROP VECTOR INDEX first",
                 existing.name,
                 stmt.table,
-                existing.kind,
+                existing.kind.name(),
                 existing.column
             );
         }
@@ -69,6 +74,41 @@ pub async fn create_plan(
     Ok(Some(LogicalPlan::Extension(Extension {
         node: Arc::new(node),
     })))
+}
+
+/// Plans `OPTIMIZE VECTOR INDEX` (optionally wrapped in `EXPLAIN [ANALYZE]`).
+pub async fn optimize_plan(
+    ctx: &SessionContext,
+    stmt: &OptimizeVectorIndex,
+) -> Result<LogicalPlan> {
+    let dataset = vecfusion_table(ctx, &stmt.table).await?;
+    let Some(index) = dataset.manifest().index(&stmt.name).cloned() else {
+        return plan_err!(
+            "there is no vector index '{}' on {}; SHOW VECTOR INDEXES lists them",
+            stmt.name,
+            stmt.table
+        );
+    };
+    let options = OptimizeOptions::parse(&stmt.options)?;
+    let (column_index, dim) = vector_column(dataset.schema(), &index.column)?;
+    let new_fragments = dataset
+        .fragments()
+        .iter()
+        .filter(|f| f.live_rows() > 0 && !index.covers(f.id))
+        .map(|f| f.id)
+        .collect();
+    let spec = OptimizeSpec {
+        index,
+        options,
+        new_fragments,
+    };
+    // Check what can be checked before reading any data.
+    spec.built_with()?;
+    spec.accelerator()?;
+    let node = OptimizeVectorIndexNode::try_new(spec, dataset, dim, column_index)?;
+    Ok(LogicalPlan::Extension(Extension {
+        node: Arc::new(node),
+    }))
 }
 
 /// `DROP VECTOR INDEX [IF EXISTS] name ON table`.
@@ -107,8 +147,8 @@ pub async fn show_indexes(ctx: &SessionContext, stmt: &ShowVectorIndexes) -> Res
             names
         }
     };
-    let mut rows: Vec<[String; 4]> = vec![];
-    let mut nums: Vec<[u64; 4]> = vec![];
+    let mut text_rows: Vec<[String; 6]> = vec![];
+    let mut nums: Vec<[u64; 5]> = vec![];
     for name in names {
         let provider = ctx.table_provider(name.as_str()).await?;
         let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
@@ -123,27 +163,26 @@ pub async fn show_indexes(ctx: &SessionContext, stmt: &ShowVectorIndexes) -> Res
             let unindexed: u64 = dataset
                 .fragments()
                 .iter()
-                .filter(|f| !index.fragments.contains(&f.id))
+                .filter(|f| !index.covers(f.id))
                 .map(|f| f.live_rows())
                 .sum();
-            rows.push([
+            // Manifests written before the column was renamed call it "device".
+            let accelerator = index.details["accelerator"]
+                .as_str()
+                .or(index.details["device"].as_str())
+                .unwrap_or("");
+            text_rows.push([
                 name.clone(),
                 index.name.clone(),
                 index.column.clone(),
-                format!(
-                    "{} {} {}",
-                    index.kind,
-                    index.metric,
-                    // Manifests written before the column was renamed call it "device".
-                    index.details["accelerator"]
-                        .as_str()
-                        .or(index.details["device"].as_str())
-                        .unwrap_or("")
-                ),
+                index.kind.name().to_string(),
+                index.metric.name().to_string(),
+                accelerator.to_string(),
             ]);
             nums.push([
                 partitions,
-                index.rows_indexed,
+                index.segments.len() as u64,
+                index.rows_indexed(),
                 unindexed,
                 index.dataset_version,
             ]);
@@ -157,36 +196,17 @@ pub async fn show_indexes(ctx: &SessionContext, stmt: &ShowVectorIndexes) -> Res
         Field::new("metric", DataType::Utf8, false),
         Field::new("accelerator", DataType::Utf8, false),
         Field::new("partitions", DataType::UInt64, false),
+        Field::new("segments", DataType::UInt64, false),
         Field::new("rows_indexed", DataType::UInt64, false),
         Field::new("rows_not_indexed", DataType::UInt64, false),
         Field::new("built_from_version", DataType::UInt64, false),
     ]));
     let text = |i: usize| {
         Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r[i].clone()),
-        )) as _
-    };
-    let word = |w: usize| {
-        Arc::new(StringArray::from_iter_values(
-            rows.iter()
-                .map(|r| r[3].split(' ').nth(w).unwrap_or("").to_string()),
+            text_rows.iter().map(|r| r[i].clone()),
         )) as _
     };
     let num = |i: usize| Arc::new(UInt64Array::from_iter_values(nums.iter().map(|n| n[i]))) as _;
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            text(0),
-            text(1),
-            text(2),
-            word(0),
-            word(1),
-            word(2),
-            num(0),
-            num(1),
-            num(2),
-            num(3),
-        ],
-    )?;
+    let batch = RecordBatch::try_new(schema, (0..6).map(text).chain((0..5).map(num)).collect())?;
     ctx.read_batch(batch)
 }

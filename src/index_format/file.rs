@@ -1,19 +1,20 @@
-//! The on-disk index file (documented in `docs/INDEX_FORMAT.md`).
+//! The container every index file uses (documented in `docs/INDEX_FORMAT.md`): named,
+//! checksummed `f32` sections, optional partition blocks, a JSON header and a footer.
 //!
 //! ```text
 //! "VFINDEX1"                                   8-byte magic
-//! section "centroids"       k × dim f32        every section and block starts 64-byte aligned
-//! section "pq_codebooks"    m × 2^bits × dim/m f32   (IVF_PQ)
-//!      or "sq_bounds"       2 × dim f32 (min, then max)   (IVF_SQ)
+//! sections                  named f32 arrays   every section and block starts 64-byte aligned
 //! partition blocks          for each partition: rows × u64 row addresses, then rows × code
 //! section "partition_table" k × (u64 offset, u64 rows, u32 crc32, u32 0)
-//! header                    JSON: kind, metric, dims, code size, sections (offset, len, crc32)
+//! header                    JSON: kind, metric, dims, code size, model id, sections
 //! footer                    u64 header length, u32 header crc32, u32 format version, "VFIDXEND"
 //! ```
 //!
-//! A partition is one contiguous block, so a query reads (or maps) only the partitions it
-//! probes; each block has its own CRC-32, checked the first time it is read, and the header
-//! and small sections are checked when the file is opened. Little-endian throughout.
+//! A model file (`super::model`) has sections and no partitions; a segment file
+//! (`super::segment`) has partitions and no sections; a format-1 file has both. A partition
+//! is one contiguous block, so a query reads (or maps) only the partitions it probes; each
+//! block has its own CRC-32, checked the first time it is read, and the header and sections
+//! are checked when the file is opened. Little-endian throughout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,19 +28,16 @@ use object_store::buffered::BufWriter;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::IndexKind;
 use crate::dataset::DatasetLocation;
 use crate::metric::Metric;
+use crate::quantizer::IndexKind;
 
 pub const MAGIC: &[u8; 8] = b"VFINDEX1";
 pub const END_MAGIC: &[u8; 8] = b"VFIDXEND";
-pub const FORMAT_VERSION: u32 = 1;
-/// `k × dim` f32: the IVF centroids (every kind).
-pub const SECTION_CENTROIDS: &str = "centroids";
-/// `m × 2^bits × dim/m` f32: the PQ codebooks (IVF_PQ).
-pub const SECTION_PQ_CODEBOOKS: &str = "pq_codebooks";
-/// `2 × dim` f32, minimums then maximums: the SQ bounds (IVF_SQ).
-pub const SECTION_SQ_BOUNDS: &str = "sq_bounds";
+/// 1: one file per index (model and partitions together). 2: a model file plus segment
+/// files. Readers open both.
+pub const FORMAT_VERSION: u32 = 2;
+const PARTITION_TABLE: &str = "partition_table";
 const ALIGN: u64 = 64;
 const FOOTER_LEN: usize = 24;
 const TABLE_ENTRY: usize = 24;
@@ -67,6 +65,10 @@ pub struct IndexHeader {
     pub code_size: usize,
     pub rows: u64,
     pub sections: Vec<SectionMeta>,
+    /// The model this file is (a model file) or was encoded with (a segment file). Absent in
+    /// format-1 files, which are their own model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
 }
 
 /// A partition's place in the file.
@@ -143,17 +145,19 @@ impl IndexWriter {
         self.write(&block).await
     }
 
-    /// Writes the partition table, header and footer, and completes the upload. Returns the
-    /// file size.
+    /// Writes the partition table (when partitions were written), header and footer, and
+    /// completes the upload. Returns the file size.
     pub async fn finish(mut self, mut header: IndexHeader) -> Result<u64> {
-        let mut table = Vec::with_capacity(self.partitions.len() * TABLE_ENTRY);
-        for p in &self.partitions {
-            table.extend_from_slice(&p.offset.to_le_bytes());
-            table.extend_from_slice(&p.rows.to_le_bytes());
-            table.extend_from_slice(&p.crc32.to_le_bytes());
-            table.extend_from_slice(&0u32.to_le_bytes());
+        if !self.partitions.is_empty() {
+            let mut table = Vec::with_capacity(self.partitions.len() * TABLE_ENTRY);
+            for p in &self.partitions {
+                table.extend_from_slice(&p.offset.to_le_bytes());
+                table.extend_from_slice(&p.rows.to_le_bytes());
+                table.extend_from_slice(&p.crc32.to_le_bytes());
+                table.extend_from_slice(&0u32.to_le_bytes());
+            }
+            self.section(PARTITION_TABLE, &table).await?;
         }
-        self.section("partition_table", &table).await?;
         header.sections = std::mem::take(&mut self.sections);
         header.rows = self.partitions.iter().map(|p| p.rows).sum();
         let json = serde_json::to_vec(&header)
@@ -241,7 +245,10 @@ impl IndexFile {
                  ({FORMAT_VERSION}); upgrade vecfusion"
             );
         }
-        if header_len + FOOTER_LEN + MAGIC.len() > len {
+        if header_len
+            .checked_add(FOOTER_LEN + MAGIC.len())
+            .is_none_or(|n| n > len)
+        {
             return Err(corrupt("header length out of range"));
         }
         let json = &data[len - FOOTER_LEN - header_len..len - FOOTER_LEN];
@@ -252,7 +259,8 @@ impl IndexFile {
             serde_json::from_slice(json).map_err(|e| corrupt(&format!("header: {e}")))?;
         let header_start = (len - FOOTER_LEN - header_len) as u64;
         for s in &header.sections {
-            if s.offset % ALIGN != 0 || s.offset + s.len > header_start {
+            let end = s.offset.checked_add(s.len);
+            if !s.offset.is_multiple_of(ALIGN) || end.is_none_or(|end| end > header_start) {
                 return Err(corrupt(&format!("section {} out of range", s.name)));
             }
             let bytes = &data[s.offset as usize..(s.offset + s.len) as usize];
@@ -267,7 +275,15 @@ impl IndexFile {
             table: vec![],
             verified: vec![],
         };
-        let table = file.section_bytes("partition_table")?;
+        if !file
+            .header
+            .sections
+            .iter()
+            .any(|s| s.name == PARTITION_TABLE)
+        {
+            return Ok(file);
+        }
+        let table = file.section_bytes(PARTITION_TABLE)?;
         if table.len() != file.header.num_partitions * TABLE_ENTRY {
             return Err(corrupt("partition table size"));
         }
@@ -280,10 +296,13 @@ impl IndexFile {
             })
             .collect();
         let code = 8 + file.header.code_size as u64;
-        if entries
-            .iter()
-            .any(|e| e.offset % ALIGN != 0 || e.offset + e.rows * code > header_start)
-        {
+        let in_range = |e: &PartitionEntry| {
+            e.rows
+                .checked_mul(code)
+                .and_then(|len| len.checked_add(e.offset))
+                .is_some_and(|end| e.offset.is_multiple_of(ALIGN) && end <= header_start)
+        };
+        if !entries.iter().all(in_range) {
             return Err(corrupt("partition block out of range"));
         }
         file.verified = entries.iter().map(|_| AtomicBool::new(false)).collect();
@@ -315,8 +334,18 @@ impl IndexFile {
         ))
     }
 
+    /// The file's name as error messages show it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the file holds partition blocks (a segment, or a format-1 file).
+    pub fn has_partitions(&self) -> bool {
+        !self.table.is_empty()
+    }
+
     pub fn partition_rows(&self, partition: usize) -> u64 {
-        self.table[partition].rows
+        self.table.get(partition).map_or(0, |e| e.rows)
     }
 
     /// Row addresses and codes of one partition (checksum verified on first access).

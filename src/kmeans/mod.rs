@@ -1,5 +1,5 @@
-//! KMeans training: coarse (IVF) centroids, product-quantizer codebooks and scalar
-//! quantizer bounds, trained on the CPU or, through candle, on a GPU.
+//! KMeans training: coarse (IVF) centroids and product-quantizer codebooks, trained on the
+//! CPU or, through candle, on a GPU.
 //!
 //! Independent of SQL: the index builder, benchmarks and (later) distributed builds call it.
 //!
@@ -8,7 +8,7 @@
 //!   implemented by [`cpu::CpuBackend`] (fused GEMM + argmin kernels) and
 //!   [`candle_backend::CandleBackend`] (tensor programs for CUDA/Metal).
 //! - [`lloyd`]: Lloyd iterations with empty-cluster repair and a relative-change stop.
-//! - [`pq`], [`sq`]: quantizers the index builder streams vectors through.
+//! - [`pq`]: product-quantizer codebooks (`crate::quantizer` turns them into an index kind).
 
 pub mod accelerator;
 pub mod backend;
@@ -17,7 +17,6 @@ pub mod cpu;
 pub mod init;
 pub mod lloyd;
 pub mod pq;
-pub mod sq;
 
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;

@@ -97,9 +97,7 @@ impl ProductQuantizer {
 
     /// Codes of every row, row-major `n × m`, one byte per sub-vector.
     pub fn encode(&self, backend: &dyn Backend, data: &[f32]) -> Result<Vec<u8>> {
-        check_rows(data, self.dim)?;
-        let a = backend.assign(data, self.layout(), &self.codebooks, Metric::L2)?;
-        Ok(a.codes.into_iter().map(|c| c as u8).collect())
+        encode(backend, &self.codebooks, self.layout(), data)
     }
 
     /// The vectors the codes stand for.
@@ -127,4 +125,18 @@ pub fn sub_vector_choices(dim: usize) -> String {
         .map(|m| m.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// PQ codes of every row of `data` against `codebooks` (laid out as `layout` says): the
+/// nearest codeword of each sub-vector, one byte each. Codebooks read back from an index file
+/// encode through this too.
+pub fn encode(
+    backend: &dyn Backend,
+    codebooks: &[f32],
+    layout: Layout,
+    data: &[f32],
+) -> Result<Vec<u8>> {
+    check_rows(data, layout.dim)?;
+    let a = backend.assign(data, layout, codebooks, Metric::L2)?;
+    Ok(a.codes.into_iter().map(|c| c as u8).collect())
 }

@@ -8,7 +8,6 @@ use rand_pcg::Pcg64Mcg;
 use super::candle_backend::CandleBackend;
 use super::cpu::CpuBackend;
 use super::pq::{PqParams, ProductQuantizer};
-use super::sq::ScalarBounds;
 use super::*;
 
 /// `per` points around each of `centres` (row-major), spread `sigma`.
@@ -242,25 +241,4 @@ fn product_quantizer_reconstructs_well_below_the_data_variance() {
         err.contains("32 % 5 != 0") && err.contains("1, 2, 4, 8, 16, 32"),
         "{err}"
     );
-}
-
-#[test]
-fn scalar_bounds_merge_to_the_bounds_of_the_whole() {
-    let data = blobs(&far_centres(3, 5, 11), 5, 30, 1.0, 12);
-    let mut whole = ScalarBounds::empty(5);
-    whole.update(&data);
-    let (a, b) = data.split_at(5 * 40);
-    let mut left = ScalarBounds::empty(5);
-    left.update(a);
-    let mut right = ScalarBounds::empty(5);
-    right.update(b);
-    left.merge(&right);
-    assert_eq!(left, whole);
-    let mut codes = vec![];
-    whole.encode(&data, &mut codes);
-    for (i, c) in codes.iter().enumerate() {
-        let back = whole.decode_value(i % 5, *c);
-        let step = (whole.max[i % 5] - whole.min[i % 5]) / 255.0;
-        assert!((back - data[i]).abs() <= step * 0.5 + 1e-4);
-    }
 }

@@ -52,6 +52,8 @@ pub struct ScanRequest {
     pub limit: Option<usize>,
     /// Append the [`ROW_ADDRESS_COLUMN`].
     pub with_row_address: bool,
+    /// Read only these fragments (by id; all when `None`).
+    pub fragments: Option<Vec<u32>>,
 }
 
 /// A run of record batches of one fragment.
@@ -100,6 +102,25 @@ impl VecfusionScanExec {
             filters,
             limit: None,
             with_row_address: true,
+            fragments: None,
+        };
+        let target = session.config().target_partitions();
+        Self::try_new(session, dataset, request, target).await
+    }
+
+    /// A scan of the column at `column` with row addresses, of only `fragments` (ids), over
+    /// the session's target partitions: what an index build block reads.
+    pub async fn fragment_vectors(
+        session: &dyn Session,
+        dataset: Dataset,
+        column: usize,
+        fragments: Vec<u32>,
+    ) -> Result<Self> {
+        let request = ScanRequest {
+            projection: Some(vec![column]),
+            with_row_address: true,
+            fragments: Some(fragments),
+            ..Default::default()
         };
         let target = session.config().target_partitions();
         Self::try_new(session, dataset, request, target).await
@@ -205,6 +226,12 @@ fn plan_tasks(
         .iter()
         .enumerate()
         .filter(|(_, f)| f.live_rows() > 0)
+        .filter(|(_, f)| {
+            request
+                .fragments
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&f.id))
+        })
         .map(|(i, f)| ScanTask {
             fragment: i,
             batches: 0..f.num_batches(),
@@ -264,12 +291,15 @@ impl DisplayAs for VecfusionScanExec {
             .iter()
             .map(|f| f.name().as_str())
             .collect();
+        let fragments = match &self.request.fragments {
+            Some(ids) => ids.len(),
+            None => ds.fragments().len(),
+        };
         write!(
             f,
-            "VecfusionScanExec: dataset={} version={} fragments={} projection=[{}]",
+            "VecfusionScanExec: dataset={} version={} fragments={fragments} projection=[{}]",
             ds.uri(),
             ds.version(),
-            ds.fragments().len(),
             names.join(", ")
         )?;
         if !self.request.filters.is_empty() {

@@ -139,6 +139,7 @@ impl datafusion::catalog::TableProvider for VecfusionTable {
             filters: filters.to_vec(),
             limit,
             with_row_address: false,
+            fragments: None,
         };
         let target = state.config().target_partitions();
         Ok(Arc::new(

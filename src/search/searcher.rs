@@ -128,8 +128,8 @@ pub async fn search(
     // share of the index the probes would score.
     let index = match (index, allowed) {
         (Some(ix), Some(a)) => {
-            let probed_share = params.nprobes as f64 / ix.partitions.max(1) as f64;
-            let indexed = ix.meta.rows_indexed.max(1) as f64;
+            let probed_share = params.nprobes as f64 / ix.partitions().max(1) as f64;
+            let indexed = ix.rows_indexed().max(1) as f64;
             let probed_rows = (indexed * probed_share).max(EXACT_SEARCH_MIN_ROWS);
             (allowed_count(a) as f64 > probed_rows).then_some(ix)
         }
@@ -173,7 +173,7 @@ pub async fn search(
     }
 
     if let Some(ix) = &index {
-        stats.index = Some(ix.meta.name.clone());
+        stats.index = Some(ix.name.clone());
         let q = ix.prepare(query);
         let order = ix.rank_partitions(&q);
         let (mut scores, mut lut) = (vec![], vec![]);
@@ -183,21 +183,24 @@ pub async fn search(
             if probed >= params.nprobes && found >= k {
                 break;
             }
-            let addrs = ix.scan_partition(p, coarse, &q, &mut scores, &mut lut)?;
-            stats.partitions_probed += 1;
-            stats.rows_scored += addrs.len();
-            if allowed.is_none() && fragments.deleted.is_empty() {
-                found += addrs.len();
-                approx.push_all(&scores, &addrs);
-            } else {
-                for (a, s) in addrs.iter().zip(&scores) {
-                    let (frag, offset) = split_row_address(*a);
-                    if fragments.visible(frag, offset, allowed) {
-                        found += 1;
-                        approx.push(*s, *a);
+            // The partition's rows in every segment.
+            for segment in &ix.segments {
+                let addrs = ix.scan_partition(segment, p, coarse, &q, &mut scores, &mut lut)?;
+                stats.rows_scored += addrs.len();
+                if allowed.is_none() && fragments.deleted.is_empty() {
+                    found += addrs.len();
+                    approx.push_all(&scores, &addrs);
+                } else {
+                    for (a, s) in addrs.iter().zip(&scores) {
+                        let (frag, offset) = split_row_address(*a);
+                        if fragments.visible(frag, offset, allowed) {
+                            found += 1;
+                            approx.push(*s, *a);
+                        }
                     }
                 }
             }
+            stats.partitions_probed += 1;
         }
         // Refine: exact distances for the best candidates.
         for (_, addr) in approx.into_sorted() {

@@ -17,7 +17,9 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::dialect::VecfusionDialect;
-use super::statement::{CreateVectorIndex, DropVectorIndex, OptionValue, ShowVectorIndexes};
+use super::statement::{
+    CreateVectorIndex, DropVectorIndex, OptimizeVectorIndex, OptionValue, ShowVectorIndexes,
+};
 
 /// A parsed statement.
 #[derive(Debug, Clone)]
@@ -26,6 +28,7 @@ pub enum VfStatement {
     DataFusion(Box<DFStatement>),
     CreateVectorIndex(CreateVectorIndex),
     DropVectorIndex(DropVectorIndex),
+    OptimizeVectorIndex(OptimizeVectorIndex),
     ShowVectorIndexes(ShowVectorIndexes),
     /// `EXPLAIN [ANALYZE] [VERBOSE]` of one of vecfusion's statements.
     Explain {
@@ -40,6 +43,7 @@ impl std::fmt::Display for VfStatement {
         match self {
             VfStatement::DataFusion(s) => write!(f, "{s}"),
             VfStatement::CreateVectorIndex(s) => write!(f, "{s}"),
+            VfStatement::OptimizeVectorIndex(s) => write!(f, "{s}"),
             VfStatement::DropVectorIndex(s) => {
                 let if_exists = if s.if_exists { "IF EXISTS " } else { "" };
                 write!(f, "DROP VECTOR INDEX {if_exists}{} ON {}", s.name, s.table)
@@ -150,6 +154,7 @@ fn parse_statement(parser: &mut DFParser) -> Result<VfStatement> {
 fn is_vecfusion_statement(parser: &DFParser, skip: usize) -> bool {
     peek_words(parser, skip, &["CREATE", "VECTOR", "INDEX"])
         || peek_words(parser, skip, &["DROP", "VECTOR", "INDEX"])
+        || peek_words(parser, skip, &["OPTIMIZE", "VECTOR", "INDEX"])
         || peek_words(parser, skip, &["SHOW", "VECTOR", "INDEXES"])
 }
 
@@ -175,34 +180,24 @@ fn parse_vecfusion_statement(parser: &mut DFParser) -> Result<Option<VfStatement
             } else {
                 None
             };
-            let mut options = vec![];
-            if p.parse_keyword(Keyword::WITH) {
-                p.expect_token(&Token::LParen)?;
-                options = p.parse_comma_separated(|p| {
-                    let key = p.parse_identifier()?.value.to_ascii_lowercase();
-                    p.expect_token(&Token::Eq)?;
-                    let value = match p.parse_value()?.value {
-                        Value::Number(n, _) => OptionValue::Number(n.to_string()),
-                        Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
-                            OptionValue::String(s)
-                        }
-                        Value::Boolean(b) => OptionValue::Boolean(b),
-                        other => {
-                            return Err(ParserError::ParserError(format!(
-                                "option '{key}': expected a number, a 'string' or true/false,                                  found {other}"
-                            )));
-                        }
-                    };
-                    Ok((key, value))
-                })?;
-                p.expect_token(&Token::RParen)?;
-            }
+            let options = parse_with_options(p)?;
             VfStatement::CreateVectorIndex(CreateVectorIndex {
                 name,
                 if_not_exists,
                 table,
                 column,
                 kind,
+                options,
+            })
+        }
+        "OPTIMIZE" => {
+            let name = p.parse_identifier()?.value;
+            p.expect_keyword(Keyword::ON)?;
+            let table = p.parse_object_name(false)?.to_string();
+            let options = parse_with_options(p)?;
+            VfStatement::OptimizeVectorIndex(OptimizeVectorIndex {
+                name,
+                table,
                 options,
             })
         }
@@ -227,4 +222,40 @@ fn parse_vecfusion_statement(parser: &mut DFParser) -> Result<Option<VfStatement
         }
     };
     Ok(Some(statement))
+}
+
+/// `[WITH (name = value, ...)]`: numbers, quoted strings and booleans.
+fn parse_with_options(
+    p: &mut datafusion::sql::sqlparser::parser::Parser,
+) -> Result<Vec<(String, OptionValue)>> {
+    if !p.parse_keyword(Keyword::WITH) {
+        return Ok(vec![]);
+    }
+    p.expect_token(&Token::LParen)?;
+    let options = p.parse_comma_separated(|p| {
+        let key = p.parse_identifier()?.value.to_ascii_lowercase();
+        p.expect_token(&Token::Eq)?;
+        // A sign is kept with the number, so that the option's reader can say what is wrong
+        // with `-3` rather than the parser failing on `-`.
+        let negative = p.consume_token(&Token::Minus);
+        let value = match p.parse_value()?.value {
+            Value::Number(n, _) if negative => OptionValue::Number(format!("-{n}")),
+            _ if negative => {
+                return Err(ParserError::ParserError(format!(
+                    "option '{key}': expected a number after '-'"
+                )));
+            }
+            Value::Number(n, _) => OptionValue::Number(n.to_string()),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => OptionValue::String(s),
+            Value::Boolean(b) => OptionValue::Boolean(b),
+            other => {
+                return Err(ParserError::ParserError(format!(
+                    "option '{key}': expected a number, a 'string' or true/false, found {other}"
+                )));
+            }
+        };
+        Ok((key, value))
+    })?;
+    p.expect_token(&Token::RParen)?;
+    Ok(options)
 }

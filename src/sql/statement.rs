@@ -43,16 +43,31 @@ impl fmt::Display for CreateVectorIndex {
         if let Some(kind) = &self.kind {
             write!(f, " USING {kind}")?;
         }
-        if !self.options.is_empty() {
-            let opts: Vec<String> = self
-                .options
-                .iter()
-                .map(|(k, v)| format!("{k} = {v}"))
-                .collect();
-            write!(f, " WITH ({})", opts.join(", "))?;
-        }
-        Ok(())
+        write_options(f, &self.options)
     }
+}
+
+/// `OPTIMIZE VECTOR INDEX name ON table [WITH (...)]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizeVectorIndex {
+    pub name: String,
+    pub table: String,
+    pub options: Vec<(String, OptionValue)>,
+}
+
+impl fmt::Display for OptimizeVectorIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OPTIMIZE VECTOR INDEX {} ON {}", self.name, self.table)?;
+        write_options(f, &self.options)
+    }
+}
+
+fn write_options(f: &mut fmt::Formatter<'_>, options: &[(String, OptionValue)]) -> fmt::Result {
+    if !options.is_empty() {
+        let opts: Vec<String> = options.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        write!(f, " WITH ({})", opts.join(", "))?;
+    }
+    Ok(())
 }
 
 /// `DROP VECTOR INDEX [IF EXISTS] name ON table`

@@ -61,7 +61,7 @@ async fn cleanup(target: DatasetArg, min_age: u64) -> Result<RecordBatch> {
             }
         }
         for i in &m.indexes {
-            referenced.extend(i.files.iter().cloned());
+            referenced.extend(i.files().map(str::to_string));
         }
     }
     let location = dataset.location();

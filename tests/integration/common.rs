@@ -63,3 +63,11 @@ pub async fn table_at(dir: &std::path::Path, dim: usize) -> SessionContext {
     .await;
     ctx
 }
+
+/// Runs one statement and collects its result, or returns the error text.
+pub async fn try_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
+    match ctx.vf_sql(sql).await {
+        Ok(df) => df.collect().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -6,7 +6,8 @@ use std::path::Path;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{Float32Type, UInt64Type};
 use vecfusion::dataset::{Dataset, DatasetLocation, IndexMeta};
-use vecfusion::index_format::IndexFile;
+use vecfusion::index_format::{IndexModel, SegmentFile};
+use vecfusion::quantizer::IndexKind;
 
 use crate::common::*;
 
@@ -23,15 +24,27 @@ async fn setup(dir: &Path) -> datafusion::prelude::SessionContext {
     ctx
 }
 
-async fn index_of(dir: &Path, name: &str) -> (Dataset, IndexMeta, std::sync::Arc<IndexFile>) {
+/// The index `name` of the latest version: its entry, its model and its one segment.
+async fn index_of(dir: &Path, name: &str) -> (Dataset, IndexMeta, IndexModel, SegmentFile) {
     let ds = Dataset::open(DatasetLocation::local(dir).unwrap())
         .await
         .unwrap();
     let meta = ds.manifest().index(name).expect("index recorded").clone();
-    let file = IndexFile::open(ds.location(), &meta.files[0])
+    let model = IndexModel::open(ds.location(), &meta.model.file)
         .await
         .unwrap();
-    (ds, meta, file)
+    assert_eq!(meta.segments.len(), 1, "a CREATE writes one segment");
+    let segment = SegmentFile::open(ds.location(), &meta.segments[0].file, &model)
+        .await
+        .unwrap();
+    (ds, meta, model, segment)
+}
+
+/// A named section of the model's quantizer.
+fn quantizer_section(model: &IndexModel, name: &str) -> Vec<f32> {
+    let sections = model.quantizer.sections();
+    let (_, values) = sections.iter().find(|(n, _)| *n == name).expect(name);
+    values.to_vec()
 }
 
 /// All vectors of the table by row address.
@@ -51,12 +64,18 @@ async fn vectors(ds: &Dataset) -> HashMap<u64, Vec<f32>> {
 }
 
 /// Every row exactly once, and partition sizes sum to the rows indexed.
-fn check_partitions(file: &IndexFile, meta: &IndexMeta, expected_rows: usize) -> Vec<(usize, u64)> {
+fn check_partitions(
+    model: &IndexModel,
+    file: &SegmentFile,
+    meta: &IndexMeta,
+    expected_rows: usize,
+) -> Vec<(usize, u64)> {
     let mut seen = std::collections::HashSet::new();
     let mut entries = vec![];
     let mut total = 0;
-    for p in 0..file.header.num_partitions {
+    for p in 0..model.num_partitions {
         let (addrs, _) = file.partition(p).unwrap();
+        assert!(addrs.is_sorted(), "partition {p} lists rows by address");
         total += addrs.len();
         for a in addrs.iter() {
             assert!(seen.insert(*a), "row {a:#x} appears twice");
@@ -64,8 +83,8 @@ fn check_partitions(file: &IndexFile, meta: &IndexMeta, expected_rows: usize) ->
         }
     }
     assert_eq!(total, expected_rows);
-    assert_eq!(meta.rows_indexed as usize, expected_rows);
-    assert_eq!(file.header.rows as usize, expected_rows);
+    assert_eq!(meta.rows_indexed() as usize, expected_rows);
+    assert_eq!(file.rows() as usize, expected_rows);
     entries
 }
 
@@ -83,15 +102,15 @@ async fn ivf_pq_covers_every_row_once_and_reconstructs_well() {
         result[0].column(2).as_primitive::<UInt64Type>().value(0),
         ROWS as u64
     );
-    let (ds, meta, file) = index_of(dir.path(), "idx").await;
-    assert_eq!(meta.kind, "IVF_PQ");
-    assert_eq!(meta.fragments, vec![ds.fragments()[0].id]);
-    check_partitions(&file, &meta, ROWS);
+    let (ds, meta, model, file) = index_of(dir.path(), "idx").await;
+    assert_eq!(meta.kind, IndexKind::IvfPq);
+    assert_eq!(meta.segments[0].fragments, vec![ds.fragments()[0].id]);
+    check_partitions(&model, &file, &meta, ROWS);
 
     // Decode every row (centroid + PQ codewords) and compare with the stored vector.
     let data = vectors(&ds).await;
-    let centroids = file.section_f32("centroids").unwrap();
-    let codebooks = file.section_f32("pq_codebooks").unwrap();
+    let centroids = &model.centroids;
+    let codebooks = quantizer_section(&model, "pq_codebooks");
     let (m, ds_) = (8, DIM / 8);
     let (mut err, mut var, mut mean) = (0f64, 0f64, vec![0f64; DIM]);
     for v in data.values() {
@@ -99,7 +118,7 @@ async fn ivf_pq_covers_every_row_once_and_reconstructs_well() {
             .zip(mean.iter_mut())
             .for_each(|(x, m)| *m += *x as f64 / ROWS as f64);
     }
-    for p in 0..file.header.num_partitions {
+    for p in 0..model.num_partitions {
         let (addrs, codes) = file.partition(p).unwrap();
         for (i, a) in addrs.iter().enumerate() {
             let v = &data[a];
@@ -125,19 +144,19 @@ async fn ivf_sq_bounds_are_the_data_bounds_and_flat_keeps_vectors() {
     sql(&ctx, "CREATE VECTOR INDEX sq ON t (embedding) USING IVF_SQ WITH (num_partitions = 16, accelerator = 'cpu')").await;
     // A tiny memory budget: the FLAT build spills its partition lists several times.
     sql(&ctx, "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 16, memory_budget_mb = 1)").await;
-    let (ds, meta, file) = index_of(dir.path(), "sq").await;
-    check_partitions(&file, &meta, ROWS);
+    let (ds, meta, model, file) = index_of(dir.path(), "sq").await;
+    check_partitions(&model, &file, &meta, ROWS);
     let data = vectors(&ds).await;
-    let bounds = file.section_f32("sq_bounds").unwrap();
+    let bounds = quantizer_section(&model, "sq_bounds");
     for d in 0..DIM {
         let lo = data.values().map(|v| v[d]).fold(f32::MAX, f32::min);
         let hi = data.values().map(|v| v[d]).fold(f32::MIN, f32::max);
         assert_eq!((bounds[d], bounds[DIM + d]), (lo, hi), "dimension {d}");
     }
-    let (_, meta, file) = index_of(dir.path(), "flat").await;
-    check_partitions(&file, &meta, ROWS);
+    let (_, meta, model, file) = index_of(dir.path(), "flat").await;
+    check_partitions(&model, &file, &meta, ROWS);
     assert!(meta.details["file_bytes"].as_u64().unwrap() > (ROWS * DIM * 4) as u64);
-    for p in 0..file.header.num_partitions {
+    for p in 0..model.num_partitions {
         let (addrs, codes) = file.partition(p).unwrap();
         for (i, a) in addrs.iter().enumerate() {
             let stored: Vec<f32> = codes[i * DIM * 4..(i + 1) * DIM * 4]
@@ -174,9 +193,9 @@ async fn cosine_indexes_store_unit_vectors_and_skip_unusable_rows() {
         ROWS as u64
     );
     assert_eq!(result[0].column(3).as_primitive::<UInt64Type>().value(0), 4);
-    let (_, meta, file) = index_of(dir.path(), "cos").await;
-    check_partitions(&file, &meta, ROWS);
-    let centroids = file.section_f32("centroids").unwrap();
+    let (_, meta, model, file) = index_of(dir.path(), "cos").await;
+    check_partitions(&model, &file, &meta, ROWS);
+    let centroids = &model.centroids;
     for c in centroids.chunks(DIM) {
         let n: f32 = c.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((n - 1.0).abs() < 1e-3, "centroid norm {n}");
@@ -203,11 +222,13 @@ async fn same_seed_same_index_and_statements_manage_indexes() {
     };
     sql(&ctx, &build("a")).await;
     sql(&ctx, &build("b")).await;
-    let (_, _, a) = index_of(dir.path(), "a").await;
-    let (_, _, b) = index_of(dir.path(), "b").await;
+    let (_, _, a_model, a) = index_of(dir.path(), "a").await;
+    let (_, _, b_model, b) = index_of(dir.path(), "b").await;
+    assert_eq!(a_model.centroids, b_model.centroids);
+    assert_ne!(a_model.id, b_model.id);
     assert_eq!(
-        a.section_f32("centroids").unwrap(),
-        b.section_f32("centroids").unwrap()
+        quantizer_section(&a_model, "pq_codebooks"),
+        quantizer_section(&b_model, "pq_codebooks")
     );
     for p in 0..16 {
         assert_eq!(a.partition(p).unwrap(), b.partition(p).unwrap());

@@ -2,6 +2,8 @@
 
 mod common;
 mod dataset_api;
+mod format_one;
 mod index_build;
 mod search;
+mod segments;
 mod sql;

@@ -156,6 +156,118 @@ fn sigkill_during_a_build_leaves_the_previous_version() {
     assert_eq!(shown.lines().count(), 1, "only the CSV header: {shown}");
 }
 
+/// Files in the dataset's `_indexes/` whose name contains `kind` (an upload in progress has a
+/// staging suffix).
+fn index_files(path: &Path, kind: &str) -> usize {
+    std::fs::read_dir(path.join("_indexes")).map_or(0, |d| {
+        d.filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(kind))
+            .count()
+    })
+}
+
+/// `(segments, rows_indexed, rows_not_indexed)` of the table's one index.
+fn index_state(path: &Path) -> (i64, i64, i64) {
+    let out = shell_ok(&format!("{} SHOW VECTOR INDEXES FROM t;", open_sql(path)));
+    let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split(',').collect();
+    let field = |name: &str| {
+        let i = header.iter().position(|h| *h == name).unwrap();
+        row[i].parse::<i64>().unwrap()
+    };
+    (
+        field("segments"),
+        field("rows_indexed"),
+        field("rows_not_indexed"),
+    )
+}
+
+#[test]
+fn sigkill_during_optimize_leaves_the_previous_version_at_every_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d");
+    create_table(&path, 32, 20_000);
+    shell_ok(&format!(
+        "{} CREATE VECTOR INDEX idx ON t (embedding) USING IVF_PQ WITH (num_partitions = 256, \
+         num_sub_vectors = 16); INSERT INTO t SELECT id + 20000, vector FROM \
+         random_vectors(1000000, 32);",
+        open_sql(&path)
+    ));
+    let before = scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')");
+    let optimize = format!("{} OPTIMIZE VECTOR INDEX idx ON t;", open_sql(&path));
+    let retrain = format!(
+        "{} OPTIMIZE VECTOR INDEX idx ON t WITH (retrain = true);",
+        open_sql(&path)
+    );
+    // Kill points: early in the scan, mid-encode, while the segment file is being written,
+    // and a retrain killed after its model file was written.
+    let mut killed_before_commit = 0;
+    for (script, point) in [
+        (&optimize, "after 200 ms"),
+        (&optimize, "after 800 ms"),
+        (&optimize, "segment file"),
+        (&retrain, "model file"),
+    ] {
+        let (segments, models) = (
+            index_files(&path, ".segment.vfidx"),
+            index_files(&path, ".model.vfidx"),
+        );
+        let mut child = spawn_quiet(script);
+        let start = Instant::now();
+        loop {
+            let reached = match point {
+                "after 200 ms" => start.elapsed() > Duration::from_millis(200),
+                "after 800 ms" => start.elapsed() > Duration::from_millis(800),
+                "segment file" => index_files(&path, ".segment.vfidx") > segments,
+                _ => index_files(&path, ".model.vfidx") > models,
+            };
+            if reached || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{point}: never reached"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL (a no-op if it already finished)
+        let status = child.wait().unwrap();
+        let version = scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')");
+        assert!(
+            !status.success(),
+            "{point}: OPTIMIZE finished before it was killed"
+        );
+        killed_before_commit += 1;
+        assert_eq!(version, before, "{point}: a killed OPTIMIZE committed");
+        // The previous version reads whole: every row, the index as it was, searches work.
+        assert_eq!(
+            scalar(&path, "SELECT count(*) FROM t"),
+            1_020_000,
+            "{point}"
+        );
+        assert_eq!(index_state(&path), (1, 20_000, 1_000_000), "{point}");
+        assert_eq!(
+            column(
+                &path,
+                "SELECT id FROM t ORDER BY l2_distance(embedding, embedding) LIMIT 3"
+            )
+            .len(),
+            3
+        );
+    }
+    assert_eq!(
+        killed_before_commit, 4,
+        "every kill landed before the commit"
+    );
+    // Then an OPTIMIZE runs to the end on the version the kills left.
+    shell_ok(&optimize);
+    assert_eq!(index_state(&path), (2, 1_020_000, 0));
+    assert_eq!(
+        scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')"),
+        before + 1
+    );
+}
+
 #[test]
 fn four_processes_inserting_concurrently_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();

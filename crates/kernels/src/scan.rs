@@ -4,32 +4,33 @@
 //! index file) and writes one distance per row; no allocation, no per-row branching beyond
 //! the loops themselves.
 
-/// Product-quantization asymmetric distance: `out[i] = bias + Σ_s lut[s·256 + codes[i·m + s]]`.
-/// `lut` holds, for every sub-space `s` and codeword `j`, the query's distance contribution.
-pub fn pq_adc(codes: &[u8], m: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
-    debug_assert!(lut.len() >= m * 256);
+/// Product-quantization asymmetric distance: `out[i] = bias + Σ_s lut[s·ksub + codes[i·m + s]]`.
+/// `lut` holds, for every sub-space `s` and each of its `ksub` codewords `j`, the query's
+/// distance contribution (a table of `m × ksub`: 16 entries per sub-space for 4-bit codes).
+pub fn pq_adc(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
+    debug_assert!(lut.len() >= m * ksub);
     for (row, o) in codes.chunks_exact(m).zip(out.iter_mut()) {
         // Four partial sums break the add dependency chain.
         let mut acc = [0.0f32; 4];
         let mut chunks = row.chunks_exact(4);
         let mut s = 0;
         for c in &mut chunks {
-            acc[0] += lut[s * 256 + c[0] as usize];
-            acc[1] += lut[(s + 1) * 256 + c[1] as usize];
-            acc[2] += lut[(s + 2) * 256 + c[2] as usize];
-            acc[3] += lut[(s + 3) * 256 + c[3] as usize];
+            acc[0] += lut[s * ksub + c[0] as usize];
+            acc[1] += lut[(s + 1) * ksub + c[1] as usize];
+            acc[2] += lut[(s + 2) * ksub + c[2] as usize];
+            acc[3] += lut[(s + 3) * ksub + c[3] as usize];
             s += 4;
         }
         for (i, c) in chunks.remainder().iter().enumerate() {
-            acc[i] += lut[(s + i) * 256 + *c as usize];
+            acc[i] += lut[(s + i) * ksub + *c as usize];
         }
         *o = bias + (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
 }
 
 /// For every codeword `j` of every sub-space `s` (codebooks `m × ksub × ds`), writes
-/// `out[s·256 + j] = scale · (q_s · codeword_{s,j}) + add[s·256 + j]` (`add` may be empty,
-/// meaning zeros). The per-query half of an IVF-PQ distance table.
+/// `out[s·ksub + j] = scale · (q_s · codeword_{s,j}) + add[s·ksub + j]` (`add` may be empty,
+/// meaning zeros). The per-query half of an IVF-PQ distance table (`m × ksub`).
 pub fn pq_dot_table(
     query: &[f32],
     codebooks: &[f32],
@@ -47,20 +48,20 @@ pub fn pq_dot_table(
             let extra = if add.is_empty() {
                 0.0
             } else {
-                add[s * 256 + j]
+                add[s * ksub + j]
             };
-            out[s * 256 + j] = scale * crate::distance::dot(q, w) + extra;
+            out[s * ksub + j] = scale * crate::distance::dot(q, w) + extra;
         }
     }
 }
 
-/// Squared norms of every codeword, laid out like a distance table (`m × 256`).
+/// Squared norms of every codeword, laid out like a distance table (`m × ksub`).
 pub fn pq_codeword_norms(codebooks: &[f32], m: usize, ksub: usize, ds: usize) -> Vec<f32> {
-    let mut out = vec![0.0; m * 256];
+    let mut out = vec![0.0; m * ksub];
     for s in 0..m {
         for j in 0..ksub {
             let w = &codebooks[(s * ksub + j) * ds..(s * ksub + j + 1) * ds];
-            out[s * 256 + j] = crate::distance::norm_squared(w);
+            out[s * ksub + j] = crate::distance::norm_squared(w);
         }
     }
     out
@@ -115,12 +116,22 @@ mod tests {
         let lut: Vec<f32> = (0..m * 256).map(|i| i as f32).collect();
         let codes = [1u8, 2, 3, 4, 5, 0, 0, 0, 0, 255];
         let mut out = [0.0; 2];
-        pq_adc(&codes, m, &lut, 0.5, &mut out);
+        pq_adc(&codes, m, 256, &lut, 0.5, &mut out);
         let want0: f32 = (0..m).map(|s| (s * 256 + codes[s] as usize) as f32).sum();
         let want1: f32 = (0..m)
             .map(|s| (s * 256 + codes[m + s] as usize) as f32)
             .sum();
         assert_eq!(out, [want0 + 0.5, want1 + 0.5]);
+    }
+
+    #[test]
+    fn four_bit_tables_are_sixteen_entries_per_sub_space() {
+        let (m, ksub) = (3, 16);
+        let lut: Vec<f32> = (0..m * ksub).map(|i| i as f32).collect();
+        let codes = [15u8, 0, 7];
+        let mut out = [0.0; 1];
+        pq_adc(&codes, m, ksub, &lut, 0.0, &mut out);
+        assert_eq!(out[0], (15 + 16 + 32 + 7) as f32);
     }
 
     #[test]

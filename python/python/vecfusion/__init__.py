@@ -197,8 +197,27 @@ class Table:
         kernel) cancels the build and leaves the dataset unchanged."""
         column = self._vector_column(column)
         name = name or f"{self.name}_{column}_idx"
-        with_ = ", ".join(f"{k} = {_sql_value(v)}" for k, v in options.items())
         sql = f"CREATE VECTOR INDEX {_ident(name)} ON {_ident(self.name)} ({_ident(column)}) USING {kind}"
+        return self._run_with_options(sql, options, progress)
+
+    def optimize_index(self, name: Optional[str] = None, *, progress: bool = True, **options: Any) -> Result:
+        """``OPTIMIZE VECTOR INDEX``: encodes the rows added since the index was built (or last
+        optimized) as a new segment with the index's model. Options are the SQL ``WITH (...)``
+        options (``merge_segments``, ``retrain``, ``accelerator``, ``memory_budget_mb``). The
+        result row says how many rows were encoded, the segments before and after, and
+        ``drift`` (new rows' mean squared distance to their centroid over the built rows';
+        well above 1, pass ``retrain=True``). ``name`` may be left out when the table has one
+        index."""
+        if name is None:
+            names = [r["index"] for r in self.indexes().to_pylist()]
+            if len(names) != 1:
+                raise ValueError(f"table {self.name} has indexes {names}; pass name=...")
+            name = names[0]
+        return self._run_with_options(f"OPTIMIZE VECTOR INDEX {_ident(name)} ON {_ident(self.name)}", options, progress)
+
+    def _run_with_options(self, sql: str, options: Mapping[str, Any], progress: bool) -> Result:
+        """Runs ``sql WITH (options)`` with progress bars."""
+        with_ = ", ".join(f"{k} = {_sql_value(v)}" for k, v in options.items())
         if with_:
             sql += f" WITH ({with_})"
         bars = _ProgressBars(progress)
@@ -264,7 +283,7 @@ class Session:
     def sql(self, query: str) -> Result:
         """Runs one or more statements (the last one's result is returned). Everything the
         ``vecfusion`` shell accepts works here: DataFusion SQL, ``VERSION AS OF``,
-        ``CREATE/DROP VECTOR INDEX``, ``SHOW VECTOR INDEXES``, ``SET vecfusion.nprobes``..."""
+        ``CREATE/OPTIMIZE/DROP VECTOR INDEX``, ``SHOW VECTOR INDEXES``, ``SET vecfusion.nprobes``..."""
         return Result(self._native.sql(query))
 
     def create_dataset(

@@ -1,4 +1,4 @@
-//! The kinds of vector index vecfusion builds and searches.
+//! The kinds of vector index vecfusion builds and searches, as SQL and the manifest name them.
 
 use datafusion::common::plan_err;
 use datafusion::error::Result;
@@ -39,5 +39,11 @@ impl IndexKind {
             Self::IvfSq => "IVF_SQ",
             Self::IvfPq => "IVF_PQ",
         }
+    }
+}
+
+impl std::fmt::Display for IndexKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }

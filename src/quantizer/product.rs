@@ -1,0 +1,216 @@
+//! IVF_PQ: the residual `x − c_p` of a row to its partition's centroid, cut into `m`
+//! sub-vectors, each coded as its nearest of `2^bits` codewords (one byte per sub-vector, also
+//! for 4-bit codes). A query scores a partition through one table of `m × 2^bits` entries.
+
+use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
+use datafusion::common::{exec_err, plan_err};
+use datafusion::error::Result;
+use vecfusion_kernels::distance::{add_assign, sub_assign};
+use vecfusion_kernels::scan::{add, pq_adc, pq_codeword_norms, pq_dot_table};
+
+use super::{Quantizer, QuantizerParams, QueryTables, TrainingData, TrainingOptions};
+use crate::kmeans::pq::{PqParams, ProductQuantizer};
+use crate::kmeans::{Backend, IterationInfo, Layout};
+use crate::metric::Metric;
+
+/// `m × 2^bits × dim/m` f32: the codebooks.
+pub const SECTION_PQ_CODEBOOKS: &str = "pq_codebooks";
+/// Rows PQ codebooks are trained on at most (256 per codeword, as Faiss and Lance do).
+pub const TRAINING_ROWS: usize = 256 * 256;
+/// Memory the per-partition PQ tables may take (Faiss's "precomputed tables").
+const PRECOMPUTED_TABLES_BYTES: usize = 64 << 20;
+
+#[derive(Debug)]
+pub struct ProductCodes {
+    params: QuantizerParams,
+    /// Codewords per sub-space (`2^num_bits`).
+    ksub: usize,
+    codebooks: ScalarBuffer<f32>,
+    centroids: ScalarBuffer<f32>,
+    /// l2/cosine: `‖codeword‖²` per table entry (`m × ksub`).
+    codeword_norms: Vec<f32>,
+    /// l2/cosine: per partition `2·c_p,s·codeword + ‖codeword‖²` (`partitions × m × ksub`),
+    /// when that fits in [`PRECOMPUTED_TABLES_BYTES`]; computed per probe otherwise.
+    partition_tables: Vec<f32>,
+}
+
+impl ProductCodes {
+    pub fn train(
+        params: QuantizerParams,
+        data: &TrainingData<'_>,
+        backend: &dyn Backend,
+        options: TrainingOptions,
+        progress: &mut dyn FnMut(&IterationInfo),
+    ) -> Result<Self> {
+        let dim = params.dim;
+        let rows = data.rows.len() / dim.max(1);
+        let n = TRAINING_ROWS.min(rows);
+        let mut residuals = data.rows[..n * dim].to_vec();
+        let k = data.centroids.len() / dim.max(1);
+        let assignment = backend.assign(
+            &residuals,
+            Layout::coarse(dim, k),
+            data.centroids,
+            params.metric,
+        )?;
+        for (row, p) in residuals.chunks_exact_mut(dim).zip(&assignment.codes) {
+            sub_assign(row, centroid(data.centroids, dim, *p as usize));
+        }
+        let pq = ProductQuantizer::train(
+            backend,
+            &residuals,
+            dim,
+            &PqParams {
+                num_sub_vectors: params.num_sub_vectors,
+                num_bits: params.num_bits,
+                max_iterations: options.max_iterations,
+                tolerance: options.tolerance,
+                seed: options.seed,
+            },
+            progress,
+        )?;
+        Self::new(params, pq.codebooks.into(), data.centroids.clone())
+    }
+
+    pub fn load(
+        params: QuantizerParams,
+        centroids: &ScalarBuffer<f32>,
+        section: &dyn Fn(&str) -> Result<ScalarBuffer<f32>>,
+    ) -> Result<Self> {
+        if params.num_bits != 8 && params.num_bits != 4 {
+            return plan_err!(
+                "the index uses {}-bit PQ codes, which this vecfusion cannot search",
+                params.num_bits
+            );
+        }
+        let codebooks = section(SECTION_PQ_CODEBOOKS)?;
+        let want = params.dim << params.num_bits;
+        if codebooks.len() != want {
+            return exec_err!(
+                "the PQ codebooks hold {} values, expected {want}",
+                codebooks.len()
+            );
+        }
+        Self::new(params, codebooks, centroids.clone())
+    }
+
+    fn new(
+        params: QuantizerParams,
+        codebooks: ScalarBuffer<f32>,
+        centroids: ScalarBuffer<f32>,
+    ) -> Result<Self> {
+        let (dim, m) = (params.dim, params.num_sub_vectors);
+        if m == 0 || !dim.is_multiple_of(m) {
+            return exec_err!("num_sub_vectors = {m} does not divide the dimension {dim}");
+        }
+        let ksub = 1usize << params.num_bits;
+        let (mut codeword_norms, mut partition_tables) = (vec![], vec![]);
+        if params.metric != Metric::Dot {
+            codeword_norms = pq_codeword_norms(&codebooks, m, ksub, dim / m);
+            let partitions = centroids.len() / dim;
+            let table = m * ksub;
+            if partitions.saturating_mul(table).saturating_mul(4) <= PRECOMPUTED_TABLES_BYTES {
+                partition_tables = vec![0.0; partitions * table];
+                for (p, out) in partition_tables.chunks_exact_mut(table).enumerate() {
+                    let c = centroid(&centroids, dim, p);
+                    pq_dot_table(c, &codebooks, m, ksub, 2.0, &codeword_norms, out);
+                }
+            }
+        }
+        Ok(Self {
+            params,
+            ksub,
+            codebooks,
+            centroids,
+            codeword_norms,
+            partition_tables,
+        })
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            dim: self.params.dim,
+            subspaces: self.params.num_sub_vectors,
+            k: self.ksub,
+        }
+    }
+}
+
+fn centroid(centroids: &[f32], dim: usize, p: usize) -> &[f32] {
+    &centroids[p * dim..(p + 1) * dim]
+}
+
+impl Quantizer for ProductCodes {
+    fn params(&self) -> &QuantizerParams {
+        &self.params
+    }
+
+    fn code_size(&self) -> usize {
+        self.params.num_sub_vectors
+    }
+
+    fn sections(&self) -> Vec<(&'static str, &[f32])> {
+        vec![(SECTION_PQ_CODEBOOKS, &self.codebooks)]
+    }
+
+    fn encode(&self, backend: &dyn Backend, rows: &[f32], partitions: &[u32]) -> Result<Vec<u8>> {
+        let dim = self.params.dim;
+        let mut residuals = rows.to_vec();
+        for (row, p) in residuals.chunks_exact_mut(dim).zip(partitions) {
+            sub_assign(row, centroid(&self.centroids, dim, *p as usize));
+        }
+        crate::kmeans::pq::encode(backend, &self.codebooks, self.layout(), &residuals)
+    }
+
+    /// The partition-independent part of the table: `−2·q_s·codeword` for l2/cosine,
+    /// `−q_s·codeword` for dot.
+    fn prepare(&self, query: &[f32]) -> QueryTables {
+        let m = self.params.num_sub_vectors;
+        let scale = if self.params.metric == Metric::Dot {
+            -1.0
+        } else {
+            -2.0
+        };
+        let mut lut = vec![0.0; m * self.ksub];
+        pq_dot_table(query, &self.codebooks, m, self.ksub, scale, &[], &mut lut);
+        QueryTables::new(lut)
+    }
+
+    fn scan(
+        &self,
+        partition: usize,
+        coarse: f32,
+        _query: &[f32],
+        tables: &QueryTables,
+        codes: &Buffer,
+        scores: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let (m, ksub) = (self.params.num_sub_vectors, self.ksub);
+        let query_lut: &Vec<f32> = tables.get();
+        if self.params.metric == Metric::Dot {
+            // −q·x ≈ −q·c_p − Σ_s q_s·codeword
+            return pq_adc(codes.as_slice(), m, ksub, query_lut, coarse, scores);
+        }
+        // ‖q − c_p − r‖² = ‖q − c_p‖² + Σ_s (−2·q_s·w + 2·c_p,s·w + ‖w‖²)
+        let table = m * ksub;
+        scratch.resize(table, 0.0);
+        if self.partition_tables.is_empty() {
+            let c = centroid(&self.centroids, self.params.dim, partition);
+            pq_dot_table(
+                c,
+                &self.codebooks,
+                m,
+                ksub,
+                2.0,
+                &self.codeword_norms,
+                scratch,
+            );
+            add_assign(scratch, query_lut);
+        } else {
+            let pre = &self.partition_tables[partition * table..(partition + 1) * table];
+            add(pre, query_lut, scratch);
+        }
+        pq_adc(codes.as_slice(), m, ksub, scratch, coarse, scores)
+    }
+}
