@@ -128,6 +128,7 @@ impl VecfusionContext for SessionContext {
                 let plan = statements::optimize_plan(self, &stmt).await?;
                 self.execute_logical_plan(plan).await
             }
+            VfStatement::OptimizeTable(stmt) => statements::optimize_table(self, &stmt).await,
             VfStatement::DropVectorIndex(stmt) => statements::drop_index(self, &stmt).await,
             VfStatement::ShowVectorIndexes(stmt) => statements::show_indexes(self, &stmt).await,
             VfStatement::Explain {

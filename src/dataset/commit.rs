@@ -53,6 +53,54 @@ pub enum Operation {
     },
     /// Removes an index entry (its files stay until cleanup).
     DropIndex { name: String },
+    /// Replaces fragments by rewritten ones (`OPTIMIZE TABLE`) and, in the same version, the
+    /// index segments that covered them by remapped ones.
+    Compact {
+        /// Fragments that leave the version.
+        removed: Vec<u32>,
+        /// New fragments with the ids their segments' row addresses use.
+        fragments: Vec<(u32, NewFragment)>,
+        indexes: Vec<SegmentSwap>,
+    },
+}
+
+/// Segments of one index replaced by others encoded with the same model.
+#[derive(Debug, Clone)]
+pub struct SegmentSwap {
+    pub index: String,
+    pub model_id: String,
+    pub removed: Vec<String>,
+    pub added: Vec<SegmentMeta>,
+}
+
+impl SegmentSwap {
+    /// Applies the swap to the index of that name in `next`.
+    fn apply(&self, next: &mut Manifest, what: &str) -> Result<()> {
+        let name = &self.index;
+        let Some(index) = next
+            .indexes
+            .iter_mut()
+            .find(|i| i.name.eq_ignore_ascii_case(name))
+        else {
+            return exec_err!("commit conflict: index '{name}' was dropped while {what} ran");
+        };
+        if index.model.id != self.model_id {
+            return exec_err!(
+                "commit conflict: index '{name}' was rebuilt while {what} ran; re-run it"
+            );
+        }
+        for file in &self.removed {
+            let Some(pos) = index.segments.iter().position(|s| s.file == *file) else {
+                return exec_err!(
+                    "commit conflict: segment {file} of index '{name}' was replaced while \
+                     {what} ran; re-run it"
+                );
+            };
+            index.segments.remove(pos);
+        }
+        index.segments.extend(self.added.iter().cloned());
+        Ok(())
+    }
 }
 
 impl Operation {
@@ -64,6 +112,7 @@ impl Operation {
             Operation::CreateIndex { .. } => "CREATE INDEX",
             Operation::OptimizeIndex { .. } => "OPTIMIZE INDEX",
             Operation::DropIndex { .. } => "DROP INDEX",
+            Operation::Compact { .. } => "OPTIMIZE TABLE",
         }
     }
 
@@ -72,6 +121,7 @@ impl Operation {
             Operation::Delete { deletions, .. } | Operation::Update { deletions, .. } => {
                 deletions.iter().map(|(id, _)| *id).collect()
             }
+            Operation::Compact { removed, .. } => removed.clone(),
             _ => vec![],
         }
     }
@@ -190,32 +240,48 @@ impl Operation {
                 removed,
                 added,
             } => {
-                let Some(index) = next
-                    .indexes
-                    .iter_mut()
-                    .find(|i| i.name.eq_ignore_ascii_case(name))
-                else {
-                    return exec_err!(
-                        "commit conflict: index '{name}' was dropped while it was being optimized"
-                    );
+                let swap = SegmentSwap {
+                    index: name.clone(),
+                    model_id: model_id.clone(),
+                    removed: removed.clone(),
+                    added: added.clone(),
                 };
-                if index.model.id != *model_id {
-                    return exec_err!(
-                        "commit conflict: index '{name}' was rebuilt while it was being \
-                         optimized; re-run OPTIMIZE VECTOR INDEX"
-                    );
+                swap.apply(&mut next, "OPTIMIZE VECTOR INDEX")?;
+                for index in &next.indexes {
+                    index.check_segments(&next.fragments)?;
                 }
-                for file in removed {
-                    let Some(pos) = index.segments.iter().position(|s| s.file == *file) else {
+            }
+            Operation::Compact {
+                removed,
+                fragments,
+                indexes,
+            } => {
+                for id in removed {
+                    if next.fragment(*id).is_none() {
                         return exec_err!(
-                            "commit conflict: segment {file} of index '{name}' was replaced \
-                             concurrently; re-run OPTIMIZE VECTOR INDEX"
+                            "commit conflict: fragment {id} was rewritten concurrently; re-run \
+                             OPTIMIZE TABLE"
                         );
-                    };
-                    index.segments.remove(pos);
+                    }
                 }
-                index.segments.extend(added.iter().cloned());
-                index.check_segments(&next.fragments)?;
+                next.fragments.retain(|f| !removed.contains(&f.id));
+                for (id, fragment) in fragments {
+                    if *id < latest.next_fragment_id {
+                        return exec_err!(
+                            "commit conflict: more fragments were appended while OPTIMIZE \
+                             TABLE ran than it reserved ids for; re-run it"
+                        );
+                    }
+                    next.fragments.push(fragment.clone().into_meta(*id));
+                    next.next_fragment_id = next.next_fragment_id.max(id + 1);
+                }
+                for swap in indexes {
+                    swap.apply(&mut next, "OPTIMIZE TABLE")?;
+                }
+                // Every index, remapped or not, must cover only fragments that remain.
+                for index in &next.indexes {
+                    index.check_segments(&next.fragments)?;
+                }
             }
             Operation::DropIndex { name } => {
                 let before = next.indexes.len();

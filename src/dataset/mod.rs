@@ -15,6 +15,7 @@
 
 pub mod append;
 pub mod commit;
+pub mod compact;
 pub mod deletion;
 pub mod fragment;
 pub mod location;
@@ -32,7 +33,8 @@ use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
 pub use append::Appended;
-pub use commit::Operation;
+pub use commit::{Operation, SegmentSwap};
+pub use compact::Rewritten;
 pub use fragment::{FragmentReader, FragmentWriter, NewFragment, ROWS_PER_BATCH, VectorColumn};
 pub use location::DatasetLocation;
 pub use manifest::{

@@ -13,6 +13,7 @@
 //!                                     lists (spilling over the memory budget) written as one
 //!                                     segment file; nothing committed
 //! merge(segments) → Segment           partition lists of several segments as one, codes reused
+//! remap(segment, rewritten) → Segment rows of compacted fragments at their new addresses
 //! commit(Model, Segments)             one put-if-absent manifest that records the index
 //! ```
 //!
@@ -23,6 +24,7 @@
 //! partitions or segments. A failure or a kill before the commit leaves only unreferenced
 //! files (removed by `vecfusion_cleanup`), and the previous version intact.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,7 +42,8 @@ use super::inverted_lists::{InvertedLists, by_address};
 use super::options::{IndexOptions, ResolvedOptions};
 use super::progress::{ProgressHook, report};
 use crate::dataset::{
-    Dataset, DatasetLocation, IndexMeta, ModelMeta, Operation, SegmentMeta, random_name,
+    Dataset, DatasetLocation, IndexMeta, ModelMeta, Operation, Rewritten, SegmentMeta, random_name,
+    split_row_address,
 };
 use crate::index_format::{IndexModel, SegmentFile, SegmentWriter};
 use crate::kmeans::{Backend, IterationInfo, KMeansParams};
@@ -548,6 +551,76 @@ pub async fn merge(
             model_id: model.id.clone(),
             fragments,
             rows: segments.iter().map(|s| s.rows).sum(),
+        },
+        bytes,
+        sum_sq_distance: 0.0,
+        spilled_runs: 0,
+        seconds_encode: 0.0,
+        seconds_write: t.elapsed().as_secs_f64(),
+    })
+}
+
+/// For `OPTIMIZE TABLE`: `segment` with the rows of the `removed` fragments moved to where
+/// `rewritten` put them (rows that were deleted are dropped), codes copied, nothing
+/// re-encoded. Each rewritten fragment must hold rows of this segment's fragments only.
+pub async fn remap(
+    model: &IndexModel,
+    segment: &SegmentMeta,
+    removed: &HashSet<u32>,
+    rewritten: &[Rewritten],
+    location: &DatasetLocation,
+) -> Result<Segment> {
+    let t = Instant::now();
+    let file = SegmentFile::open(location, &segment.file, model).await?;
+    let by_source: HashMap<u32, &Rewritten> = rewritten
+        .iter()
+        .flat_map(|r| r.sources.iter().map(move |s| (*s, r)))
+        .collect();
+    let code_size = model.code_size();
+    let (mut p, mut rows) = (0usize, 0u64);
+    let (file_name, bytes) =
+        write_segment(model, location, None, model.num_partitions as u64, || {
+            if p == model.num_partitions {
+                return Ok(None);
+            }
+            let (addrs, codes) = file.partition(p)?;
+            p += 1;
+            let (mut out_addrs, mut out_codes) = (Vec::with_capacity(addrs.len()), vec![]);
+            for (i, a) in addrs.iter().enumerate() {
+                let (fragment, _) = split_row_address(*a);
+                let moved = if removed.contains(&fragment) {
+                    by_source.get(&fragment).and_then(|r| r.remap(*a))
+                } else {
+                    Some(*a)
+                };
+                if let Some(new) = moved {
+                    out_addrs.push(new);
+                    out_codes.extend_from_slice(&codes[i * code_size..(i + 1) * code_size]);
+                }
+            }
+            rows += out_addrs.len() as u64;
+            Ok(Some(by_address(out_addrs, out_codes, code_size)))
+        })
+        .await?;
+    let mut fragments: Vec<u32> = segment
+        .fragments
+        .iter()
+        .copied()
+        .filter(|f| !removed.contains(f))
+        .collect();
+    fragments.extend(
+        rewritten
+            .iter()
+            .filter(|r| r.sources.iter().all(|s| segment.fragments.contains(s)))
+            .map(|r| r.id),
+    );
+    fragments.sort_unstable();
+    Ok(Segment {
+        meta: SegmentMeta {
+            file: file_name,
+            model_id: model.id.clone(),
+            fragments,
+            rows,
         },
         bytes,
         sum_sq_distance: 0.0,

@@ -4,6 +4,7 @@
 //! INDEX`, `SHOW VECTOR INDEXES`). The files it writes are described in `crate::index_format`.
 
 pub mod blocks;
+pub mod compact;
 pub mod create;
 pub mod exec;
 pub mod inverted_lists;

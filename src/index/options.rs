@@ -297,6 +297,34 @@ impl OptimizeOptions {
     }
 }
 
+/// `OPTIMIZE TABLE ... WITH (target_rows_per_fragment = n)`: the rows a compacted fragment
+/// holds at most.
+pub fn parse_target_rows(options: &[(String, OptionValue)]) -> Result<u64> {
+    let mut target = 1u64 << 20;
+    for (name, value) in options {
+        match name.to_ascii_lowercase().as_str() {
+            "target_rows_per_fragment" => {
+                target = match value {
+                    OptionValue::Number(n) => n.parse::<u64>().ok().filter(|v| *v > 0),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    plan_datafusion_err!(
+                        "option 'target_rows_per_fragment' must be a positive integer, got {value}"
+                    )
+                })?
+            }
+            other => {
+                return plan_err!(
+                    "unknown option '{other}' for OPTIMIZE TABLE; allowed options: \
+                     target_rows_per_fragment"
+                );
+            }
+        }
+    }
+    Ok(target)
+}
+
 /// Sub-vectors of about 8 dimensions each (16 for 128-D), the usual quality/size balance.
 fn default_sub_vectors(dim: usize) -> usize {
     (1..=dim)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, StringArray, UInt64Array};
+use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::plan_err;
 use datafusion::dataframe::DataFrame;
@@ -12,15 +12,16 @@ use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
 use super::blocks::BuildSpec;
+use super::compact::compact;
 use super::node::CreateVectorIndexNode;
 use super::optimize::OptimizeSpec;
 use super::optimize_node::OptimizeVectorIndexNode;
-use super::options::{IndexOptions, OptimizeOptions};
+use super::options::{IndexOptions, OptimizeOptions, parse_target_rows};
 use crate::dataset::{Dataset, Operation, vector_column};
 use crate::provider::VecfusionTable;
 use crate::quantizer::IndexKind;
 use crate::sql::statement::{
-    CreateVectorIndex, DropVectorIndex, OptimizeVectorIndex, ShowVectorIndexes,
+    CreateVectorIndex, DropVectorIndex, OptimizeTable, OptimizeVectorIndex, ShowVectorIndexes,
 };
 
 /// The dataset of table `name`, which must be a writable vecfusion table.
@@ -109,6 +110,36 @@ pub async fn optimize_plan(
     Ok(LogicalPlan::Extension(Extension {
         node: Arc::new(node),
     }))
+}
+
+/// `OPTIMIZE TABLE t [WITH (target_rows_per_fragment = n)]`: compaction; one result row.
+pub async fn optimize_table(ctx: &SessionContext, stmt: &OptimizeTable) -> Result<DataFrame> {
+    let target = parse_target_rows(&stmt.options)?;
+    let dataset = vecfusion_table(ctx, &stmt.table).await?;
+    let r = compact(&dataset, target).await?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("fragments_before", DataType::UInt64, false),
+        Field::new("fragments_after", DataType::UInt64, false),
+        Field::new("rows_rewritten", DataType::UInt64, false),
+        Field::new("segments_remapped", DataType::UInt64, false),
+        Field::new("version", DataType::UInt64, false),
+        Field::new("seconds_total", DataType::Float64, false),
+        Field::new("message", DataType::Utf8, false),
+    ]));
+    let u = |v: u64| Arc::new(UInt64Array::from(vec![v])) as _;
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            u(r.fragments_before as u64),
+            u(r.fragments_after as u64),
+            u(r.rows_rewritten),
+            u(r.segments_remapped as u64),
+            u(r.version),
+            Arc::new(Float64Array::from(vec![r.seconds])),
+            Arc::new(StringArray::from(vec![r.message])),
+        ],
+    )?;
+    ctx.read_batch(batch)
 }
 
 /// `DROP VECTOR INDEX [IF EXISTS] name ON table`.

@@ -18,7 +18,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::dialect::VecfusionDialect;
 use super::statement::{
-    CreateVectorIndex, DropVectorIndex, OptimizeVectorIndex, OptionValue, ShowVectorIndexes,
+    CreateVectorIndex, DropVectorIndex, OptimizeTable, OptimizeVectorIndex, OptionValue,
+    ShowVectorIndexes,
 };
 
 /// A parsed statement.
@@ -29,6 +30,7 @@ pub enum VfStatement {
     CreateVectorIndex(CreateVectorIndex),
     DropVectorIndex(DropVectorIndex),
     OptimizeVectorIndex(OptimizeVectorIndex),
+    OptimizeTable(OptimizeTable),
     ShowVectorIndexes(ShowVectorIndexes),
     /// `EXPLAIN [ANALYZE] [VERBOSE]` of one of vecfusion's statements.
     Explain {
@@ -44,6 +46,7 @@ impl std::fmt::Display for VfStatement {
             VfStatement::DataFusion(s) => write!(f, "{s}"),
             VfStatement::CreateVectorIndex(s) => write!(f, "{s}"),
             VfStatement::OptimizeVectorIndex(s) => write!(f, "{s}"),
+            VfStatement::OptimizeTable(s) => write!(f, "{s}"),
             VfStatement::DropVectorIndex(s) => {
                 let if_exists = if s.if_exists { "IF EXISTS " } else { "" };
                 write!(f, "DROP VECTOR INDEX {if_exists}{} ON {}", s.name, s.table)
@@ -155,12 +158,24 @@ fn is_vecfusion_statement(parser: &DFParser, skip: usize) -> bool {
     peek_words(parser, skip, &["CREATE", "VECTOR", "INDEX"])
         || peek_words(parser, skip, &["DROP", "VECTOR", "INDEX"])
         || peek_words(parser, skip, &["OPTIMIZE", "VECTOR", "INDEX"])
+        || peek_words(parser, skip, &["OPTIMIZE", "TABLE"])
         || peek_words(parser, skip, &["SHOW", "VECTOR", "INDEXES"])
 }
 
 fn parse_vecfusion_statement(parser: &mut DFParser) -> Result<Option<VfStatement>> {
     if !is_vecfusion_statement(parser, 0) {
         return Ok(None);
+    }
+    if peek_words(parser, 0, &["OPTIMIZE", "TABLE"]) {
+        parser.parser.next_token(); // OPTIMIZE
+        parser.parser.next_token(); // TABLE
+        let p = &mut parser.parser;
+        let table = p.parse_object_name(false)?.to_string();
+        let options = parse_with_options(p)?;
+        return Ok(Some(VfStatement::OptimizeTable(OptimizeTable {
+            table,
+            options,
+        })));
     }
     let first = word(&parser.parser.next_token().token).unwrap_or_default();
     parser.parser.next_token(); // VECTOR

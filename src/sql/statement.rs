@@ -62,6 +62,20 @@ impl fmt::Display for OptimizeVectorIndex {
     }
 }
 
+/// `OPTIMIZE TABLE table [WITH (...)]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizeTable {
+    pub table: String,
+    pub options: Vec<(String, OptionValue)>,
+}
+
+impl fmt::Display for OptimizeTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OPTIMIZE TABLE {}", self.table)?;
+        write_options(f, &self.options)
+    }
+}
+
 fn write_options(f: &mut fmt::Formatter<'_>, options: &[(String, OptionValue)]) -> fmt::Result {
     if !options.is_empty() {
         let opts: Vec<String> = options.iter().map(|(k, v)| format!("{k} = {v}")).collect();
