@@ -1,7 +1,7 @@
 //! The physical planner of a vecfusion session: DataFusion's, with one extension planner for
-//! every logical node vecfusion adds (`CreateVectorIndex`, `OptimizeVectorIndex`, `AnnSearch`). Each node plans
-//! itself; this module only dispatches, so it sits above the index and search wings and
-//! neither imports the other.
+//! every logical node vecfusion adds (`CreateVectorIndex`, `OptimizeVectorIndex`,
+//! `AnnSearch`). Each node plans itself; this module only dispatches, so it sits above the
+//! index and search wings and neither imports the other.
 
 use std::sync::Arc;
 

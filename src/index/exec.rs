@@ -2,8 +2,8 @@
 //!
 //! Its child is a scan of the vector column with row addresses; executing it runs the build
 //! (`create::build_index`), which reads the child twice (every partition samples, then one
-//! encode pass), and yields one row describing the new index. Per-phase times and row counts are metrics, so
-//! `EXPLAIN ANALYZE CREATE VECTOR INDEX ...` shows where the time went.
+//! encode pass), and yields one row describing the new index. Per-phase times and row counts
+//! are metrics, so `EXPLAIN ANALYZE CREATE VECTOR INDEX ...` shows where the time went.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};

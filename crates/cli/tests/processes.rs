@@ -269,6 +269,72 @@ fn sigkill_during_optimize_leaves_the_previous_version_at_every_point() {
 }
 
 #[test]
+fn sigkill_during_optimize_table_leaves_the_previous_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d");
+    let mut script = format!(
+        "CREATE EXTERNAL TABLE t (id BIGINT, embedding FLOAT[32]) STORED AS VECFUSION \
+         LOCATION '{}';",
+        path.display()
+    );
+    for i in 0..40 {
+        script.push_str(&format!(
+            " INSERT INTO t SELECT id + {}, vector FROM random_vectors(25000, 32);",
+            i * 25_000
+        ));
+    }
+    script.push_str(" DELETE FROM t WHERE id % 10 = 0;");
+    shell_ok(&script);
+    let before = scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')");
+    let sum = scalar(&path, "SELECT sum(id) FROM t");
+    let compact = format!(
+        "{} OPTIMIZE TABLE t WITH (target_rows_per_fragment = 10000000);",
+        open_sql(&path)
+    );
+    let data_files = || std::fs::read_dir(path.join("data")).unwrap().count();
+    for point in ["after 300 ms", "new data file"] {
+        let files = data_files();
+        let mut child = spawn_quiet(&compact);
+        let start = Instant::now();
+        loop {
+            let reached = match point {
+                "after 300 ms" => start.elapsed() > Duration::from_millis(300),
+                _ => data_files() > files,
+            };
+            if reached || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{point}: never reached"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        assert!(
+            !child.wait().unwrap().success(),
+            "{point}: finished before the kill"
+        );
+        assert_eq!(
+            scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')"),
+            before,
+            "{point}"
+        );
+        assert_eq!(scalar(&path, "SELECT count(*) FROM t"), 900_000, "{point}");
+        assert_eq!(scalar(&path, "SELECT sum(id) FROM t"), sum, "{point}");
+    }
+    shell_ok(&compact);
+    assert_eq!(
+        scalar(
+            &path,
+            "SELECT fragments FROM vecfusion_versions('t') ORDER BY version DESC LIMIT 1"
+        ),
+        1
+    );
+    assert_eq!(scalar(&path, "SELECT sum(id) FROM t"), sum);
+}
+
+#[test]
 fn four_processes_inserting_concurrently_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d");
