@@ -291,15 +291,30 @@ fn sigkill_during_optimize_table_leaves_the_previous_version() {
         "{} OPTIMIZE TABLE t WITH (target_rows_per_fragment = 10000000);",
         open_sql(&path)
     );
-    let data_files = || std::fs::read_dir(path.join("data")).unwrap().count();
-    for point in ["after 300 ms", "new data file"] {
-        let files = data_files();
+    // The sizes of the data files (an upload in progress included) not in `existing`.
+    let new_files = |existing: &[String]| -> Vec<u64> {
+        std::fs::read_dir(path.join("data"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| !existing.contains(&e.file_name().to_string_lossy().to_string()))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .collect()
+    };
+    // Kill points inside the rewrite (the new fragment is ~100 MB, written in parts, and the
+    // commit only follows its completion): its upload has begun; it is past 32 MiB.
+    for point in ["upload begun", "upload past 32 MiB"] {
+        let existing: Vec<String> = std::fs::read_dir(path.join("data"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
         let mut child = spawn_quiet(&compact);
         let start = Instant::now();
         loop {
+            let sizes = new_files(&existing);
             let reached = match point {
-                "after 300 ms" => start.elapsed() > Duration::from_millis(300),
-                _ => data_files() > files,
+                "upload begun" => !sizes.is_empty(),
+                _ => sizes.iter().any(|s| *s > 32 << 20),
             };
             if reached || child.try_wait().unwrap().is_some() {
                 break;
