@@ -9,6 +9,21 @@
 /// distance contribution (a table of `m × ksub`: 16 entries per sub-space for 4-bit codes).
 pub fn pq_adc(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
     debug_assert!(lut.len() >= m * ksub);
+    // The table stride as a constant for the two code sizes that exist: this is the hot loop
+    // of every PQ search, and a constant stride is a shift instead of a multiply per lookup.
+    match ksub {
+        256 => adc::<256>(codes, m, lut, bias, out),
+        16 => adc::<16>(codes, m, lut, bias, out),
+        _ => adc_any(codes, m, ksub, lut, bias, out),
+    }
+}
+
+fn adc<const KSUB: usize>(codes: &[u8], m: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
+    adc_any(codes, m, KSUB, lut, bias, out)
+}
+
+#[inline(always)]
+fn adc_any(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
     for (row, o) in codes.chunks_exact(m).zip(out.iter_mut()) {
         // Four partial sums break the add dependency chain.
         let mut acc = [0.0f32; 4];
