@@ -42,15 +42,8 @@ pub enum Operation {
     CreateIndex { index: IndexMeta, replace: bool },
     /// Replaces segments of an index by new ones encoded with the same model: new fragments
     /// encoded, or small segments merged (`OPTIMIZE VECTOR INDEX`).
-    OptimizeIndex {
-        name: String,
-        /// The model the new segments were encoded with; the commit fails if the index was
-        /// retrained meanwhile.
-        model_id: String,
-        /// Segment files that leave the index.
-        removed: Vec<String>,
-        added: Vec<SegmentMeta>,
-    },
+    /// The commit fails if the index was retrained or its removed segments replaced meanwhile.
+    OptimizeIndex(SegmentSwap),
     /// Removes an index entry (its files stay until cleanup).
     DropIndex { name: String },
     /// Replaces fragments by rewritten ones (`OPTIMIZE TABLE`) and, in the same version, the
@@ -68,7 +61,9 @@ pub enum Operation {
 #[derive(Debug, Clone)]
 pub struct SegmentSwap {
     pub index: String,
+    /// The model the added segments were encoded with.
     pub model_id: String,
+    /// Segment files that leave the index.
     pub removed: Vec<String>,
     pub added: Vec<SegmentMeta>,
 }
@@ -110,7 +105,7 @@ impl Operation {
             Operation::Delete { .. } => "DELETE",
             Operation::Update { .. } => "UPDATE",
             Operation::CreateIndex { .. } => "CREATE INDEX",
-            Operation::OptimizeIndex { .. } => "OPTIMIZE INDEX",
+            Operation::OptimizeIndex(_) => "OPTIMIZE INDEX",
             Operation::DropIndex { .. } => "DROP INDEX",
             Operation::Compact { .. } => "OPTIMIZE TABLE",
         }
@@ -129,7 +124,7 @@ impl Operation {
     fn index_name(&self) -> Option<&str> {
         match self {
             Operation::CreateIndex { index, .. } => Some(&index.name),
-            Operation::OptimizeIndex { name, .. } => Some(name),
+            Operation::OptimizeIndex(swap) => Some(&swap.index),
             Operation::DropIndex { name } => Some(name),
             _ => None,
         }
@@ -234,18 +229,7 @@ impl Operation {
                 index.check_segments(&next.fragments)?;
                 next.indexes.push(index.clone());
             }
-            Operation::OptimizeIndex {
-                name,
-                model_id,
-                removed,
-                added,
-            } => {
-                let swap = SegmentSwap {
-                    index: name.clone(),
-                    model_id: model_id.clone(),
-                    removed: removed.clone(),
-                    added: added.clone(),
-                };
+            Operation::OptimizeIndex(swap) => {
                 swap.apply(&mut next, "OPTIMIZE VECTOR INDEX")?;
                 for index in &next.indexes {
                     index.check_segments(&next.fragments)?;

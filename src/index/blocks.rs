@@ -163,8 +163,6 @@ pub struct Sample {
     bounds: ScalarBounds,
     usable: u64,
     skipped: u64,
-    /// Seconds the pass took.
-    pub seconds: f64,
 }
 
 impl Sample {
@@ -176,7 +174,6 @@ impl Sample {
             bounds: ScalarBounds::empty(dim),
             usable: 0,
             skipped: 0,
-            seconds: 0.0,
         }
     }
 
@@ -187,7 +184,6 @@ impl Sample {
         self.bounds.merge(&other.bounds);
         self.usable += other.usable;
         self.skipped += other.skipped;
-        self.seconds = self.seconds.max(other.seconds);
     }
 
     /// Rows with a usable vector in the sampled fragments.
@@ -221,7 +217,6 @@ pub async fn sample(
     mut input: SendableRecordBatchStream,
     hook: Option<&ProgressHook>,
 ) -> Result<Sample> {
-    let started = Instant::now();
     let (dim, metric, seed) = (plan.dim, plan.spec.options.metric, plan.spec.options.seed);
     let threshold = plan.threshold()?;
     let mut out = Sample::empty(dim);
@@ -243,7 +238,6 @@ pub async fn sample(
         }
         report(hook, "sample", out.usable + out.skipped, plan.rows, "rows");
     }
-    out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
 }
 

@@ -18,7 +18,7 @@ use super::blocks::{self, BuildSpec, Segment};
 use super::create::{BuildMetrics, build_index};
 use super::options::{OptimizeOptions, ResolvedOptions};
 use super::progress::{ProgressHook, report};
-use crate::dataset::{Dataset, IndexMeta, Operation, SegmentMeta};
+use crate::dataset::{Dataset, IndexMeta, Operation, SegmentMeta, SegmentSwap};
 use crate::index_format::IndexModel;
 use crate::kmeans::{Accelerator, AcceleratorRequest, Backend, backend_for};
 use object_store::ObjectStoreExt;
@@ -280,12 +280,12 @@ pub async fn optimize_index(
         });
     }
     let committed = dataset
-        .commit(&Operation::OptimizeIndex {
-            name: index.name.clone(),
+        .commit(&Operation::OptimizeIndex(SegmentSwap {
+            index: index.name.clone(),
             model_id: index.model.id.clone(),
             removed: removed.clone(),
             added,
-        })
+        }))
         .await?;
     report(hook, "commit", 1, 1, "versions");
     seconds.total = started.elapsed().as_secs_f64();

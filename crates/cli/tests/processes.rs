@@ -85,10 +85,7 @@ fn sigkill_during_insert_leaves_the_previous_version() {
     let data = path.join("data");
     let start = Instant::now();
     loop {
-        let growing = std::fs::read_dir(&data)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .any(|e| e.metadata().map(|m| m.len() > 4 << 20).unwrap_or(false));
+        let growing = files_in(&data).iter().any(|(_, len)| *len > 4 << 20);
         if growing {
             break;
         }
@@ -156,14 +153,25 @@ fn sigkill_during_a_build_leaves_the_previous_version() {
     assert_eq!(shown.lines().count(), 1, "only the CSV header: {shown}");
 }
 
-/// Files in the dataset's `_indexes/` whose name contains `kind` (an upload in progress has a
-/// staging suffix).
-fn index_files(path: &Path, kind: &str) -> usize {
-    std::fs::read_dir(path.join("_indexes")).map_or(0, |d| {
+/// `(name, bytes)` of the files in `dir` (an upload in progress included, under its staging
+/// name); none when `dir` does not exist yet.
+fn files_in(dir: &Path) -> Vec<(String, u64)> {
+    std::fs::read_dir(dir).map_or(vec![], |d| {
         d.filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(kind))
-            .count()
+            .map(|e| {
+                let len = e.metadata().map_or(0, |m| m.len());
+                (e.file_name().to_string_lossy().to_string(), len)
+            })
+            .collect()
     })
+}
+
+/// Files in the dataset's `_indexes/` whose name contains `kind`.
+fn index_files(path: &Path, kind: &str) -> usize {
+    files_in(&path.join("_indexes"))
+        .iter()
+        .filter(|(name, _)| name.contains(kind))
+        .count()
 }
 
 /// `(segments, rows_indexed, rows_not_indexed)` of the table's one index.
@@ -291,30 +299,22 @@ fn sigkill_during_optimize_table_leaves_the_previous_version() {
         "{} OPTIMIZE TABLE t WITH (target_rows_per_fragment = 10000000);",
         open_sql(&path)
     );
-    // The sizes of the data files (an upload in progress included) not in `existing`.
-    let new_files = |existing: &[String]| -> Vec<u64> {
-        std::fs::read_dir(path.join("data"))
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| !existing.contains(&e.file_name().to_string_lossy().to_string()))
-            .map(|e| e.metadata().map_or(0, |m| m.len()))
-            .collect()
-    };
     // Kill points inside the rewrite (the new fragment is ~100 MB, written in parts, and the
     // commit only follows its completion): its upload has begun; it is past 32 MiB.
     for point in ["upload begun", "upload past 32 MiB"] {
-        let existing: Vec<String> = std::fs::read_dir(path.join("data"))
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
+        let existing = files_in(&path.join("data"));
         let mut child = spawn_quiet(&compact);
         let start = Instant::now();
         loop {
-            let sizes = new_files(&existing);
+            // The data files the compaction is writing.
+            let new: Vec<u64> = files_in(&path.join("data"))
+                .into_iter()
+                .filter(|(name, _)| !existing.iter().any(|(old, _)| old == name))
+                .map(|(_, len)| len)
+                .collect();
             let reached = match point {
-                "upload begun" => !sizes.is_empty(),
-                _ => sizes.iter().any(|s| *s > 32 << 20),
+                "upload begun" => !new.is_empty(),
+                _ => new.iter().any(|len| *len > 32 << 20),
             };
             if reached || child.try_wait().unwrap().is_some() {
                 break;
