@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,25 +32,6 @@ import cases  # noqa: E402
 import datasets  # noqa: E402
 
 INDEX = "USING IVF_PQ WITH (num_partitions = {p}, num_sub_vectors = {m}, accelerator = 'cpu', tolerance = 0)"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl"))
-    except OSError:
-        pass
-    return []
 
 
 def jsonl(cmd: list[str]) -> list[dict]:
@@ -71,8 +51,7 @@ def main() -> None:
     index = INDEX.format(p=args.partitions, m=args.sub_vectors)
     base_path, q_path, _ = datasets.ensure(args.dataset)
     gt_path = datasets.ground_truth(args.dataset)
-    env = cases.machine() | {"cpu_flags": cpu_flags(), "commit": git_commit(),
-                             "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    env = cases.machine()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -23,16 +23,40 @@ def build_bench_binary() -> Path:
     return target / ("debug" if profile == "dev" else profile) / "vecfusion-bench"
 
 
+# The instruction-set extensions the kernels choose between, as /proc/cpuinfo names them.
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16")
+
+
 def machine() -> dict:
-    info = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    """What a result was measured on and with: CPU model and SIMD flags, cores, library
+    versions, the bench binary's profile, the git commit and the time."""
+    info = {"python": platform.python_version(), "cpus": os.cpu_count(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "profile": os.environ.get("VECFUSION_BENCH_PROFILE", "release")}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
+            if line.startswith("model name") and "cpu" not in info:
                 info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                info["cpu_flags"] = [f for f in SIMD_FLAGS if f in flags]
                 break
     except OSError:
         pass
     info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
+    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True)
+    info["git_commit"] = git.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True)
+    info["rustc"] = rustc.stdout.strip()
+    versions = {}
+    for module in ("numpy", "faiss", "lance", "pyarrow"):
+        try:
+            versions[module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001  (a missing or broken baseline is recorded, not fatal)
+            versions[module] = None
+    info["versions"] = versions
     return info
 
 
@@ -87,4 +111,10 @@ def _search(binary, quick, repeat, only):
     search.run(binary, quick=quick, repeat=repeat, only=only)
 
 
-ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search}
+def _optimize(binary, quick, repeat, only):
+    import optimize
+
+    optimize.run(binary, quick=quick, repeat=repeat, only=only)
+
+
+ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search, "optimize": _optimize}

@@ -8,6 +8,7 @@ use datafusion::common::plan_err;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{LogicalPlan, Statement as PlanStatement};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::dataset::{Dataset, DatasetLocation};
@@ -15,6 +16,7 @@ use crate::index::statements;
 use crate::metric::DistanceFunction;
 use crate::planner::VecfusionQueryPlanner;
 use crate::provider::{TimeTravelPlanner, VecfusionTable, VecfusionTableFactory};
+use crate::search::settings::check_setting;
 use crate::search::{AnnRewrite, SearchSettings};
 use crate::sql::array_literal::NumericArrayLiteralPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
@@ -116,6 +118,9 @@ impl VecfusionContext for SessionContext {
         match statement {
             VfStatement::DataFusion(statement) => {
                 let plan = self.state().statement_to_plan(*statement).await?;
+                if let LogicalPlan::Statement(PlanStatement::SetVariable(set)) = &plan {
+                    check_setting(&set.variable, &set.value)?;
+                }
                 self.execute_logical_plan(plan).await
             }
             VfStatement::CreateVectorIndex(stmt) => {

@@ -14,6 +14,7 @@ use datafusion::common::{exec_err, internal_datafusion_err};
 use datafusion::error::{DataFusionError, Result};
 use object_store::{PutMode, PutOptions, PutPayload};
 
+use super::durability;
 use super::fragment::NewFragment;
 use super::location::DatasetLocation;
 use super::manifest::{DeletionMeta, IndexMeta, Manifest, OperationSummary, SegmentMeta};
@@ -307,9 +308,20 @@ pub async fn commit(
     op: &Operation,
 ) -> Result<Manifest> {
     let mut latest = base.clone();
+    // Durable before visible: the files the version adds reach the disk before the manifest
+    // that makes them part of it is written.
+    let first = op.apply(&latest)?;
+    let before: std::collections::HashSet<&str> = base.files().collect();
+    let added: Vec<String> = first
+        .files()
+        .filter(|f| !before.contains(f))
+        .map(str::to_string)
+        .collect();
+    durability::sync_files(location, &added).await?;
     for attempt in 0..MAX_ATTEMPTS {
         let next = op.apply(&latest)?;
         if put_manifest_if_absent(location, &next).await? {
+            durability::sync_manifest(location, next.version).await?;
             return Ok(next);
         }
         // Lost the race: replay over every version committed since `latest`.

@@ -13,7 +13,6 @@ use roaring::RoaringBitmap;
 
 use super::location::DatasetLocation;
 use super::manifest::{DeletionMeta, FragmentMeta};
-use super::random_name;
 
 /// Reads the deletion vector of a fragment (empty when it has none).
 pub async fn read_deletions(
@@ -23,14 +22,36 @@ pub async fn read_deletions(
     let Some(meta) = &fragment.deletion else {
         return Ok(RoaringBitmap::new());
     };
+    let unreadable = |e: object_store::Error| {
+        exec_datafusion_err!(
+            "the deletion file {} of fragment {} (dataset {}) cannot be read: {e}. Without it \
+             the fragment's deleted rows are unknown; restore the file from a backup, or query \
+             a version from before the deletion (VERSION AS OF n)",
+            meta.file,
+            fragment.id,
+            location.uri
+        )
+    };
     let bytes = location
         .store
         .get(&location.path(&meta.file))
         .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))?
+        .map_err(unreadable)?
         .bytes()
         .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        .map_err(unreadable)?;
+    if let Some(expected) = meta.crc32 {
+        let actual = crc32fast::hash(&bytes);
+        if actual != expected {
+            return exec_err!(
+                "deletion file {} of dataset {} fails its checksum (stored crc32 {expected:08x}, \
+                 computed {actual:08x}): it changed after it was written. Restore it from a \
+                 backup, or query a version from before the deletion (VERSION AS OF n)",
+                meta.file,
+                location.uri
+            );
+        }
+    }
     let bitmap = RoaringBitmap::deserialize_from(&bytes[..]).map_err(|e| {
         exec_datafusion_err!(
             "deletion file {} of dataset {} is corrupted: {e}",
@@ -56,11 +77,12 @@ pub async fn write_deletions(
     fragment_id: u32,
     bitmap: &RoaringBitmap,
 ) -> Result<DeletionMeta> {
-    let file = format!("_deletions/{fragment_id}-{}.bin", random_name());
+    let file = super::files::new_deletion_file(fragment_id);
     let mut bytes = Vec::with_capacity(bitmap.serialized_size());
     bitmap
         .serialize_into(&mut bytes)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let crc32 = Some(crc32fast::hash(&bytes));
     location
         .store
         .put(&location.path(&file), PutPayload::from(bytes))
@@ -69,6 +91,7 @@ pub async fn write_deletions(
     Ok(DeletionMeta {
         file,
         deleted_rows: bitmap.len(),
+        crc32,
     })
 }
 

@@ -4,9 +4,16 @@
 //! may be shorter), so the batch holding row offset `o` is `o / rows_per_batch` and reading one
 //! row touches one batch. Files are uncompressed and 64-byte aligned; on a local disk the file
 //! is memory-mapped and record batches are decoded without copying their buffers.
+//!
+//! Every record batch is checksummed: the footer's custom metadata [`CHECKSUMS_KEY`] holds the
+//! CRC-32 of each batch's bytes (message and body), and a reader verifies a batch the first
+//! time it decodes it, so a flipped byte is an error that names the file and the batch instead
+//! of a silently different vector. Files written before checksums existed have none and are
+//! read as before.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -25,10 +32,12 @@ use tokio::io::AsyncWriteExt;
 
 use super::location::DatasetLocation;
 use super::manifest::FragmentMeta;
-use super::random_name;
 
 /// Rows per IPC record batch inside a fragment file.
 pub const ROWS_PER_BATCH: usize = 8192;
+
+/// Footer metadata key of the per-batch CRC-32s (comma-separated lowercase hex).
+pub const CHECKSUMS_KEY: &str = "vecfusion.batch_crc32";
 
 /// What a finished [`FragmentWriter`] produced; becomes a [`FragmentMeta`] at commit, when
 /// the fragment gets its id.
@@ -84,15 +93,19 @@ pub struct FragmentWriter {
     coalescer: BatchCoalescer,
     rows: u64,
     bytes: u64,
+    /// Bytes at the start of the buffer that precede the next batch (the file header).
+    header: usize,
+    checksums: Vec<u32>,
 }
 
 impl FragmentWriter {
     pub fn try_new(location: &DatasetLocation, schema: SchemaRef) -> Result<Self> {
-        let file = format!("data/{}.arrow", random_name());
+        let file = super::files::new_fragment_file();
         let upload = BufWriter::new(location.store.clone(), location.path(&file));
         let buffer = SharedBuffer::default();
         let options = IpcWriteOptions::try_new(64, false, MetadataVersion::V5)?;
         let ipc = FileWriter::try_new_with_options(buffer.clone(), &schema, options)?;
+        let header = buffer.0.lock().expect("buffer lock").len();
         Ok(Self {
             file,
             coalescer: BatchCoalescer::new(schema.clone(), ROWS_PER_BATCH),
@@ -102,7 +115,20 @@ impl FragmentWriter {
             buffer,
             rows: 0,
             bytes: 0,
+            header,
+            checksums: vec![],
         })
+    }
+
+    /// Writes one record batch and uploads it; the IPC writer is unbuffered, so the bytes it
+    /// added past the header are exactly that batch's block, which is checksummed.
+    async fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.ipc.write(batch)?;
+        let bytes = self.buffer.take();
+        self.checksums
+            .push(crc32fast::hash(&bytes[self.header.min(bytes.len())..]));
+        self.header = 0;
+        self.upload_bytes(bytes).await
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -118,14 +144,12 @@ impl FragmentWriter {
         self.rows += batch.num_rows() as u64;
         self.coalescer.push_batch(batch)?;
         while let Some(full) = self.coalescer.next_completed_batch() {
-            self.ipc.write(&full)?;
-            self.flush_buffer().await?;
+            self.write_batch(&full).await?;
         }
         Ok(())
     }
 
-    async fn flush_buffer(&mut self) -> Result<()> {
-        let bytes = self.buffer.take();
+    async fn upload_bytes(&mut self, bytes: Vec<u8>) -> Result<()> {
         if !bytes.is_empty() {
             self.bytes += bytes.len() as u64;
             self.upload
@@ -144,10 +168,13 @@ impl FragmentWriter {
         }
         self.coalescer.finish_buffered_batch()?;
         while let Some(last) = self.coalescer.next_completed_batch() {
-            self.ipc.write(&last)?;
+            self.write_batch(&last).await?;
         }
+        let checksums: Vec<String> = self.checksums.iter().map(|c| format!("{c:08x}")).collect();
+        self.ipc.write_metadata(CHECKSUMS_KEY, checksums.join(","));
         self.ipc.finish()?;
-        self.flush_buffer().await?;
+        let footer = self.buffer.take();
+        self.upload_bytes(footer).await?;
         self.upload
             .shutdown()
             .await
@@ -209,6 +236,8 @@ pub struct FragmentReader {
     file: String,
     data: Buffer,
     blocks: Vec<Block>,
+    /// CRC-32 of each block, when the file has them, and whether it was verified yet.
+    checksums: Option<Vec<(u32, AtomicBool)>>,
     schema: SchemaRef,
     version: MetadataVersion,
     rows_per_batch: usize,
@@ -299,17 +328,49 @@ impl FragmentReader {
                 meta.num_batches()
             )));
         }
-        for b in &blocks {
-            let end = b.offset() as u64 + b.metaDataLength() as u64 + b.bodyLength() as u64;
-            if b.offset() < 0 || end > len as u64 {
-                return Err(corrupt("record batch block out of range".into()));
+        for (i, b) in blocks.iter().enumerate() {
+            // Every field of a block comes from the file: checked before any is used.
+            let end = u64::try_from(b.offset())
+                .ok()
+                .zip(u64::try_from(b.metaDataLength()).ok())
+                .zip(u64::try_from(b.bodyLength()).ok())
+                .and_then(|((offset, meta), body)| offset.checked_add(meta)?.checked_add(body));
+            if b.metaDataLength() < 8 || end.is_none_or(|end| end > len as u64) {
+                return Err(corrupt(format!(
+                    "record batch {i} has an invalid block (offset {}, metadata {} bytes, body \
+                     {} bytes) in a file of {len} bytes",
+                    b.offset(),
+                    b.metaDataLength(),
+                    b.bodyLength()
+                )));
             }
         }
+        let checksums = match footer
+            .custom_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key() == Some(CHECKSUMS_KEY)))
+            .and_then(|e| e.value())
+        {
+            None => None,
+            Some(text) => {
+                let parsed: Option<Vec<u32>> = text
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(|t| u32::from_str_radix(t, 16).ok())
+                    .collect();
+                match parsed {
+                    Some(c) if c.len() == blocks.len() => {
+                        Some(c.into_iter().map(|c| (c, AtomicBool::new(false))).collect())
+                    }
+                    _ => return Err(corrupt("unreadable batch checksums in the footer".into())),
+                }
+            }
+        };
         let version = footer.version();
         Ok(Self {
             file: meta.file.clone(),
             data,
             blocks,
+            checksums,
             schema,
             version,
             rows_per_batch,
@@ -400,6 +461,21 @@ impl FragmentReader {
             block.offset() as usize,
             block.metaDataLength() as usize + block.bodyLength() as usize,
         );
+        if let Some((expected, verified)) = self.checksums.as_ref().and_then(|c| c.get(i))
+            && !verified.load(Ordering::Relaxed)
+        {
+            let actual = crc32fast::hash(buf.as_slice());
+            if actual != *expected {
+                return exec_err!(
+                    "fragment {} is corrupted: record batch {i} fails its checksum (stored \
+                     crc32 {expected:08x}, computed {actual:08x}); the file changed after it was \
+                     written. Restore it from a backup, or query an earlier version that does \
+                     not include it",
+                    self.file
+                );
+            }
+            verified.store(true, Ordering::Relaxed);
+        }
         let batch = decoder
             .read_record_batch(block, &buf)
             .map_err(|e| {

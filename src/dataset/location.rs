@@ -37,6 +37,13 @@ impl DatasetLocation {
                 dir.as_ref().display()
             )
         })?;
+        if abs.is_file() {
+            return plan_err!(
+                "dataset location {} is a file; a vecfusion dataset is a directory (give a new \
+                 or existing dataset directory)",
+                abs.display()
+            );
+        }
         let root = Path::from_absolute_path(&abs)
             .map_err(|e| exec_datafusion_err!("invalid dataset path {}: {e}", abs.display()))?;
         let uri = Url::from_directory_path(&abs)

@@ -98,6 +98,9 @@ pub struct DeletionMeta {
     /// Path relative to the dataset root (`_deletions/<fragment>-<name>.bin`).
     pub file: String,
     pub deleted_rows: u64,
+    /// CRC-32 of the file (absent in manifests written before deletion files had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
 }
 
 /// An index recorded in a version: one trained model and the segments encoded with it.
@@ -267,6 +270,17 @@ impl Manifest {
         Arc::new(self.schema.clone())
     }
 
+    /// Every file this version refers to (fragments, deletion vectors, index files), relative
+    /// to the dataset root.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.fragments
+            .iter()
+            .flat_map(|f| {
+                std::iter::once(f.file.as_str()).chain(f.deletion.as_ref().map(|d| d.file.as_str()))
+            })
+            .chain(self.indexes.iter().flat_map(|i| i.files()))
+    }
+
     /// Rows visible in this version.
     pub fn live_rows(&self) -> u64 {
         self.fragments.iter().map(|f| f.live_rows()).sum()
@@ -314,7 +328,10 @@ impl Manifest {
         let corrupt = |what: String| {
             exec_datafusion_err!(
                 "corrupted manifest {origin}: {what}. The file was damaged after it was written; \
-                 restore it from a backup, or open an earlier version with VERSION AS OF"
+                 restore it from a backup, query an earlier version with VERSION AS OF n (or \
+                 OPTIONS ('version' 'n')), or move this file and any newer ones out of \
+                 _versions/ to make the previous version the newest (the changes this version \
+                 committed are then lost)"
             )
         };
         let newline = bytes.iter().position(|b| *b == b'\n');
@@ -324,7 +341,10 @@ impl Manifest {
         let mut parts = header.split(' ');
         if parts.next() != Some(MAGIC) {
             return exec_err!(
-                "{origin} is not a vecfusion manifest (it does not start with '{MAGIC}')"
+                "{origin} is not a vecfusion manifest (it does not start with '{MAGIC}'); if \
+                 it replaced one, restore it from a backup, query an earlier version with \
+                 VERSION AS OF n, or move it out of _versions/ to make the previous version the \
+                 newest"
             );
         }
         let format: u32 = parts

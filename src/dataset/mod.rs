@@ -17,6 +17,8 @@ pub mod append;
 pub mod commit;
 pub mod compact;
 pub mod deletion;
+pub mod durability;
+pub mod files;
 pub mod fragment;
 pub mod location;
 pub mod manifest;
@@ -40,7 +42,10 @@ pub use location::DatasetLocation;
 pub use manifest::{
     DeletionMeta, FragmentMeta, IndexMeta, Manifest, ModelMeta, OperationSummary, SegmentMeta,
 };
-pub use vector_columns::{resolve_vector_column, vector_column, vector_columns, vector_dim};
+pub use vector_columns::{
+    MAX_VECTOR_DIM, check_vector_sizes, resolve_vector_column, vector_column, vector_columns,
+    vector_dim,
+};
 
 /// A row's stable address: fragment id in the high 32 bits, row offset in the low 32.
 pub type RowAddress = u64;
@@ -51,11 +56,6 @@ pub fn row_address(fragment_id: u32, offset: u32) -> RowAddress {
 
 pub fn split_row_address(addr: RowAddress) -> (u32, u32) {
     ((addr >> 32) as u32, addr as u32)
-}
-
-/// A unique file name component (128 random bits, hex).
-pub(crate) fn random_name() -> String {
-    format!("{:032x}", rand::random::<u128>())
 }
 
 /// Opened fragment files and deletion vectors, shared by every handle of one dataset.
@@ -80,6 +80,7 @@ pub struct Dataset {
 impl Dataset {
     /// Creates a new, empty dataset (version 1) with `schema`.
     pub async fn create(location: DatasetLocation, schema: SchemaRef) -> Result<Self> {
+        check_vector_sizes(&schema)?;
         if !versions::list_versions(&location).await?.is_empty() {
             return exec_err!("a vecfusion dataset already exists at {}", location.uri);
         }
@@ -110,6 +111,7 @@ impl Dataset {
                 location.uri
             );
         }
+        durability::sync_manifest(&location, manifest.version).await?;
         Ok(Self::from_manifest(location, manifest, Default::default()))
     }
 
@@ -127,6 +129,32 @@ impl Dataset {
     pub async fn open(location: DatasetLocation) -> Result<Self> {
         let latest = Self::latest_version(&location).await?;
         Self::open_version(location, latest).await
+    }
+
+    /// Opens the latest version, or, when the newest manifests cannot be read (damaged or
+    /// foreign files), the newest version that can. Reading or writing the latest version
+    /// then fails with the damaged manifest's error (which says how to recover), while
+    /// `VERSION AS OF` an intact older version keeps working. Fails when no version is
+    /// readable.
+    pub async fn open_newest_readable(location: DatasetLocation) -> Result<Self> {
+        let versions = versions::list_versions(&location).await?;
+        let Some(&latest) = versions.last() else {
+            return Err(not_a_dataset(&location));
+        };
+        let first_error = match Self::open_version(location.clone(), latest).await {
+            Ok(dataset) => return Ok(dataset),
+            Err(e) => e,
+        };
+        for &v in versions.iter().rev().skip(1) {
+            if let Ok(dataset) = Self::open_version(location.clone(), v).await {
+                log::warn!(
+                    "{}: the newest manifest is unreadable, opened version {v}: {first_error}",
+                    location.uri
+                );
+                return Ok(dataset);
+            }
+        }
+        Err(first_error)
     }
 
     /// Opens a specific version.

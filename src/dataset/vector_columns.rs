@@ -6,6 +6,26 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::plan_err;
 use datafusion::error::Result;
 
+/// Largest vector dimension a dataset column may have (and `random_vectors` makes).
+pub const MAX_VECTOR_DIM: usize = 65_536;
+
+/// Fails for a fixed-size list column whose size cannot be a vector (`FLOAT[0]`, or beyond
+/// [`MAX_VECTOR_DIM`]): checked when a dataset is created, before anything is written.
+pub fn check_vector_sizes(schema: &Schema) -> Result<()> {
+    for field in schema.fields() {
+        if let DataType::FixedSizeList(_, d) = field.data_type()
+            && (*d < 1 || *d as usize > MAX_VECTOR_DIM)
+        {
+            return plan_err!(
+                "column '{}' is a list of {d} elements; vector columns have 1 to \
+                 {MAX_VECTOR_DIM} (e.g. FLOAT[128])",
+                field.name()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The dimension of `column` when it is a vector column.
 pub fn vector_dim(data_type: &DataType) -> Option<usize> {
     match data_type {

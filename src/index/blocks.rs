@@ -5,8 +5,8 @@
 //! ```text
 //! sample(fragments) → Sample          validate rows (skip NULL / non-finite / zero-for-cosine),
 //!                                     keep those whose hash(seed, row address) is under the
-//!                                     plan's threshold, SQ bounds; samples of disjoint
-//!                                     fragment sets merge by union (bounds by min/max)
+//!                                     plan's threshold; samples of disjoint fragment sets
+//!                                     merge by union
 //! train(Sample) → Model               IVF centroids, then the quantizer, on the accelerator;
 //!                                     writes the model file
 //! encode(fragments, model) → Segment  assign + encode in chunks on the accelerator; partition
@@ -42,15 +42,13 @@ use super::inverted_lists::{InvertedLists, by_address};
 use super::options::{IndexOptions, ResolvedOptions};
 use super::progress::{ProgressHook, report};
 use crate::dataset::{
-    Dataset, DatasetLocation, IndexMeta, ModelMeta, Operation, Rewritten, SegmentMeta, random_name,
+    Dataset, DatasetLocation, IndexMeta, ModelMeta, Operation, Rewritten, SegmentMeta, files,
     split_row_address,
 };
 use crate::index_format::{IndexModel, SegmentFile, SegmentWriter};
-use crate::kmeans::{Backend, IterationInfo, KMeansParams};
+use crate::kmeans::{Backend, Cancel, IterationInfo, KMeansParams};
 use crate::metric::Metric;
-use crate::quantizer::{
-    QuantizerParams, ScalarBounds, TrainingData, TrainingOptions, training_rows,
-};
+use crate::quantizer::{QuantizerParams, TrainingData, TrainingOptions, training_rows};
 
 /// Rows assigned and encoded per accelerator call in the encode pass.
 const ENCODE_CHUNK_ROWS: usize = 65_536;
@@ -100,7 +98,8 @@ fn sample_key(seed: u64, address: u64) -> u64 {
 }
 
 /// Appends the usable rows of a batch (vector column first, row address last) to `addrs` and
-/// `vectors` (normalised for cosine). Returns how many rows were skipped.
+/// `vectors` (normalised for cosine). Returns how many rows were skipped: NULL, non-finite or
+/// overflowing vectors, and zero vectors for cosine.
 fn usable_rows(
     batch: &RecordBatch,
     dim: usize,
@@ -128,8 +127,16 @@ fn usable_rows(
             skipped += 1;
             continue;
         }
+        // A finite row whose squared length overflows f32 (|x| beyond about 1.8e19) has no
+        // distance f32 arithmetic can compute (inf − inf in the expanded L2 is NaN): it is
+        // skipped like a non-finite one rather than poisoning a centroid.
+        let norm2 = norm_squared(v);
+        if !norm2.is_finite() {
+            skipped += 1;
+            continue;
+        }
         if metric == Metric::Cosine {
-            let norm = norm_squared(v).sqrt();
+            let norm = norm2.sqrt();
             if norm == 0.0 {
                 skipped += 1; // a zero vector has no direction
                 continue;
@@ -160,7 +167,6 @@ pub struct Sample {
     /// `(sampling key, row address)` of each sampled row, aligned with `vectors`.
     keys: Vec<(u64, u64)>,
     vectors: Vec<f32>,
-    bounds: ScalarBounds,
     usable: u64,
     skipped: u64,
 }
@@ -171,7 +177,6 @@ impl Sample {
             dim,
             keys: vec![],
             vectors: vec![],
-            bounds: ScalarBounds::empty(dim),
             usable: 0,
             skipped: 0,
         }
@@ -181,7 +186,6 @@ impl Sample {
     pub fn merge(&mut self, other: Sample) {
         self.keys.extend(other.keys);
         self.vectors.extend(other.vectors);
-        self.bounds.merge(&other.bounds);
         self.usable += other.usable;
         self.skipped += other.skipped;
     }
@@ -198,7 +202,7 @@ impl Sample {
 
     /// The sampled rows in their seeded random order (by key, then address): the same order
     /// whatever order they were gathered in.
-    fn into_ordered(self) -> (Vec<f32>, ScalarBounds) {
+    fn into_ordered(self) -> Vec<f32> {
         let dim = self.dim;
         let mut order: Vec<usize> = (0..self.keys.len()).collect();
         order.sort_unstable_by_key(|i| self.keys[*i]);
@@ -206,7 +210,7 @@ impl Sample {
         for i in order {
             rows.extend_from_slice(&self.vectors[i * dim..(i + 1) * dim]);
         }
-        (rows, self.bounds)
+        rows
     }
 }
 
@@ -227,7 +231,6 @@ pub async fn sample(
         vectors.clear();
         out.skipped += usable_rows(&batch, dim, metric, &mut addrs, &mut vectors);
         out.usable += addrs.len() as u64;
-        out.bounds.update(&vectors);
         for (i, a) in addrs.iter().enumerate() {
             let key = sample_key(seed, *a);
             if key <= threshold {
@@ -293,11 +296,15 @@ pub async fn train(
     let dim = plan.dim;
     let resolved = options.resolve(sample.usable_rows(), dim)?;
     let k = resolved.num_partitions;
-    let (rows, bounds) = sample.into_ordered();
+    let rows = sample.into_ordered();
 
+    // Training runs on blocking threads; if this future is dropped (the statement was
+    // cancelled), the guard's drop stops them at their next iteration.
+    let (cancel, _cancel_on_drop) = Cancel::on_drop();
     let t = Instant::now();
     let n_ivf = k.saturating_mul(options.sample_rate).min(rows.len() / dim);
     let mut params = KMeansParams::new(k);
+    params.cancel = cancel.clone();
     params.max_iterations = options.max_iterations;
     params.tolerance = options.tolerance;
     params.metric = options.metric;
@@ -335,6 +342,7 @@ pub async fn train(
         max_iterations: options.pq_max_iterations,
         tolerance: options.tolerance,
         seed: options.seed,
+        cancel,
     };
     let quantizer = {
         let (backend, centroids, hook) = (backend.clone(), centroids.clone(), hook.cloned());
@@ -343,7 +351,6 @@ pub async fn train(
             let mut progress = iterations(hook, "train_quantizer", total);
             let data = TrainingData {
                 rows: &rows,
-                bounds: &bounds,
                 centroids: &centroids,
             };
             crate::quantizer::train(qparams, &data, backend.as_ref(), training, &mut progress)
@@ -351,12 +358,12 @@ pub async fn train(
         .await?
     };
     let model = Arc::new(IndexModel {
-        id: random_name(),
+        id: files::new_model_id(),
         num_partitions: k,
         centroids,
         quantizer,
     });
-    let file = format!("_indexes/{}.model.vfidx", model.id);
+    let file = files::model_file(&model.id);
     model.write(location, &file).await?;
     Ok(Model {
         file,
@@ -484,7 +491,7 @@ async fn write_segment(
     total: u64,
     mut next: impl FnMut() -> Result<Option<(Vec<u64>, Vec<u8>)>>,
 ) -> Result<(String, u64)> {
-    let file = format!("_indexes/{}.segment.vfidx", random_name());
+    let file = files::new_segment_file();
     let mut writer = SegmentWriter::create(location, &file, model).await?;
     let mut p = 0u64;
     loop {

@@ -35,9 +35,18 @@ pub struct IndexOptions {
     pub memory_budget_mb: usize,
 }
 
+/// Largest `num_partitions` accepted (Faiss's guidance for 100M+ vectors is 65,536 lists).
+pub const MAX_PARTITIONS: usize = 65_536;
+/// Largest `sample_rate` (training rows per partition) accepted.
+pub const MAX_SAMPLE_RATE: usize = 65_536;
+/// Largest `max_iterations` / `pq_max_iterations` accepted (Lloyd converges in tens).
+pub const MAX_ITERATIONS: usize = 1_000;
+/// Largest `memory_budget_mb` accepted (1 TiB).
+pub const MAX_MEMORY_BUDGET_MB: usize = 1 << 20;
+
 /// (name, what it takes, kinds it applies to; empty = all)
 const OPTIONS: &[(&str, &str, &[IndexKind])] = &[
-    ("num_partitions", "a positive integer", &[]),
+    ("num_partitions", "an integer from 1 to 65536", &[]),
     (
         "num_sub_vectors",
         "a positive integer dividing the dimension",
@@ -50,17 +59,17 @@ const OPTIONS: &[(&str, &str, &[IndexKind])] = &[
         "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'",
         &[],
     ),
-    ("sample_rate", "a positive integer", &[]),
-    ("max_iterations", "a positive integer", &[]),
+    ("sample_rate", "an integer from 1 to 65536", &[]),
+    ("max_iterations", "an integer from 1 to 1000", &[]),
     (
         "pq_max_iterations",
-        "a positive integer",
+        "an integer from 1 to 1000",
         &[IndexKind::IvfPq],
     ),
     ("tolerance", "a non-negative number", &[]),
     ("seed", "a non-negative integer", &[]),
     ("replace", "true or false", &[]),
-    ("memory_budget_mb", "a positive integer", &[]),
+    ("memory_budget_mb", "an integer from 1 to 1048576", &[]),
 ];
 
 fn wrong(name: &str, value: &OptionValue) -> DataFusionError {
@@ -72,8 +81,13 @@ fn wrong(name: &str, value: &OptionValue) -> DataFusionError {
 }
 
 fn positive(name: &str, value: &OptionValue) -> Result<usize> {
+    at_most(name, value, usize::MAX)
+}
+
+/// An integer from 1 to `max`.
+fn at_most(name: &str, value: &OptionValue, max: usize) -> Result<usize> {
     match value {
-        OptionValue::Number(n) => n.parse::<usize>().ok().filter(|v| *v > 0),
+        OptionValue::Number(n) => n.parse::<usize>().ok().filter(|v| (1..=max).contains(v)),
         _ => None,
     }
     .ok_or_else(|| wrong(name, value))
@@ -138,7 +152,9 @@ impl IndexOptions {
                 return plan_err!("option '{name}' is given twice");
             }
             match name.as_str() {
-                "num_partitions" => out.num_partitions = Some(positive(&name, value)?),
+                "num_partitions" => {
+                    out.num_partitions = Some(at_most(&name, value, MAX_PARTITIONS)?)
+                }
                 "num_sub_vectors" => out.num_sub_vectors = Some(positive(&name, value)?),
                 "num_bits" => {
                     out.num_bits = match positive(&name, value)? {
@@ -148,12 +164,16 @@ impl IndexOptions {
                 }
                 "metric" => out.metric = Metric::parse(&text(&name, value)?)?,
                 "accelerator" => out.accelerator = AcceleratorRequest::parse(&text(&name, value)?)?,
-                "sample_rate" => out.sample_rate = positive(&name, value)?,
-                "max_iterations" => out.max_iterations = positive(&name, value)?,
-                "pq_max_iterations" => out.pq_max_iterations = positive(&name, value)?,
+                "sample_rate" => out.sample_rate = at_most(&name, value, MAX_SAMPLE_RATE)?,
+                "max_iterations" => out.max_iterations = at_most(&name, value, MAX_ITERATIONS)?,
+                "pq_max_iterations" => {
+                    out.pq_max_iterations = at_most(&name, value, MAX_ITERATIONS)?
+                }
                 "tolerance" => {
                     out.tolerance = match value {
-                        OptionValue::Number(n) => n.parse::<f64>().ok().filter(|t| *t >= 0.0),
+                        OptionValue::Number(n) => {
+                            n.parse::<f64>().ok().filter(|t| t.is_finite() && *t >= 0.0)
+                        }
                         _ => None,
                     }
                     .ok_or_else(|| wrong(&name, value))?
@@ -171,7 +191,9 @@ impl IndexOptions {
                         _ => return Err(wrong(&name, value)),
                     }
                 }
-                "memory_budget_mb" => out.memory_budget_mb = positive(&name, value)?,
+                "memory_budget_mb" => {
+                    out.memory_budget_mb = at_most(&name, value, MAX_MEMORY_BUDGET_MB)?
+                }
                 _ => unreachable!("every option in OPTIONS is handled"),
             }
         }
@@ -187,11 +209,17 @@ impl IndexOptions {
         let partitions = self
             .num_partitions
             .unwrap_or_else(|| ((usable_rows / per_partition) as usize).clamp(1, 4096));
+        let skipped = if self.metric == Metric::Cosine {
+            "rows with NULL, non-finite, too large (squared length beyond f32) or all-zero \
+             vectors are skipped: cosine has no direction for a zero vector"
+        } else {
+            "rows with NULL, non-finite or too large (squared length beyond f32) vectors are \
+             skipped"
+        };
         if usable_rows < partitions as u64 {
             return plan_err!(
                 "num_partitions = {partitions} needs at least {partitions} usable rows, but the \
-                 column has {usable_rows} (rows with NULL or non-finite vectors are skipped); \
-                 use fewer partitions"
+                 column has {usable_rows} ({skipped}); use fewer partitions"
             );
         }
         let sub_vectors = match self.kind {
@@ -210,7 +238,7 @@ impl IndexOptions {
                 if usable_rows < 1 << self.num_bits {
                     return plan_err!(
                         "IVF_PQ with num_bits = {} needs at least {} usable rows to train its \
-                         codebooks, the column has {usable_rows}",
+                         codebooks, the column has {usable_rows} ({skipped})",
                         self.num_bits,
                         1 << self.num_bits
                     );
@@ -245,7 +273,7 @@ const OPTIMIZE_OPTIONS: &[(&str, &str)] = &[
     ("merge_segments", "an integer of at least 2"),
     ("retrain", "true or false"),
     ("accelerator", "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"),
-    ("memory_budget_mb", "a positive integer"),
+    ("memory_budget_mb", "an integer from 1 to 1048576"),
 ];
 
 impl OptimizeOptions {
@@ -283,7 +311,9 @@ impl OptimizeOptions {
                 "accelerator" => {
                     out.accelerator = Some(AcceleratorRequest::parse(&text(&name, value)?)?)
                 }
-                "memory_budget_mb" => out.memory_budget_mb = Some(positive(&name, value)?),
+                "memory_budget_mb" => {
+                    out.memory_budget_mb = Some(at_most(&name, value, MAX_MEMORY_BUDGET_MB)?)
+                }
                 _ => unreachable!("every option in OPTIMIZE_OPTIONS is handled"),
             }
         }
@@ -367,7 +397,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("must be a positive integer, got 'x'"), "{err}");
+        assert!(
+            err.contains("must be an integer from 1 to 65536, got 'x'"),
+            "{err}"
+        );
         let err = IndexOptions::parse(IndexKind::IvfSq, &[("num_sub_vectors".into(), n("4"))])
             .unwrap_err()
             .to_string();

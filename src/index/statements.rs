@@ -36,11 +36,36 @@ async fn vecfusion_table(ctx: &SessionContext, name: &str) -> Result<Dataset> {
     table.writable_dataset("index").await
 }
 
+/// Longest index name accepted, in characters.
+pub const MAX_INDEX_NAME_CHARS: usize = 128;
+
+/// Index names live only in manifests (index files are named by random ids, see
+/// `dataset::files`), so any text is safe on disk; what is refused is what cannot be shown
+/// or typed back: empty names, control characters, and names beyond
+/// [`MAX_INDEX_NAME_CHARS`].
+fn check_index_name(name: &str) -> Result<()> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_INDEX_NAME_CHARS {
+        return plan_err!(
+            "vector index names have 1 to {MAX_INDEX_NAME_CHARS} characters, this one has \
+             {chars}; choose a shorter name"
+        );
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return plan_err!(
+            "vector index name {name:?} contains the control character {c:?}; use printable \
+             characters"
+        );
+    }
+    Ok(())
+}
+
 /// Plans `CREATE VECTOR INDEX` (optionally wrapped in `EXPLAIN [ANALYZE]`).
 pub async fn create_plan(
     ctx: &SessionContext,
     stmt: &CreateVectorIndex,
 ) -> Result<Option<LogicalPlan>> {
+    check_index_name(&stmt.name)?;
     let dataset = vecfusion_table(ctx, &stmt.table).await?;
     let (column_index, dim) = vector_column(dataset.schema(), &stmt.column)?;
     let kind = match &stmt.kind {

@@ -284,7 +284,7 @@ impl IndexFile {
             return Ok(file);
         }
         let table = file.section_bytes(PARTITION_TABLE)?;
-        if table.len() != file.header.num_partitions * TABLE_ENTRY {
+        if file.header.num_partitions.checked_mul(TABLE_ENTRY) != Some(table.len()) {
             return Err(corrupt("partition table size"));
         }
         let entries: Vec<PartitionEntry> = table
@@ -361,7 +361,8 @@ impl IndexFile {
             if crc32fast::hash(block.as_slice()) != e.crc32 {
                 return exec_err!(
                     "index file {} is corrupted: partition {partition} checksum mismatch; drop \
-                     the index (DROP VECTOR INDEX) and build it again",
+                     the index (DROP VECTOR INDEX) and build it again, or search exactly \
+                     meanwhile (SET vecfusion.use_index = false)",
                     self.name
                 );
             }

@@ -2,11 +2,13 @@
 
 use std::time::Instant;
 
+use datafusion::common::exec_err;
 use datafusion::error::Result;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use super::backend::{Backend, Layout};
+use super::cancel::Cancel;
 use crate::metric::{Metric, normalize_rows};
 
 /// What a progress callback hears after every iteration.
@@ -24,12 +26,14 @@ pub struct IterationInfo {
 }
 
 /// Stopping rule and seed of a Lloyd loop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LloydOptions {
     pub max_iterations: usize,
     /// Stop when the relative objective change falls below this (0 = run every iteration).
     pub tolerance: f64,
     pub seed: u64,
+    /// Checked before every iteration: a cancelled run stops with an error.
+    pub cancel: Cancel,
 }
 
 /// Result of a Lloyd loop.
@@ -54,6 +58,12 @@ pub fn lloyd(
     let mut objectives = vec![];
     let ds = layout.sub_dim();
     for iteration in 1..=options.max_iterations {
+        if options.cancel.is_cancelled() {
+            return exec_err!(
+                "KMeans training was cancelled (after {} iterations)",
+                iteration - 1
+            );
+        }
         let start = Instant::now();
         let step = backend.step(data, layout, &centroids, metric)?;
         let mut counts = step.counts;

@@ -12,6 +12,7 @@
 
 pub mod accelerator;
 pub mod backend;
+pub mod cancel;
 pub mod candle_backend;
 pub mod cpu;
 pub mod init;
@@ -23,6 +24,7 @@ use datafusion::error::Result;
 
 pub use accelerator::{Accelerator, AcceleratorRequest};
 pub use backend::{Assignment, Backend, Layout};
+pub use cancel::{Cancel, CancelOnDrop};
 pub use init::Init;
 pub use lloyd::{IterationInfo, LloydOptions};
 
@@ -51,6 +53,8 @@ pub struct KMeansParams {
     pub metric: Metric,
     pub init: Init,
     pub seed: u64,
+    /// Stops training between iterations when cancelled.
+    pub cancel: Cancel,
 }
 
 impl KMeansParams {
@@ -62,6 +66,7 @@ impl KMeansParams {
             metric: Metric::L2,
             init: Init::Random,
             seed: 42,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -151,6 +156,7 @@ pub fn train(
         max_iterations: params.max_iterations,
         tolerance: params.tolerance,
         seed: params.seed,
+        cancel: params.cancel.clone(),
     };
     let result = lloyd::lloyd(
         backend,

@@ -7,13 +7,14 @@ use datafusion::common::plan_err;
 use datafusion::error::Result;
 
 use super::backend::{Backend, Layout};
+use super::cancel::Cancel;
 use super::check_rows;
 use super::init::random_rows;
 use super::lloyd::{IterationInfo, LloydOptions, lloyd};
 use crate::metric::Metric;
 
 /// Options of product-quantizer training.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PqParams {
     pub num_sub_vectors: usize,
     /// 8 (256 centroids per sub-space) or 4 (16).
@@ -21,6 +22,7 @@ pub struct PqParams {
     pub max_iterations: usize,
     pub tolerance: f64,
     pub seed: u64,
+    pub cancel: Cancel,
 }
 
 /// Trained codebooks.
@@ -84,6 +86,7 @@ impl ProductQuantizer {
             max_iterations: params.max_iterations,
             tolerance: params.tolerance,
             seed: params.seed,
+            cancel: params.cancel.clone(),
         };
         let result = lloyd(backend, data, layout, init, Metric::L2, options, progress)?;
         Ok(Self {

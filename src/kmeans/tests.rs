@@ -112,6 +112,7 @@ fn empty_clusters_are_reseeded_by_splitting_the_largest() {
             max_iterations: 30,
             tolerance: 0.0,
             seed: 1,
+            cancel: Default::default(),
         },
         &mut |i: &IterationInfo| seen_empty += i.empty_clusters,
     )
@@ -203,6 +204,7 @@ fn product_quantizer_reconstructs_well_below_the_data_variance() {
         max_iterations: 20,
         tolerance: 0.0,
         seed: 1,
+        cancel: Default::default(),
     };
     for backend in backends() {
         let pq =
@@ -231,7 +233,7 @@ fn product_quantizer_reconstructs_well_below_the_data_variance() {
         dim,
         &PqParams {
             num_sub_vectors: 5,
-            ..params
+            ..params.clone()
         },
         &mut |_| {},
     )
@@ -241,4 +243,33 @@ fn product_quantizer_reconstructs_well_below_the_data_variance() {
         err.contains("32 % 5 != 0") && err.contains("1, 2, 4, 8, 16, 32"),
         "{err}"
     );
+}
+
+#[test]
+fn a_cancelled_token_stops_training_before_the_next_iteration() {
+    let dim = 8;
+    let data = blobs(&far_centres(4, dim, 3), dim, 50, 1.0, 5);
+    let (cancel, guard) = crate::kmeans::Cancel::on_drop();
+    let mut params = KMeansParams::new(4);
+    params.tolerance = 0.0;
+    params.max_iterations = 100;
+    params.cancel = cancel;
+    let mut seen = 0;
+    let mut guard = Some(guard);
+    let err = train(
+        &CpuBackend,
+        &data,
+        dim,
+        &params,
+        &mut |i: &IterationInfo| {
+            seen = i.iteration;
+            if i.iteration == 3 {
+                guard.take(); // what dropping the statement's future does
+            }
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cancelled (after 3 iterations)"), "{err}");
+    assert_eq!(seen, 3);
 }

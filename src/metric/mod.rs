@@ -5,7 +5,7 @@ mod distance_function;
 
 pub use distance_function::DistanceFunction;
 
-use datafusion::common::plan_err;
+use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -55,5 +55,25 @@ pub fn normalize_rows(data: &mut [f32], dim: usize) {
         if norm > 0.0 {
             vecfusion_kernels::distance::scale(row, 1.0 / norm);
         }
+    }
+}
+
+/// Fails unless every element of the query vector(s) `values` is a finite number. A NaN or
+/// infinite query has no nearest rows (every distance is NaN or infinite), so the exact plan
+/// and the index would each return an arbitrary answer; both refuse it with this error.
+pub fn check_finite_query(values: &[f32], dim: usize) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => exec_err!(
+            "the query vector{} has a non-finite element ({} at position {}); every element \
+             must be a finite number",
+            if values.len() > dim {
+                format!(" {}", i / dim.max(1))
+            } else {
+                String::new()
+            },
+            values[i],
+            i % dim.max(1)
+        ),
     }
 }

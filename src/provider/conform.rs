@@ -28,6 +28,7 @@ pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
         );
     }
     if batch.schema().fields() == schema.fields() {
+        check_vector_elements(batch.columns(), schema)?;
         return Ok(batch.clone());
     }
     let columns = batch
@@ -55,6 +56,7 @@ pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
             })
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
+    check_vector_elements(&columns, schema)?;
     for (col, field) in columns.iter().zip(schema.fields()) {
         if !field.is_nullable() && col.null_count() > 0 {
             return plan_err!(
@@ -68,6 +70,35 @@ pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
         Arc::new(schema.as_ref().clone()),
         columns,
     )?)
+}
+
+/// Fails with the first vector that is not NULL but has a NULL element: a vector is either
+/// missing as a whole (NULL, skipped by indexes, distance NULL) or complete. Partial vectors
+/// have no distance that means anything, so they are refused where they enter.
+fn check_vector_elements(columns: &[ArrayRef], schema: &SchemaRef) -> Result<()> {
+    for (col, field) in columns.iter().zip(schema.fields()) {
+        let (DataType::FixedSizeList(_, dim), Some(list)) =
+            (field.data_type(), col.as_fixed_size_list_opt())
+        else {
+            continue;
+        };
+        let Some(element_nulls) = list.values().logical_nulls() else {
+            continue;
+        };
+        let dim = *dim as usize;
+        for row in (0..list.len()).filter(|r| list.is_valid(*r)) {
+            let start = list.value_offset(row) as usize;
+            if let Some(at) = (start..start + dim).find(|i| element_nulls.is_null(*i)) {
+                return plan_err!(
+                    "column '{}': row {row} of the inserted data has a NULL at element {}; a \
+                     vector must be complete (insert NULL for a row without a vector)",
+                    field.name(),
+                    at - start
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fails with the first row whose vector length differs from `dim`.

@@ -65,7 +65,12 @@ impl TableProviderFactory for VecfusionTableFactory {
         let location = DatasetLocation::resolve(location, state.runtime_env())?;
         let declared: Schema = cmd.schema.as_arrow().clone();
         let dataset = if Dataset::exists(&location).await? {
-            let dataset = Dataset::open(location).await?;
+            let dataset = match version {
+                // Only that version's manifest is read: it opens even when newer ones are
+                // damaged.
+                Some(v) => Dataset::open_version(location, v).await?,
+                None => Dataset::open_newest_readable(location).await?,
+            };
             if !declared.fields().is_empty() {
                 check_same_columns(&declared, &dataset)?;
             }
@@ -92,11 +97,7 @@ impl TableProviderFactory for VecfusionTableFactory {
             Dataset::create(location, Arc::new(declared)).await?
         };
         let table = match version {
-            Some(v) => {
-                // Fail now, not at the first query, on a version that does not exist.
-                let pinned = dataset.checkout_version(v).await?;
-                VecfusionTable::with_target(pinned, VersionTarget::Version(v))
-            }
+            Some(v) => VecfusionTable::with_target(dataset, VersionTarget::Version(v)),
             None => VecfusionTable::new(dataset),
         };
         Ok(Arc::new(table))

@@ -10,7 +10,7 @@ pub enum IndexKind {
     /// IVF with the full vectors in each partition (exact distances inside probed lists).
     #[serde(rename = "IVF_FLAT")]
     IvfFlat,
-    /// IVF with 8-bit scalar-quantized vectors (per-dimension min/max bounds).
+    /// IVF with 8-bit scalar-quantized vectors (per-dimension trimmed bounds, see `scalar`).
     #[serde(rename = "IVF_SQ")]
     IvfSq,
     /// IVF with product-quantized residuals.

@@ -22,7 +22,7 @@ use datafusion::error::Result;
 pub use kind::IndexKind;
 pub use scalar::ScalarBounds;
 
-use crate::kmeans::{Backend, IterationInfo};
+use crate::kmeans::{Backend, Cancel, IterationInfo};
 use crate::metric::Metric;
 
 /// The shape of a quantizer, recorded in the model file.
@@ -41,18 +41,17 @@ pub struct QuantizerParams {
 pub struct TrainingData<'a> {
     /// Sample rows in the sample's (seeded) order, normalised for cosine, row-major.
     pub rows: &'a [f32],
-    /// Per-dimension bounds over every usable row (not only the sample).
-    pub bounds: &'a ScalarBounds,
     /// The trained IVF centroids (`num_partitions × dim`).
     pub centroids: &'a ScalarBuffer<f32>,
 }
 
 /// Options of quantizer training (Lloyd iterations for PQ codebooks).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TrainingOptions {
     pub max_iterations: usize,
     pub tolerance: f64,
     pub seed: u64,
+    pub cancel: Cancel,
 }
 
 /// A query's tables as one quantizer prepared them, opaque to the searcher.
@@ -124,7 +123,10 @@ pub fn train(
 ) -> Result<Arc<dyn Quantizer>> {
     Ok(match params.kind {
         IndexKind::IvfFlat => Arc::new(flat::FlatQuantizer::new(params)),
-        IndexKind::IvfSq => Arc::new(scalar::ScalarQuantizer::new(params, data.bounds.clone())),
+        IndexKind::IvfSq => Arc::new(scalar::ScalarQuantizer::new(
+            params,
+            ScalarBounds::trimmed(data.rows, params.dim),
+        )),
         IndexKind::IvfPq => Arc::new(product::ProductCodes::train(
             params, data, backend, options, progress,
         )?),

@@ -66,6 +66,7 @@ impl ProductCodes {
                 max_iterations: options.max_iterations,
                 tolerance: options.tolerance,
                 seed: options.seed,
+                cancel: options.cancel.clone(),
             },
             progress,
         )?;

@@ -1,6 +1,13 @@
-//! IVF_SQ: every dimension quantized to 8 bits between that dimension's minimum and maximum
-//! over the indexed rows. The bounds merge from partial samples (fragments scanned in
-//! parallel, or on different machines, combine by min/max).
+//! IVF_SQ: every dimension quantized to 8 bits between two bounds, values outside clamped.
+//!
+//! The bounds are trimmed quantiles of the build's sample, not its minimum and maximum: one
+//! row of `[1e6, ...]` among ten thousand would otherwise stretch every dimension's range so
+//! far that all other rows share one or two codes (recall@10 fell from 1.0 to 0 that way).
+//! Trimming [`TRIM_FRACTION`] of the values at each end, at least one when the sample has
+//! [`MIN_ROWS_TO_TRIM`] rows, is the usual remedy in the quantization literature (percentile
+//! calibration); the clamped outliers are still found, by their clamped codes and, with
+//! `refine_factor`, by their exact distance. The sample is the same for a seed however the
+//! build is split (samples merge by union), so the bounds are too.
 
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::common::exec_err;
@@ -15,7 +22,12 @@ use crate::metric::Metric;
 /// `2 × dim` f32, minimums then maximums.
 pub const SECTION_SQ_BOUNDS: &str = "sq_bounds";
 
-/// Per-dimension `[min, max]` of the vectors seen so far.
+/// Share of each dimension's values left outside the bounds at each end.
+pub const TRIM_FRACTION: f64 = 0.001;
+/// Samples smaller than this are not trimmed (their extremes are all they know).
+pub const MIN_ROWS_TO_TRIM: usize = 100;
+
+/// Per-dimension `[min, max]` quantization bounds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScalarBounds {
     pub min: Vec<f32>,
@@ -23,37 +35,34 @@ pub struct ScalarBounds {
 }
 
 impl ScalarBounds {
-    /// Bounds of nothing yet (`+inf` / `-inf`).
-    pub fn empty(dim: usize) -> Self {
-        Self {
-            min: vec![f32::INFINITY; dim],
-            max: vec![f32::NEG_INFINITY; dim],
-        }
+    /// The trimmed bounds of `rows` (row-major, `dim` columns): per dimension, the values of
+    /// rank `t` and `n − 1 − t` with `t = max(1, n · TRIM_FRACTION)` (0 below
+    /// [`MIN_ROWS_TO_TRIM`] rows).
+    pub fn trimmed(rows: &[f32], dim: usize) -> Self {
+        use rayon::prelude::*;
+        let n = rows.len() / dim.max(1);
+        let t = if n < MIN_ROWS_TO_TRIM {
+            0
+        } else {
+            ((n as f64 * TRIM_FRACTION) as usize).max(1)
+        };
+        let (min, max): (Vec<f32>, Vec<f32>) = (0..dim)
+            .into_par_iter()
+            .map(|d| {
+                if n == 0 {
+                    return (0.0, 0.0);
+                }
+                let mut column: Vec<f32> = rows.iter().skip(d).step_by(dim).copied().collect();
+                let lo = *column.select_nth_unstable_by(t, f32::total_cmp).1;
+                let hi = *column.select_nth_unstable_by(n - 1 - t, f32::total_cmp).1;
+                (lo, hi)
+            })
+            .unzip();
+        Self { min, max }
     }
 
     pub fn dim(&self) -> usize {
         self.min.len()
-    }
-
-    /// Widens the bounds to cover `rows` (row-major, `dim` columns).
-    pub fn update(&mut self, rows: &[f32]) {
-        let dim = self.dim();
-        for row in rows.chunks_exact(dim) {
-            for ((lo, hi), v) in self.min.iter_mut().zip(self.max.iter_mut()).zip(row) {
-                *lo = lo.min(*v);
-                *hi = hi.max(*v);
-            }
-        }
-    }
-
-    /// Combines bounds computed on disjoint parts of the data.
-    pub fn merge(&mut self, other: &ScalarBounds) {
-        for (a, b) in self.min.iter_mut().zip(&other.min) {
-            *a = a.min(*b);
-        }
-        for (a, b) in self.max.iter_mut().zip(&other.max) {
-            *a = a.max(*b);
-        }
     }
 
     /// 8-bit codes: `round((v − min) / (max − min) · 255)`, clamped.
@@ -63,7 +72,15 @@ impl ScalarBounds {
             .min
             .iter()
             .zip(&self.max)
-            .map(|(lo, hi)| if hi > lo { 255.0 / (hi - lo) } else { 0.0 })
+            // A range too wide for f32 (bounds near ±f32::MAX) codes as if it were flat.
+            .map(|(lo, hi)| {
+                let s = 255.0 / (hi - lo);
+                if hi > lo && s.is_finite() && s > 0.0 {
+                    s
+                } else {
+                    0.0
+                }
+            })
             .collect();
         for row in rows.chunks_exact(dim) {
             out.extend(
@@ -200,19 +217,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bounds_merge_to_the_bounds_of_the_whole_and_codes_round_trip() {
+    fn small_samples_keep_their_extremes_and_codes_round_trip() {
         let data: Vec<f32> = (0..5 * 70)
             .map(|i| ((i * 37) % 101) as f32 * 0.3 - 9.0)
             .collect();
-        let mut whole = ScalarBounds::empty(5);
-        whole.update(&data);
-        let (a, b) = data.split_at(5 * 40);
-        let mut left = ScalarBounds::empty(5);
-        left.update(a);
-        let mut right = ScalarBounds::empty(5);
-        right.update(b);
-        left.merge(&right);
-        assert_eq!(left, whole);
+        let whole = ScalarBounds::trimmed(&data, 5);
+        for d in 0..5 {
+            let column = data.iter().skip(d).step_by(5);
+            assert_eq!(
+                whole.min[d],
+                column.clone().copied().fold(f32::INFINITY, f32::min)
+            );
+            assert_eq!(
+                whole.max[d],
+                column.copied().fold(f32::NEG_INFINITY, f32::max)
+            );
+        }
         let mut codes = vec![];
         whole.encode(&data, &mut codes);
         for (i, c) in codes.iter().enumerate() {
@@ -220,5 +240,40 @@ mod tests {
             let step = (whole.max[i % 5] - whole.min[i % 5]) / 255.0;
             assert!((back - data[i]).abs() <= step * 0.5 + 1e-4);
         }
+    }
+
+    #[test]
+    fn one_outlier_row_does_not_stretch_the_bounds() {
+        // 10,000 rows in [0, 1) and one row of 1e6: the outlier is trimmed, not the range.
+        let dim = 4;
+        let mut data: Vec<f32> = (0..10_000 * dim)
+            .map(|i| ((i * 7919) % 10_007) as f32 / 10_007.0)
+            .collect();
+        data.extend(std::iter::repeat_n(1e6, dim));
+        let bounds = ScalarBounds::trimmed(&data, dim);
+        for d in 0..dim {
+            assert!(
+                bounds.max[d] < 1.0 && bounds.max[d] > 0.98,
+                "{:?}",
+                bounds.max
+            );
+            assert!(
+                bounds.min[d] >= 0.0 && bounds.min[d] < 0.02,
+                "{:?}",
+                bounds.min
+            );
+        }
+        // The outlier is clamped to the top code; ordinary rows keep 8-bit resolution.
+        let mut codes = vec![];
+        bounds.encode(&data[data.len() - dim..], &mut codes);
+        assert_eq!(codes, vec![255; dim]);
+        // Bounds near f32::MAX do not overflow the scale.
+        let extreme = ScalarBounds {
+            min: vec![-3e38],
+            max: vec![3e38],
+        };
+        let mut codes = vec![];
+        extreme.encode(&[0.0, 3e38], &mut codes);
+        assert_eq!(codes.len(), 2);
     }
 }

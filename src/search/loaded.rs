@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::buffer::ScalarBuffer;
+use datafusion::common::exec_datafusion_err;
 use datafusion::error::Result;
 use vecfusion_kernels::distance::l2_squared_batch;
 use vecfusion_kernels::scan::neg_dot_batch;
@@ -44,6 +45,17 @@ impl LoadedIndex {
         dataset
             .cached_derived(&key, || Self::assemble(dataset, meta))
             .await
+            .map_err(|e| {
+                exec_datafusion_err!(
+                    "vector index '{}' of dataset {} cannot be read: {}. Rebuild it (CREATE \
+                     VECTOR INDEX {} ... WITH (replace = true), or DROP VECTOR INDEX and CREATE \
+                     again), or search exactly meanwhile (SET vecfusion.use_index = false)",
+                    meta.name,
+                    dataset.uri(),
+                    e.strip_backtrace(),
+                    meta.name
+                )
+            })
     }
 
     async fn assemble(dataset: &Dataset, meta: &IndexMeta) -> Result<Self> {

@@ -31,7 +31,7 @@ use super::prefilter::{AllowedRows, collect_allowed, prefilter_scan};
 use super::searcher::{SearchOutcome, SearchTarget, search};
 use super::settings::{SearchParams, SearchSettings};
 use crate::dataset::{Dataset, resolve_vector_column};
-use crate::metric::{DistanceFunction, Metric};
+use crate::metric::{DistanceFunction, Metric, check_finite_query};
 
 /// Name of the distance column searches add.
 pub const DISTANCE_COLUMN: &str = "_distance";
@@ -97,6 +97,7 @@ impl SearchRequest {
                 self.queries.len()
             );
         }
+        check_finite_query(&self.queries, dim)?;
         Ok((column, dim))
     }
 }

@@ -3,7 +3,8 @@
 
 use datafusion::catalog::Session;
 use datafusion::common::config::ConfigExtension;
-use datafusion::common::extensions_options;
+use datafusion::common::{extensions_options, plan_err};
+use datafusion::error::Result;
 
 extensions_options! {
     /// Settings of vector search, under the `vecfusion.` prefix.
@@ -34,6 +35,39 @@ impl SearchSettings {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// Checks `SET <variable> = <value>` for vecfusion's settings before DataFusion applies it, so
+/// that a bad value is refused with what the setting takes (DataFusion's own message is
+/// "Error parsing '-1' as usize"). Other variables pass through untouched.
+pub fn check_setting(variable: &str, value: &str) -> Result<()> {
+    let Some(name) = variable.strip_prefix("vecfusion.") else {
+        return Ok(());
+    };
+    let (takes, ok) = match name {
+        "nprobes" => (
+            "an integer of at least 1 (IVF partitions probed per query; default 20)",
+            value.parse::<usize>().is_ok_and(|v| v >= 1),
+        ),
+        "refine_factor" => (
+            "an integer of at least 1 (candidates re-ranked per result row; default 1)",
+            value.parse::<usize>().is_ok_and(|v| v >= 1),
+        ),
+        "use_index" => (
+            "true or false",
+            matches!(value.to_ascii_lowercase().as_str(), "true" | "false"),
+        ),
+        _ => {
+            return plan_err!(
+                "unknown setting '{variable}'; vecfusion's settings are vecfusion.nprobes, \
+                 vecfusion.refine_factor and vecfusion.use_index"
+            );
+        }
+    };
+    if !ok {
+        return plan_err!("SET {variable}: '{value}' is not valid; it takes {takes}");
+    }
+    Ok(())
 }
 
 /// How one top-k search runs.

@@ -3,6 +3,7 @@
 
 pub mod array_literal;
 pub mod dialect;
+pub mod expression_depth;
 pub mod parser;
 pub mod statement;
 

@@ -17,6 +17,7 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::dialect::VecfusionDialect;
+use super::expression_depth::check_expression_depth;
 use super::statement::{
     CreateVectorIndex, DropVectorIndex, OptimizeTable, OptimizeVectorIndex, OptionValue,
     ShowVectorIndexes,
@@ -151,7 +152,9 @@ fn parse_statement(parser: &mut DFParser) -> Result<VfStatement> {
             });
         }
     }
-    Ok(VfStatement::DataFusion(Box::new(parser.parse_statement()?)))
+    let statement = parser.parse_statement()?;
+    check_expression_depth(&statement)?;
+    Ok(VfStatement::DataFusion(Box::new(statement)))
 }
 
 fn is_vecfusion_statement(parser: &DFParser, skip: usize) -> bool {
@@ -184,6 +187,14 @@ fn parse_vecfusion_statement(parser: &mut DFParser) -> Result<Option<VfStatement
     let statement = match first.as_str() {
         "CREATE" => {
             let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            if p.peek_keyword(Keyword::ON) {
+                return Err(ParserError::ParserError(
+                    "CREATE VECTOR INDEX needs a name: CREATE VECTOR INDEX <name> ON <table> \
+                     (<column>) [USING IVF_FLAT | IVF_SQ | IVF_PQ] [WITH (...)]"
+                        .into(),
+                )
+                .into());
+            }
             let name = p.parse_identifier()?.value;
             p.expect_keyword(Keyword::ON)?;
             let table = p.parse_object_name(false)?.to_string();

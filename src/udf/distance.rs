@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float32Array, Float32Builder};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Float32Type};
 use datafusion::common::{exec_err, internal_datafusion_err, plan_err};
 use datafusion::error::Result;
@@ -19,7 +20,7 @@ use datafusion::logical_expr::{
 };
 use vecfusion_kernels::distance as k;
 
-use crate::metric::DistanceFunction;
+use crate::metric::{DistanceFunction, check_finite_query};
 
 /// The SQL function computing `function`.
 pub fn distance_udf(function: DistanceFunction) -> ScalarUDF {
@@ -92,11 +93,17 @@ impl ScalarUDFImpl for DistanceUdf {
         {
             return plan_err!("{name}: the vectors have different dimensions ({a} and {b})");
         }
-        let target = match dims.first() {
-            Some(d) => DataType::FixedSizeList(item, *d),
-            None => DataType::List(item),
-        };
-        Ok(vec![target.clone(), target])
+        // Each argument keeps its shape: a fixed-size list stays one (as FLOAT[d]), anything
+        // else becomes a list of floats. Casting a literal of the wrong length to the column's
+        // FLOAT[d] would fail inside constant folding with an Arrow cast error; compared as
+        // lists, the dimension check below names both dimensions.
+        Ok(arg_types
+            .iter()
+            .map(|t| match t {
+                DataType::FixedSizeList(_, d) => DataType::FixedSizeList(item.clone(), *d),
+                _ => DataType::List(item.clone()),
+            })
+            .collect())
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -130,6 +137,9 @@ impl ScalarUDFImpl for DistanceUdf {
 /// A vector array as (flat values, per-row start offsets, per-row lengths).
 struct Vectors<'a> {
     values: &'a [f32],
+    /// Nulls among the elements: a row with any is treated as a NULL vector (inserts refuse
+    /// such rows, but files written elsewhere may hold them).
+    element_nulls: Option<NullBuffer>,
     array: &'a ArrayRef,
 }
 
@@ -138,38 +148,57 @@ impl<'a> Vectors<'a> {
         let values = match array.data_type() {
             DataType::FixedSizeList(..) => array.as_fixed_size_list().values(),
             DataType::List(_) => array.as_list::<i32>().values(),
-            DataType::Null => return Ok(Self { values: &[], array }),
+            DataType::Null => {
+                return Ok(Self {
+                    values: &[],
+                    element_nulls: None,
+                    array,
+                });
+            }
             other => return exec_err!("{name}: unexpected vector type {other}"),
         };
-        if values.null_count() > 0 {
-            return exec_err!("{name}: a vector contains NULL elements; vectors must be complete");
-        }
+        let element_nulls = values.logical_nulls().filter(|n| n.null_count() > 0);
         let values = values
             .as_primitive_opt::<Float32Type>()
             .ok_or_else(|| internal_datafusion_err!("{name}: vectors not coerced to f32"))?;
         Ok(Self {
             values: values.values(),
+            element_nulls,
             array,
         })
     }
 
-    fn get(&self, row: usize) -> Option<&'a [f32]> {
+    /// The element range of `row`, when the row is not NULL.
+    fn range(&self, row: usize) -> Option<std::ops::Range<usize>> {
         if self.array.is_null(row) {
             return None;
         }
         match self.array.data_type() {
             DataType::FixedSizeList(_, d) => {
-                let l = self.array.as_fixed_size_list();
-                let start = l.value_offset(row) as usize;
-                Some(&self.values[start..start + *d as usize])
+                let start = self.array.as_fixed_size_list().value_offset(row) as usize;
+                Some(start..start + *d as usize)
             }
             DataType::List(_) => {
-                let l = self.array.as_list::<i32>();
-                let off = l.value_offsets();
-                Some(&self.values[off[row] as usize..off[row + 1] as usize])
+                let off = self.array.as_list::<i32>().value_offsets();
+                Some(off[row] as usize..off[row + 1] as usize)
             }
             _ => None,
         }
+    }
+
+    fn has_null_elements(&self, range: &std::ops::Range<usize>) -> bool {
+        self.element_nulls
+            .as_ref()
+            .is_some_and(|n| range.clone().any(|i| n.is_null(i)))
+    }
+
+    /// Row `row`'s vector; `None` for a NULL vector or one with NULL elements.
+    fn get(&self, row: usize) -> Option<&'a [f32]> {
+        let range = self.range(row)?;
+        if self.has_null_elements(&range) {
+            return None;
+        }
+        Some(&self.values[range])
     }
 }
 
@@ -181,9 +210,15 @@ fn distances_to_one(
     let name = f.name();
     let rows_v = Vectors::new(rows, name)?;
     let q = Vectors::new(query, name)?;
+    if q.range(0).is_some_and(|r| q.has_null_elements(&r)) {
+        return exec_err!(
+            "{name}: the query vector has NULL elements; every element must be a number"
+        );
+    }
     let Some(qv) = q.get(0) else {
         return Ok(Float32Array::new_null(rows.len()));
     };
+    check_finite_query(qv, qv.len())?;
     let q_norm = k::norm_squared(qv).sqrt();
     let mut out = Float32Builder::with_capacity(rows.len());
     for i in 0..rows.len() {
@@ -191,9 +226,10 @@ fn distances_to_one(
             None => out.append_null(),
             Some(v) if v.len() != qv.len() => {
                 return exec_err!(
-                    "{name}: row {i} has a vector of dimension {}, the query has {}",
-                    v.len(),
-                    qv.len()
+                    "{name}: the query vector has {} values, but row {i} holds a vector of \
+                     dimension {}; pass a query of the column's dimension",
+                    qv.len(),
+                    v.len()
                 );
             }
             Some(v) => out.append_value(match f {

@@ -33,6 +33,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_pcg::Pcg64Mcg;
 
+use crate::dataset::MAX_VECTOR_DIM;
 use crate::plan_properties::streaming_source;
 
 const USAGE: &str = "random_vectors(rows, dim [, clusters [, seed]])";
@@ -108,8 +109,8 @@ impl TableFunctionImpl for RandomVectorsFunction {
         }
         let rows = literal_u64(&args[0], "rows")?;
         let dim = literal_u64(&args[1], "dim")?;
-        if !(1..=65_536).contains(&dim) {
-            return plan_err!("{USAGE}: dim must be between 1 and 65536, got {dim}");
+        if !(1..=MAX_VECTOR_DIM as u64).contains(&dim) {
+            return plan_err!("{USAGE}: dim must be between 1 and {MAX_VECTOR_DIM}, got {dim}");
         }
         let clusters = match args.get(2) {
             Some(e) => literal_u64(e, "clusters")?,

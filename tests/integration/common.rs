@@ -71,3 +71,17 @@ pub async fn try_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// Copies the directory tree `from` to `to` (created).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

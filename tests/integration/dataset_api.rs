@@ -129,6 +129,12 @@ async fn damaged_or_foreign_storage_gets_clear_errors() {
         "CREATE EXTERNAL TABLE x STORED AS VECFUSION LOCATION '{}'",
         path.display()
     );
+    // The table opens (older versions stay readable); reading the latest version fails.
+    let latest_error = || async {
+        let ctx = vecfusion::new_session_context();
+        sql(&ctx, &open).await;
+        sql_err(&ctx, "SELECT count(*) FROM x").await
+    };
 
     // A flipped byte in the latest manifest.
     let latest = path.join("_versions/00000000000000000002.manifest");
@@ -136,7 +142,7 @@ async fn damaged_or_foreign_storage_gets_clear_errors() {
     let n = bytes.len();
     bytes[n - 3] ^= 0x20;
     std::fs::write(&latest, &bytes).unwrap();
-    let err = sql_err(&ctx, &open).await;
+    let err = latest_error().await;
     assert!(
         err.contains("corrupted manifest") && err.contains("checksum"),
         "{err}"
@@ -144,13 +150,26 @@ async fn damaged_or_foreign_storage_gets_clear_errors() {
 
     // A manifest that is some other file entirely.
     std::fs::write(&latest, b"PAR1 not a manifest").unwrap();
-    let err = sql_err(&ctx, &open).await;
+    let err = latest_error().await;
     assert!(err.contains("not a vecfusion manifest"), "{err}");
 
     // No manifests at all.
     std::fs::remove_dir_all(path.join("_versions")).unwrap();
     let err = sql_err(&ctx, &open).await;
     assert!(err.contains("is not a vecfusion dataset"), "{err}");
+
+    // A LOCATION that is a regular file.
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let err = sql_err(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE f STORED AS VECFUSION LOCATION '{}'",
+            file.display()
+        ),
+    )
+    .await;
+    assert!(err.contains("is a file; a vecfusion dataset is a directory"), "{err}");
 
     // A directory of other files is not taken over.
     let foreign = dir.path().join("foreign");

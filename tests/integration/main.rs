@@ -1,7 +1,9 @@
 //! Integration tests: real datasets on disk, real SQL, real child processes.
 
+mod cleanup;
 mod common;
 mod compaction;
+mod corruption;
 mod dataset_api;
 mod format_one;
 mod index_build;

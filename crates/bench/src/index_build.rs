@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::error::Result;
-use serde_json::{Map, Value};
-use vecfusion::VecfusionContext;
+use serde_json::Value;
 
-use crate::table::session_with_table;
+use crate::report::{first_row_json, peak_rss_mb};
+use crate::table::{session_with_table, sql};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -19,18 +18,10 @@ pub struct BuildArgs {
     /// The WITH (...) options and USING kind, e.g. "USING IVF_PQ WITH (num_partitions = 256)".
     #[arg(long)]
     index: String,
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    /// Keep the index (by default it is dropped, leaving the dataset as it was for the next
+    /// repetition).
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Runs `CREATE VECTOR INDEX bench_idx ON t (embedding) <index>` and prints its result row
@@ -38,36 +29,21 @@ fn peak_rss_mb() -> f64 {
 pub async fn build(args: BuildArgs) -> Result<()> {
     let ctx = session_with_table(&args.dataset, None).await?;
     let start = Instant::now();
-    let batches = ctx
-        .vf_sql(&format!(
+    let batches = sql(
+        &ctx,
+        &format!(
             "CREATE VECTOR INDEX bench_idx ON t (embedding) {}",
             args.index
-        ))
-        .await?
-        .collect()
-        .await?;
+        ),
+    )
+    .await?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut row = Map::new();
-    let options = FormatOptions::default();
-    for b in &batches {
-        for (f, c) in b.schema().fields().iter().zip(b.columns()) {
-            let text = ArrayFormatter::try_new(c.as_ref(), &options)?
-                .value(0)
-                .to_string();
-            let value = text
-                .parse::<f64>()
-                .map(Value::from)
-                .unwrap_or(Value::String(text));
-            row.insert(f.name().clone(), value);
-        }
-    }
+    let mut row = first_row_json(&batches)?;
     row.insert("wall_seconds".into(), seconds.into());
     row.insert("peak_rss_mb".into(), peak_rss_mb().into());
-    // Leave the dataset as it was for the next repetition.
-    ctx.vf_sql("DROP VECTOR INDEX bench_idx ON t")
-        .await?
-        .collect()
-        .await?;
+    if !args.keep {
+        sql(&ctx, "DROP VECTOR INDEX bench_idx ON t").await?;
+    }
     println!("{}", Value::Object(row));
     Ok(())
 }

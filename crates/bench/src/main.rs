@@ -9,6 +9,7 @@ mod load;
 mod npy;
 mod report;
 mod search;
+mod statement;
 mod table;
 mod take;
 
@@ -27,8 +28,10 @@ enum Command {
     Take(take::TakeArgs),
     /// KMeans training on a .npy file (bench/kmeans.py compares it with faiss).
     Kmeans(kmeans::KMeansArgs),
-    /// Writes a .npy matrix as a vecfusion dataset.
+    /// Writes a .npy matrix (or a slice of its rows) as a vecfusion dataset or a new fragment.
     Load(load::LoadArgs),
+    /// Timed SQL statements on a dataset (bench/optimize.py times OPTIMIZE with it).
+    Sql(statement::SqlArgs),
     /// One timed CREATE VECTOR INDEX (bench/build.py compares it with faiss and Lance).
     Build(index_build::BuildArgs),
     /// Recall and latency of ANN search (bench/search.py compares it with faiss and Lance).
@@ -43,5 +46,6 @@ async fn main() -> datafusion::error::Result<()> {
         Command::Load(args) => load::load(args).await,
         Command::Build(args) => index_build::build(args).await,
         Command::Search(args) => search::run(args).await,
+        Command::Sql(args) => statement::run(args).await,
     }
 }

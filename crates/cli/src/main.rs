@@ -6,6 +6,7 @@ mod progress;
 mod repl;
 mod run;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,9 +34,39 @@ struct Args {
     quiet: bool,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
+/// Stack of the runtime threads statements run on. DataFusion plans and drops expression
+/// trees recursively, so `SELECT 1 + 1 + ...` with thousands of terms overflowed the default
+/// 2 MiB (and the main thread's 8 MiB); this is address space, touched only when used.
+const STATEMENT_STACK_BYTES: usize = 256 << 20;
+
+/// How long exit waits for blocking work still running (a cancelled build stops at its next
+/// KMeans iteration; this bounds the wait if one does not).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(STATEMENT_STACK_BYTES)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The shell runs on a runtime thread (not the main thread) to get its large stack.
+    let code = runtime
+        .block_on(runtime.spawn(shell(Args::parse())))
+        .unwrap_or_else(|e| {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        });
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    code
+}
+
+async fn shell(args: Args) -> ExitCode {
     let mut config = datafusion::prelude::SessionConfig::new();
     if !args.quiet {
         config = config.with_extension(std::sync::Arc::new(progress_bars()));
@@ -47,7 +78,9 @@ async fn main() -> ExitCode {
     };
     if args.commands.is_empty() && args.files.is_empty() {
         return match run_repl(&ctx, options).await {
-            Ok(()) => ExitCode::SUCCESS,
+            // Piped input is a script: a failed statement fails the run, as with -f.
+            Ok(false) if !std::io::stdin().is_terminal() => ExitCode::FAILURE,
+            Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e}");
                 ExitCode::FAILURE

@@ -19,8 +19,9 @@ fn history_path() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".vecfusion_history"))
 }
 
-/// Runs the prompt until `\q` or end of input.
-pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline::Result<()> {
+/// Runs the prompt until `\q` or end of input. Returns whether every statement succeeded, so
+/// that piped input (`vecfusion < script.sql`) exits non-zero after a failure.
+pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline::Result<bool> {
     let mut editor = DefaultEditor::new()?;
     if let Some(p) = history_path() {
         let _ = editor.load_history(&p);
@@ -30,6 +31,7 @@ pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline:
         env!("CARGO_PKG_VERSION")
     );
     let mut buffer = String::new();
+    let mut all_ok = true;
     loop {
         let prompt = if buffer.is_empty() {
             "vecfusion> "
@@ -45,9 +47,11 @@ pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline:
                     match (parts.next(), parts.next().map(str::trim)) {
                         (Some("\\q"), _) => break,
                         (Some("\\?"), _) | (Some("\\h"), _) => println!("{HELP}"),
-                        (Some("\\d"), None) => execute(ctx, "SHOW TABLES;", options).await,
+                        (Some("\\d"), None) => {
+                            all_ok &= execute(ctx, "SHOW TABLES;", options).await
+                        }
                         (Some("\\d"), Some(name)) => {
-                            execute(ctx, &format!("DESCRIBE {name};"), options).await
+                            all_ok &= execute(ctx, &format!("DESCRIBE {name};"), options).await
                         }
                         _ => eprintln!("unknown command {trimmed}; \\? lists the commands"),
                     }
@@ -60,7 +64,7 @@ pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline:
                 if trimmed.ends_with(';') {
                     let sql = std::mem::take(&mut buffer);
                     let _ = editor.add_history_entry(sql.trim());
-                    execute(ctx, &sql, options).await;
+                    all_ok &= execute(ctx, &sql, options).await;
                 }
             }
             Err(ReadlineError::Interrupted) => buffer.clear(),
@@ -71,16 +75,23 @@ pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline:
     if let Some(p) = history_path() {
         let _ = editor.save_history(&p);
     }
-    Ok(())
+    Ok(all_ok)
 }
 
-async fn execute(ctx: &SessionContext, sql: &str, options: PrintOptions) {
+/// Runs `sql`; false when it failed or was cancelled. Cancelling drops the statement's
+/// future, which also stops the training threads of an index build (`kmeans::cancel`).
+async fn execute(ctx: &SessionContext, sql: &str, options: PrintOptions) -> bool {
     tokio::select! {
-        result = run_sql(ctx, sql, options) => {
-            if let Err(e) = result {
+        result = run_sql(ctx, sql, options) => match result {
+            Ok(()) => true,
+            Err(e) => {
                 eprintln!("Error: {e}");
+                false
             }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("Statement cancelled.");
+            false
         }
-        _ = tokio::signal::ctrl_c() => eprintln!("Statement cancelled."),
     }
 }

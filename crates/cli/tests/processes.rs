@@ -406,3 +406,80 @@ fn the_shell_prints_csv_and_fails_with_a_non_zero_exit_code() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("no_such_table"), "{err}");
 }
+
+#[test]
+fn piped_input_with_a_failed_statement_exits_non_zero() {
+    let mut child = Command::new(SHELL)
+        .args(["-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT nope;\nSELECT 1 AS one;\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    // The statements after the failure still ran, as in an interactive session.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("one"));
+}
+
+#[test]
+fn ctrl_c_cancels_a_build_its_training_stops_and_the_shell_exits_at_end_of_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d");
+    create_table(&path, 64, 200_000);
+    let mut child = Command::new(SHELL)
+        .args(["-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    // Hundreds of seconds of KMeans if nothing stops it.
+    writeln!(
+        stdin,
+        "{} CREATE VECTOR INDEX idx ON t (embedding) USING IVF_FLAT WITH (num_partitions = \
+         256, max_iterations = 1000, tolerance = 0);",
+        open_sql(&path)
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(child.try_wait().unwrap().is_none(), "the build ended early");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stdin); // end of input
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "the shell did not exit: the cancelled training kept running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("Statement cancelled."), "{err}");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a cancelled statement fails piped input"
+    );
+    let shown = shell_ok(&format!("{} SHOW VECTOR INDEXES FROM t;", open_sql(&path)));
+    assert_eq!(shown.lines().count(), 1, "nothing was committed: {shown}");
+}
