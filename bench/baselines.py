@@ -77,7 +77,7 @@ def lance_build(path: str, nlist: str, m: str, max_iterations: str | None = None
 
 def lance_index_deltas(ds) -> int:
     """How many pieces (a base index plus deltas) the dataset's vector index has."""
-    return sum(i.num_segments for i in ds.describe_indices())
+    return sum(len(i.segments) for i in ds.describe_indices())
 
 
 def lance_optimize(path: str) -> dict:
