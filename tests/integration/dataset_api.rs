@@ -169,7 +169,10 @@ async fn damaged_or_foreign_storage_gets_clear_errors() {
         ),
     )
     .await;
-    assert!(err.contains("is a file; a vecfusion dataset is a directory"), "{err}");
+    assert!(
+        err.contains("is a file; a vecfusion dataset is a directory"),
+        "{err}"
+    );
 
     // A directory of other files is not taken over.
     let foreign = dir.path().join("foreign");
