@@ -177,21 +177,11 @@ impl Quantizer for ProductCodes {
         QueryTables::new(lut)
     }
 
-    fn scan(
-        &self,
-        partition: usize,
-        coarse: f32,
-        _query: &[f32],
-        tables: &QueryTables,
-        codes: &Buffer,
-        scores: &mut [f32],
-        scratch: &mut Vec<f32>,
-    ) {
+    fn prepare_partition(&self, partition: usize, tables: &QueryTables, scratch: &mut Vec<f32>) {
         let (m, ksub) = (self.params.num_sub_vectors, self.ksub);
         let query_lut: &Vec<f32> = tables.get();
         if self.params.metric == Metric::Dot {
-            // −q·x ≈ −q·c_p − Σ_s q_s·codeword
-            return pq_adc(codes.as_slice(), m, ksub, query_lut, coarse, scores);
+            return; // the query table alone scores every partition
         }
         // ‖q − c_p − r‖² = ‖q − c_p‖² + Σ_s (−2·q_s·w + 2·c_p,s·w + ‖w‖²)
         let table = m * ksub;
@@ -211,6 +201,24 @@ impl Quantizer for ProductCodes {
         } else {
             let pre = &self.partition_tables[partition * table..(partition + 1) * table];
             add(pre, query_lut, scratch);
+        }
+    }
+
+    fn scan(
+        &self,
+        _partition: usize,
+        coarse: f32,
+        _query: &[f32],
+        tables: &QueryTables,
+        codes: &Buffer,
+        scores: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        let (m, ksub) = (self.params.num_sub_vectors, self.ksub);
+        if self.params.metric == Metric::Dot {
+            // −q·x ≈ −q·c_p − Σ_s q_s·codeword
+            let query_lut: &Vec<f32> = tables.get();
+            return pq_adc(codes.as_slice(), m, ksub, query_lut, coarse, scores);
         }
         pq_adc(codes.as_slice(), m, ksub, scratch, coarse, scores)
     }

@@ -131,9 +131,17 @@ impl LoadedIndex {
         order
     }
 
+    /// Prepares the scoring of partition `p` into `scratch`, once for all segments.
+    pub fn prepare_partition(&self, p: usize, q: &PreparedQuery, scratch: &mut Vec<f32>) {
+        self.model
+            .quantizer
+            .prepare_partition(p, &q.tables, scratch);
+    }
+
     /// Approximate scores (smaller is closer) of every row of partition `p` in `segment`,
     /// with their row addresses. `coarse` is the query's score against the partition's
-    /// centroid (from [`Self::rank_partitions`]); `scratch` is reusable space.
+    /// centroid (from [`Self::rank_partitions`]); `scratch` holds what
+    /// [`Self::prepare_partition`] wrote for `p`.
     pub fn scan_partition(
         &self,
         segment: &SegmentFile,

@@ -183,7 +183,8 @@ pub async fn search(
             if probed >= params.nprobes && found >= k {
                 break;
             }
-            // The partition's rows in every segment.
+            // The partition's rows in every segment, scored with one prepared table.
+            ix.prepare_partition(p, &q, &mut lut);
             for segment in &ix.segments {
                 let addrs = ix.scan_partition(segment, p, coarse, &q, &mut scores, &mut lut)?;
                 stats.rows_scored += addrs.len();
