@@ -308,18 +308,20 @@ pub async fn commit(
     op: &Operation,
 ) -> Result<Manifest> {
     let mut latest = base.clone();
+    let mut next = op.apply(&latest)?;
     // Durable before visible: the files the version adds reach the disk before the manifest
-    // that makes them part of it is written.
-    let first = op.apply(&latest)?;
+    // that makes them part of it is written (a rebase changes ids, never the files added).
     let before: std::collections::HashSet<&str> = base.files().collect();
-    let added: Vec<String> = first
+    let added: Vec<String> = next
         .files()
         .filter(|f| !before.contains(f))
         .map(str::to_string)
         .collect();
     durability::sync_files(location, &added).await?;
     for attempt in 0..MAX_ATTEMPTS {
-        let next = op.apply(&latest)?;
+        if attempt > 0 {
+            next = op.apply(&latest)?;
+        }
         if put_manifest_if_absent(location, &next).await? {
             durability::sync_manifest(location, next.version).await?;
             return Ok(next);

@@ -18,7 +18,7 @@ use datafusion::common::exec_datafusion_err;
 use datafusion::error::Result;
 
 use super::location::DatasetLocation;
-use super::versions::manifest_path;
+use super::versions::manifest_file;
 
 /// Flushes `files` (relative to the dataset root) and their directories to the disk.
 pub async fn sync_files(location: &DatasetLocation, files: &[String]) -> Result<()> {
@@ -41,17 +41,7 @@ pub async fn sync_files(location: &DatasetLocation, files: &[String]) -> Result<
 
 /// Flushes version `version`'s manifest and the `_versions` directory to the disk.
 pub async fn sync_manifest(location: &DatasetLocation, version: u64) -> Result<()> {
-    let Some(root) = location.local_root.clone() else {
-        return Ok(());
-    };
-    let relative = manifest_path(location, version);
-    let name = relative.filename().unwrap_or_default().to_string();
-    blocking(move || {
-        let dir = root.join("_versions");
-        sync(&dir.join(name))?;
-        sync(&dir)
-    })
-    .await
+    sync_files(location, &[manifest_file(version)]).await
 }
 
 /// fsync of a file or a directory (opening a directory read-only and syncing it is how a

@@ -12,9 +12,14 @@ use super::manifest::Manifest;
 const VERSIONS_DIR: &str = "_versions";
 const SUFFIX: &str = ".manifest";
 
-/// `_versions/00000000000000000007.manifest`: zero-padded so names sort like numbers.
+/// `_versions/00000000000000000007.manifest`, relative to the dataset root: zero-padded so
+/// names sort like numbers.
+pub fn manifest_file(version: u64) -> String {
+    format!("{VERSIONS_DIR}/{version:020}{SUFFIX}")
+}
+
 pub fn manifest_path(location: &DatasetLocation, version: u64) -> Path {
-    location.path(&format!("{VERSIONS_DIR}/{version:020}{SUFFIX}"))
+    location.path(&manifest_file(version))
 }
 
 /// Reads the manifest of `version`, or `None` if that version does not exist.
@@ -28,7 +33,7 @@ pub async fn read_manifest(location: &DatasetLocation, version: u64) -> Result<O
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(DataFusionError::External(Box::new(e))),
     };
-    let origin = format!("{}/{VERSIONS_DIR}/{version:020}{SUFFIX}", location.uri);
+    let origin = format!("{}/{}", location.uri, manifest_file(version));
     let manifest = Manifest::decode(&bytes, &origin)?;
     if manifest.version != version {
         return exec_err!(
