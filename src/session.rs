@@ -15,7 +15,9 @@ use crate::dataset::{Dataset, DatasetLocation};
 use crate::index::statements;
 use crate::metric::DistanceFunction;
 use crate::planner::VecfusionQueryPlanner;
-use crate::provider::{TimeTravelPlanner, VecfusionTable, VecfusionTableFactory};
+use crate::provider::{
+    TimeTravelPlanner, VecfusionTable, VecfusionTableFactory, name_not_null_violation,
+};
 use crate::search::settings::check_setting;
 use crate::search::{AnnRewrite, SearchSettings};
 use crate::sql::array_literal::NumericArrayLiteralPlanner;
@@ -117,7 +119,7 @@ impl VecfusionContext for SessionContext {
     async fn vf_execute(&self, statement: VfStatement) -> Result<DataFrame> {
         match statement {
             VfStatement::DataFusion(statement) => {
-                let insert_columns = insert_columns(&statement);
+                let insert_columns = values_insert_columns(&statement);
                 let plan = self.state().statement_to_plan(*statement).await?;
                 if let LogicalPlan::Statement(PlanStatement::SetVariable(set)) = &plan {
                     check_setting(&set.variable, &set.value)?;
@@ -136,10 +138,10 @@ impl VecfusionContext for SessionContext {
                 let df = self.execute_logical_plan(plan).await?;
                 if let (Some(written), Some(table)) = (insert_columns, table_columns) {
                     // Planned once now so that a NULL in a NOT NULL column of VALUES is
-                    // reported by the table's column name (see `name_values_column`).
+                    // reported by the table's column name (`name_not_null_violation`).
                     let columns = if written.is_empty() { table } else { written };
                     if let Err(e) = df.clone().create_physical_plan().await {
-                        return Err(name_values_column(e, &columns));
+                        return Err(name_not_null_violation(e, &columns));
                     }
                 }
                 Ok(df)
@@ -194,38 +196,16 @@ impl VecfusionContext for SessionContext {
     }
 }
 
-/// For `INSERT INTO t [(columns)] VALUES ...`: the column list as written (empty: all columns
-/// in table order).
-fn insert_columns(statement: &datafusion::sql::parser::Statement) -> Option<Vec<String>> {
-    use datafusion::sql::sqlparser::ast::Statement as Sql;
-    match statement {
-        datafusion::sql::parser::Statement::Statement(s) => match s.as_ref() {
-            Sql::Insert(insert) => Some(insert.columns.iter().map(|c| c.to_string()).collect()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// DataFusion builds `VALUES` rows with the target columns' nullability and reports a NULL
-/// in a NOT NULL column by the generated name of the VALUES column ("Column 'column2' is
-/// declared as non-nullable"); this names the table column the user wrote.
-fn name_values_column(
-    e: datafusion::error::DataFusionError,
-    columns: &[String],
-) -> datafusion::error::DataFusionError {
-    let text = e.to_string();
-    let position = text
-        .split_once("Column 'column")
-        .and_then(|(_, rest)| rest.split_once('\''))
-        .filter(|(_, rest)| rest.starts_with(" is declared as non-nullable"))
-        .and_then(|(n, _)| n.parse::<usize>().ok())
-        .and_then(|n| n.checked_sub(1));
-    match position.and_then(|i| columns.get(i)) {
-        Some(name) => datafusion::common::plan_datafusion_err!(
-            "column '{name}' is NOT NULL, but a row of VALUES has NULL for it; give every row a \
-             value for '{name}'"
-        ),
-        None => e,
-    }
+/// For `INSERT INTO t [(columns)] VALUES ...` (only: other sources are not planned twice):
+/// the column list as written (empty: all columns in table order).
+fn values_insert_columns(statement: &datafusion::sql::parser::Statement) -> Option<Vec<String>> {
+    use datafusion::sql::sqlparser::ast::{SetExpr, Statement as Sql};
+    let datafusion::sql::parser::Statement::Statement(s) = statement else {
+        return None;
+    };
+    let Sql::Insert(insert) = s.as_ref() else {
+        return None;
+    };
+    matches!(insert.source.as_deref()?.body.as_ref(), SetExpr::Values(_))
+        .then(|| insert.columns.iter().map(|c| c.to_string()).collect())
 }

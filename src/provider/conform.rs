@@ -10,7 +10,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{plan_datafusion_err, plan_err};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 
 /// Casts the columns of `batch` (by position) to `schema`.
 pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
@@ -133,4 +133,40 @@ fn check_vector_lengths(col: &ArrayRef, dim: usize, name: &str) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// DataFusion reports a NULL in a NOT NULL column by position before rows reach the sink:
+/// its insert plan checks each batch ("Invalid batch column at '0' has null but schema
+/// specifies non-nullable"), and `VALUES` rows are built with the target's nullability
+/// ("Column 'column2' is declared as non-nullable", the generated name of the second VALUES
+/// column). This names the table column instead; `columns` are the inserted columns in
+/// order. Other errors pass through.
+pub fn name_not_null_violation(e: DataFusionError, columns: &[String]) -> DataFusionError {
+    let text = e.to_string();
+    let between = |start: &str, end: &str| {
+        let (_, rest) = text.split_once(start)?;
+        let (n, rest) = rest.split_once('\'')?;
+        rest.starts_with(end).then(|| n.parse::<usize>().ok())?
+    };
+    if let Some(name) = between(
+        "Invalid batch column at '",
+        " has null but schema specifies",
+    )
+    .and_then(|i| columns.get(i))
+    {
+        return plan_datafusion_err!(
+            "column '{name}' is NOT NULL, but the inserted rows have a NULL in it; give every \
+             row a value for '{name}'"
+        );
+    }
+    if let Some(name) = between("Column 'column", " is declared as non-nullable")
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| columns.get(i))
+    {
+        return plan_datafusion_err!(
+            "column '{name}' is NOT NULL, but a row of VALUES has NULL for it; give every row a \
+             value for '{name}'"
+        );
+    }
+    e
 }

@@ -17,7 +17,7 @@ mod sink;
 mod table;
 mod time_travel;
 
-pub use conform::conform_batch;
+pub use conform::{conform_batch, name_not_null_violation};
 pub use factory::VecfusionTableFactory;
 pub use scan::{ROW_ADDRESS_COLUMN, ScanRequest, VecfusionScanExec};
 pub use table::{VecfusionTable, VersionTarget};
