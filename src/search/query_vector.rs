@@ -8,10 +8,10 @@ use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 
-use crate::metric::check_finite_query;
-
 /// The vector `e` holds: `Ok(None)` when `e` is not a constant list, an error when it is one
-/// that cannot be a query vector (NULL or non-finite elements, or not numbers).
+/// that cannot be a query vector (NULL elements, or not numbers). Non-finite elements are
+/// refused where every search checks its request (`SearchRequest::check`) and by the exact
+/// distance functions.
 pub fn constant_vector(e: &Expr) -> Result<Option<Vec<f32>>> {
     let values = match e {
         Expr::Literal(ScalarValue::FixedSizeList(a), _) => a.values().clone(),
@@ -28,9 +28,7 @@ pub fn constant_vector(e: &Expr) -> Result<Option<Vec<f32>>> {
         return plan_err!("the query vector has NULL elements; every element must be a number");
     }
     let floats = cast(&values, &DataType::Float32)?;
-    let floats = floats.as_primitive::<Float32Type>().values().to_vec();
-    check_finite_query(&floats, floats.len())?;
-    Ok(Some(floats))
+    Ok(Some(floats.as_primitive::<Float32Type>().values().to_vec()))
 }
 
 #[cfg(test)]

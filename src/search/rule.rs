@@ -42,8 +42,8 @@ fn distance_call(e: &Expr) -> Option<(DistanceFunction, String, Vec<f32>)> {
     };
     let function = DistanceFunction::from_name(f.name())?;
     match f.args.as_slice() {
-        // A constant that cannot be a query vector (NULL or non-finite elements) is left to
-        // the exact plan, whose distance function reports it.
+        // A constant that cannot be a query vector (NULL elements) is left to the exact
+        // plan, which reports it.
         [Expr::Column(c), q] | [q, Expr::Column(c)] => {
             Some((function, c.name.clone(), constant_vector(q).ok()??))
         }

@@ -44,17 +44,24 @@ pub fn check_setting(variable: &str, value: &str) -> Result<()> {
     let Some(name) = variable.strip_prefix("vecfusion.") else {
         return Ok(());
     };
+    let defaults = SearchSettings::default();
     let (takes, ok) = match name {
         "nprobes" => (
-            "an integer of at least 1 (IVF partitions probed per query; default 20)",
+            format!(
+                "an integer of at least 1 (IVF partitions probed per query; default {})",
+                defaults.nprobes
+            ),
             value.parse::<usize>().is_ok_and(|v| v >= 1),
         ),
         "refine_factor" => (
-            "an integer of at least 1 (candidates re-ranked per result row; default 1)",
+            format!(
+                "an integer of at least 1 (candidates re-ranked per result row; default {})",
+                defaults.refine_factor
+            ),
             value.parse::<usize>().is_ok_and(|v| v >= 1),
         ),
         "use_index" => (
-            "true or false",
+            "true or false".to_string(),
             matches!(value.to_ascii_lowercase().as_str(), "true" | "false"),
         ),
         _ => {
