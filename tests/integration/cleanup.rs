@@ -74,15 +74,7 @@ async fn cleanup_removes_only_this_datasets_leftovers() {
     );
     assert_eq!(scalar_i64(&ctx, "SELECT count(*) FROM t").await, 100);
     // The nested dataset is whole: a fresh session reads every row of it.
-    let reopened = vecfusion::new_session_context();
-    sql(
-        &reopened,
-        &format!(
-            "CREATE EXTERNAL TABLE inner_t STORED AS VECFUSION LOCATION '{}'",
-            inner.display()
-        ),
-    )
-    .await;
+    let reopened = open_table(&inner, "inner_t").await;
     assert_eq!(
         scalar_i64(&reopened, "SELECT count(*) FROM inner_t").await,
         50

@@ -64,6 +64,20 @@ pub async fn table_at(dir: &std::path::Path, dim: usize) -> SessionContext {
     ctx
 }
 
+/// A fresh session with the existing dataset at `dir` registered as table `name`.
+pub async fn open_table(dir: &std::path::Path, name: &str) -> SessionContext {
+    let ctx = new_session_context();
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS VECFUSION LOCATION '{}'",
+            dir.display()
+        ),
+    )
+    .await;
+    ctx
+}
+
 /// Runs one statement and collects its result, or returns the error text.
 pub async fn try_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
     match ctx.vf_sql(sql).await {

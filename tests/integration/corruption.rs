@@ -169,15 +169,7 @@ async fn older_versions_stay_readable_when_the_newest_manifest_is_damaged() {
     build(dir.path()).await;
     let newest = files(dir.path(), "_versions", ".manifest").pop().unwrap();
     std::fs::write(&newest, b"not a manifest at all").unwrap();
-    let ctx = vecfusion::new_session_context();
-    sql(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{}'",
-            dir.path().display()
-        ),
-    )
-    .await;
+    let ctx = open_table(dir.path(), "t").await;
     let err = sql_err(&ctx, "SELECT count(*) FROM t").await;
     assert!(
         err.contains("is not a vecfusion manifest") && err.contains("move it out of _versions/"),

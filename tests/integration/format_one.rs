@@ -32,15 +32,7 @@ async fn a_format_one_dataset_opens_searches_and_takes_new_segments() {
     );
     assert_eq!(pq.rows_indexed(), 2000);
 
-    let ctx = vecfusion::new_session_context();
-    sql(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{}'",
-            dir.path().display()
-        ),
-    )
-    .await;
+    let ctx = open_table(dir.path(), "t").await;
     let shown = sql(&ctx, "SHOW VECTOR INDEXES FROM t").await;
     assert_eq!(shown[0].num_rows(), 2);
     // With every partition probed and candidates refined, the old index answers like the
