@@ -170,33 +170,56 @@ impl IndexMeta {
     /// Checks the invariants a commit relies on: every segment names the model, no fragment
     /// is in two segments, and every covered fragment is one of `fragments`.
     pub fn check_segments(&self, fragments: &[FragmentMeta]) -> Result<()> {
+        match self.segment_violation(fragments) {
+            None => Ok(()),
+            Some(SegmentViolation::Missing(f)) => exec_err!(
+                "commit conflict: index '{}' covers fragment {f}, which this version no longer \
+                 has (a concurrent OPTIMIZE TABLE rewrote it); re-run the statement",
+                self.name
+            ),
+            Some(other) => exec_err!("{}", other.describe(self)),
+        }
+    }
+
+    fn segment_violation(&self, fragments: &[FragmentMeta]) -> Option<SegmentViolation<'_>> {
         let mut seen = std::collections::HashSet::new();
         for s in &self.segments {
             if s.model_id != self.model.id {
-                return exec_err!(
-                    "index '{}': segment {} was encoded with model '{}', not the index's model                      '{}'",
-                    self.name,
-                    s.file,
-                    s.model_id,
-                    self.model.id
-                );
+                return Some(SegmentViolation::ForeignModel(s));
             }
             for f in &s.fragments {
                 if !seen.insert(*f) {
-                    return exec_err!(
-                        "index '{}': fragment {f} would be in two segments",
-                        self.name
-                    );
+                    return Some(SegmentViolation::Twice(*f));
                 }
                 if !fragments.iter().any(|m| m.id == *f) {
-                    return exec_err!(
-                        "commit conflict: index '{}' covers fragment {f}, which this version no                          longer has (a concurrent OPTIMIZE TABLE rewrote it); re-run the statement",
-                        self.name
-                    );
+                    return Some(SegmentViolation::Missing(*f));
                 }
             }
         }
-        Ok(())
+        None
+    }
+}
+
+/// A broken invariant of an index's segments (see [`IndexMeta::check_segments`]).
+enum SegmentViolation<'a> {
+    ForeignModel(&'a SegmentMeta),
+    Twice(u32),
+    Missing(u32),
+}
+
+impl SegmentViolation<'_> {
+    fn describe(&self, index: &IndexMeta) -> String {
+        match self {
+            Self::ForeignModel(s) => format!(
+                "index '{}': segment {} was encoded with model '{}', not the index's model '{}'",
+                index.name, s.file, s.model_id, index.model.id
+            ),
+            Self::Twice(f) => format!("index '{}': fragment {f} is in two segments", index.name),
+            Self::Missing(f) => format!(
+                "index '{}' covers fragment {f}, which the version does not have",
+                index.name
+            ),
+        }
     }
 }
 
@@ -369,7 +392,96 @@ impl Manifest {
                 "checksum mismatch (header says {crc:08x}, content is {actual:08x})"
             )));
         }
-        serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))
+        let manifest: Manifest =
+            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
+        manifest.validate().map_err(corrupt)?;
+        Ok(manifest)
+    }
+
+    /// What every reader of a manifest relies on, checked once when it is read so that a
+    /// crafted or damaged manifest with a valid checksum is refused rather than trusted: row
+    /// counts that fit row addresses, unique fragment ids below `next_fragment_id`, file paths
+    /// inside the dataset's own directories (never `..` or absolute), indexes on existing
+    /// columns whose segments cover existing fragments once.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let mut ids = std::collections::HashSet::new();
+        for f in &self.fragments {
+            let what = || format!("fragment {}", f.id);
+            if !ids.insert(f.id) {
+                return Err(format!("{} is listed twice", what()));
+            }
+            if f.id >= self.next_fragment_id {
+                return Err(format!(
+                    "{} is not below next_fragment_id {}",
+                    what(),
+                    self.next_fragment_id
+                ));
+            }
+            check_relative_file(&f.file, "data").map_err(|e| format!("{}: {e}", what()))?;
+            if f.physical_rows > u64::from(u32::MAX) {
+                return Err(format!(
+                    "{} has {} rows, more than a fragment can address",
+                    what(),
+                    f.physical_rows
+                ));
+            }
+            if f.rows_per_batch == 0 && f.physical_rows > 0 {
+                return Err(format!("{} has rows_per_batch 0", what()));
+            }
+            if let Some(d) = &f.deletion {
+                check_relative_file(&d.file, "_deletions")
+                    .map_err(|e| format!("{}: {e}", what()))?;
+                if d.deleted_rows > f.physical_rows {
+                    return Err(format!(
+                        "{} has {} deleted rows of {}",
+                        what(),
+                        d.deleted_rows,
+                        f.physical_rows
+                    ));
+                }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for index in &self.indexes {
+            if !names.insert(index.name.as_str()) {
+                return Err(format!("index '{}' is listed twice", index.name));
+            }
+            if self.schema.field_with_name(&index.column).is_err() {
+                return Err(format!(
+                    "index '{}' is on column '{}', which the schema does not have",
+                    index.name, index.column
+                ));
+            }
+            for file in index.files() {
+                check_relative_file(file, "_indexes")
+                    .map_err(|e| format!("index '{}': {e}", index.name))?;
+            }
+            if let Some(violation) = index.segment_violation(&self.fragments) {
+                return Err(violation.describe(index));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file path as manifests store it: `dir/<name>`, relative to the dataset root, with a
+/// plain file name (no further `/`, no `..`, nothing a file system or object store would read
+/// as another place).
+fn check_relative_file(file: &str, dir: &str) -> std::result::Result<(), String> {
+    let name = file.strip_prefix(dir).and_then(|r| r.strip_prefix('/'));
+    let plain = name.is_some_and(|n| {
+        !n.is_empty()
+            && n != "."
+            && n != ".."
+            && !n.contains(['/', '\\', '\0'])
+            && !n.chars().any(char::is_control)
+    });
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "file path '{file}' is not a file directly inside {dir}/"
+        ))
     }
 }
 
@@ -446,6 +558,83 @@ mod tests {
         index.check_segments(&m.fragments).unwrap();
         // Written back in the current form, it reads the same.
         assert_eq!(Manifest::decode(&m.encode().unwrap(), "new").unwrap(), m);
+    }
+
+    /// A manifest with a valid checksum is still refused when what it says cannot be true:
+    /// readers would otherwise trust it (a path outside the dataset, impossible row counts).
+    #[test]
+    fn refuses_crafted_manifests_behind_a_valid_checksum() {
+        let sealed = |m: &Manifest| {
+            let body = serde_json::to_vec(m).unwrap();
+            let mut bytes = format!(
+                "VECFUSION-MANIFEST 2 crc32={:08x}\n",
+                crc32fast::hash(&body)
+            )
+            .into_bytes();
+            bytes.extend_from_slice(&body);
+            bytes
+        };
+        let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
+            (
+                "not a file directly inside data/",
+                Box::new(|m| m.fragments[0].file = "data/../../etc/passwd".into()),
+            ),
+            (
+                "not a file directly inside data/",
+                Box::new(|m| m.fragments[0].file = "/etc/passwd".into()),
+            ),
+            (
+                "deleted rows of",
+                Box::new(|m| {
+                    m.fragments[0].deletion = Some(DeletionMeta {
+                        file: "_deletions/0-x.bin".into(),
+                        deleted_rows: 4,
+                        crc32: None,
+                    })
+                }),
+            ),
+            (
+                "not a file directly inside _deletions/",
+                Box::new(|m| {
+                    m.fragments[0].deletion = Some(DeletionMeta {
+                        file: "_deletions/..".into(),
+                        deleted_rows: 1,
+                        crc32: None,
+                    })
+                }),
+            ),
+            (
+                "more than a fragment can address",
+                Box::new(|m| m.fragments[0].physical_rows = u64::MAX),
+            ),
+            (
+                "rows_per_batch 0",
+                Box::new(|m| m.fragments[0].rows_per_batch = 0),
+            ),
+            (
+                "listed twice",
+                Box::new(|m| {
+                    let again = m.fragments[0].clone();
+                    m.fragments.push(again)
+                }),
+            ),
+            (
+                "not below next_fragment_id",
+                Box::new(|m| m.next_fragment_id = 0),
+            ),
+        ];
+        for (expected, craft) in cases {
+            let mut m = sample();
+            craft(&mut m);
+            let err = Manifest::decode(&sealed(&m), "crafted")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(expected) && err.contains("corrupted manifest"),
+                "{err}"
+            );
+        }
+        Manifest::decode(&sealed(&sample()), "fine").unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod compaction;
 mod corruption;
 mod dataset_api;
 mod format_one;
+mod fuzz_corpus;
 mod index_build;
 mod search;
 mod segments;

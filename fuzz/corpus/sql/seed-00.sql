@@ -1,0 +1,1 @@
+SELECT id FROM t ORDER BY l2_distance(embedding, [0.1, 0.2, 0.3, 0.4]) LIMIT 3

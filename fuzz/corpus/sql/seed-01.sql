@@ -1,0 +1,1 @@
+SELECT id, _distance FROM vector_search('t', 'embedding', [0.1, 0.2, 0.3, 0.4], 5, 2, 3)

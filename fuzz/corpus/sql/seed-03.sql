@@ -1,0 +1,1 @@
+SELECT count(*) FROM vector_search('t', 'embedding', [0.1, 0.2, 0.3, 0.4], 1000000000, 1000000000, 1000000000)

@@ -1,0 +1,1 @@
+SET vecfusion.nprobes = 3; SET vecfusion.refine_factor = 2; SELECT id FROM t WHERE name LIKE 'row 1%' ORDER BY cosine_distance(embedding, [1, 0, 0, 0]) LIMIT 4

@@ -1,0 +1,1 @@
+SET vecfusion.use_index = false; SELECT id FROM t ORDER BY inner_product(embedding, [1, 2, 3, 4]) DESC LIMIT 2

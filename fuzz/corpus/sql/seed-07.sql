@@ -1,0 +1,1 @@
+SELECT id FROM t ORDER BY l2_distance(embedding, [0.1, 0.2]) LIMIT 3

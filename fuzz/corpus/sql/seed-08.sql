@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (9000, 'x', [1.0, 2.0, 3.0, 4.0]); SELECT count(*) FROM t

@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (9002, 'y', [1.0, NULL, 3.0, 4.0])

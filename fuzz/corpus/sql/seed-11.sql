@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (NULL, 'z', [1.0, 2.0, 3.0, 4.0])

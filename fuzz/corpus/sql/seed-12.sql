@@ -1,0 +1,1 @@
+INSERT INTO t SELECT id + 10000, 'r', vector FROM random_vectors(50, 4, 2, 5)

@@ -1,0 +1,1 @@
+DELETE FROM t WHERE id < 100; SELECT count(*) FROM t

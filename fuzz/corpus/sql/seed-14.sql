@@ -1,0 +1,1 @@
+UPDATE t SET name = 'u', embedding = [0, 0, 0, 1] WHERE id = 5

@@ -1,0 +1,1 @@
+CREATE VECTOR INDEX i2 ON t (embedding) USING IVF_FLAT WITH (num_partitions = 2)

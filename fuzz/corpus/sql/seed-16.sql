@@ -1,0 +1,1 @@
+CREATE VECTOR INDEX i3 ON t (embedding) USING IVF_SQ WITH (num_partitions = 3, metric = 'cosine', sample_rate = 4, max_iterations = 5)

@@ -1,0 +1,1 @@
+CREATE VECTOR INDEX x ON t (embedding) USING IVF_PQ WITH (num_partitions = -3)

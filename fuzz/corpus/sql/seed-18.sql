@@ -1,0 +1,1 @@
+CREATE VECTOR INDEX "é/../x%" ON t (embedding) USING IVF_FLAT WITH (num_partitions = 2)

@@ -1,0 +1,1 @@
+DROP VECTOR INDEX t_idx ON t; SELECT id FROM t ORDER BY l2_distance(embedding, [0, 0, 0, 0]) LIMIT 1

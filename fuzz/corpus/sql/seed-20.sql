@@ -1,0 +1,1 @@
+OPTIMIZE VECTOR INDEX t_idx ON t

@@ -1,0 +1,1 @@
+SELECT * FROM vecfusion_versions('t')

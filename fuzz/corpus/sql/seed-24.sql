@@ -1,0 +1,1 @@
+SELECT count(*) FROM vecfusion_cleanup('t', 0)

@@ -1,0 +1,1 @@
+EXPLAIN ANALYZE SELECT id FROM t ORDER BY l2_distance(embedding, [1, 1, 1, 1]) LIMIT 2

@@ -1,0 +1,1 @@
+SET vecfusion.nprobes = -1

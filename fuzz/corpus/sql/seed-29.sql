@@ -1,0 +1,1 @@
+SET vecfusion.refine_factor = 'lots'

@@ -1,0 +1,1 @@
+SELECT id, l2_distance(embedding, [3e38, 3e38, -3e38, 1]) FROM t ORDER BY 2 LIMIT 2

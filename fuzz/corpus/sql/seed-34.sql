@@ -1,0 +1,1 @@
+SELECT a.id FROM t a JOIN t b ON a.id = b.id ORDER BY l2_distance(a.embedding, b.embedding) LIMIT 3
