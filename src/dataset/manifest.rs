@@ -564,69 +564,42 @@ mod tests {
     /// readers would otherwise trust it (a path outside the dataset, impossible row counts).
     #[test]
     fn refuses_crafted_manifests_behind_a_valid_checksum() {
-        let sealed = |m: &Manifest| {
-            let body = serde_json::to_vec(m).unwrap();
-            let mut bytes = format!(
-                "VECFUSION-MANIFEST 2 crc32={:08x}\n",
-                crc32fast::hash(&body)
-            )
-            .into_bytes();
-            bytes.extend_from_slice(&body);
-            bytes
-        };
-        let cases: Vec<(&str, Box<dyn Fn(&mut Manifest)>)> = vec![
-            (
-                "not a file directly inside data/",
-                Box::new(|m| m.fragments[0].file = "data/../../etc/passwd".into()),
-            ),
-            (
-                "not a file directly inside data/",
-                Box::new(|m| m.fragments[0].file = "/etc/passwd".into()),
-            ),
-            (
-                "deleted rows of",
-                Box::new(|m| {
-                    m.fragments[0].deletion = Some(DeletionMeta {
-                        file: "_deletions/0-x.bin".into(),
-                        deleted_rows: 4,
-                        crc32: None,
-                    })
-                }),
-            ),
-            (
-                "not a file directly inside _deletions/",
-                Box::new(|m| {
-                    m.fragments[0].deletion = Some(DeletionMeta {
-                        file: "_deletions/..".into(),
-                        deleted_rows: 1,
-                        crc32: None,
-                    })
-                }),
-            ),
-            (
-                "more than a fragment can address",
-                Box::new(|m| m.fragments[0].physical_rows = u64::MAX),
-            ),
-            (
-                "rows_per_batch 0",
-                Box::new(|m| m.fragments[0].rows_per_batch = 0),
-            ),
-            (
-                "listed twice",
-                Box::new(|m| {
-                    let again = m.fragments[0].clone();
-                    m.fragments.push(again)
-                }),
-            ),
-            (
-                "not below next_fragment_id",
-                Box::new(|m| m.next_fragment_id = 0),
-            ),
+        fn deletion(file: &str, deleted_rows: u64) -> Option<DeletionMeta> {
+            Some(DeletionMeta {
+                file: file.into(),
+                deleted_rows,
+                crc32: None,
+            })
+        }
+        /// Makes a sample manifest say something impossible.
+        type Craft = fn(&mut Manifest);
+        let cases: Vec<(&str, Craft)> = vec![
+            ("not a file directly inside data/", |m| {
+                m.fragments[0].file = "data/../../etc/passwd".into()
+            }),
+            ("not a file directly inside data/", |m| {
+                m.fragments[0].file = "/etc/passwd".into()
+            }),
+            ("deleted rows of", |m| {
+                m.fragments[0].deletion = deletion("_deletions/0-x.bin", 4)
+            }),
+            ("not a file directly inside _deletions/", |m| {
+                m.fragments[0].deletion = deletion("_deletions/..", 1)
+            }),
+            ("more than a fragment can address", |m| {
+                m.fragments[0].physical_rows = u64::MAX
+            }),
+            ("rows_per_batch 0", |m| m.fragments[0].rows_per_batch = 0),
+            ("listed twice", |m| {
+                let again = m.fragments[0].clone();
+                m.fragments.push(again)
+            }),
+            ("not below next_fragment_id", |m| m.next_fragment_id = 0),
         ];
         for (expected, craft) in cases {
             let mut m = sample();
             craft(&mut m);
-            let err = Manifest::decode(&sealed(&m), "crafted")
+            let err = Manifest::decode(&m.encode().unwrap(), "crafted")
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -634,7 +607,7 @@ mod tests {
                 "{err}"
             );
         }
-        Manifest::decode(&sealed(&sample()), "fine").unwrap();
+        Manifest::decode(&sample().encode().unwrap(), "fine").unwrap();
     }
 
     #[test]
