@@ -374,8 +374,9 @@ pub fn reseal_index(data: &[u8]) -> Vec<u8> {
                 };
                 let offset = u64::from_le_bytes(e[..8].try_into().expect("8"));
                 let rows = u64::from_le_bytes(e[8..16].try_into().expect("8"));
-                let block = rows
-                    .checked_mul(8 + code_size)
+                let block = code_size
+                    .checked_add(8)
+                    .and_then(|code| rows.checked_mul(code))
                     .and_then(|n| range(offset, n));
                 if let Some(block) = block {
                     let crc = crc32fast::hash(&body[block]);

@@ -295,7 +295,9 @@ impl IndexFile {
                 crc32: u32::from_le_bytes(e[16..20].try_into().expect("4")),
             })
             .collect();
-        let code = 8 + file.header.code_size as u64;
+        let Some(code) = (file.header.code_size as u64).checked_add(8) else {
+            return Err(corrupt("code size"));
+        };
         let in_range = |e: &PartitionEntry| {
             e.rows
                 .checked_mul(code)

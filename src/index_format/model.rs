@@ -115,7 +115,10 @@ impl IndexModel {
             num_bits: h.num_bits,
         };
         let centroids = file.section_f32(SECTION_CENTROIDS)?;
-        if h.dim == 0 || centroids.len() != h.num_partitions * h.dim {
+        if h.dim == 0
+            || h.num_partitions == 0
+            || h.num_partitions.checked_mul(h.dim) != Some(centroids.len())
+        {
             return exec_err!(
                 "index file {} is corrupted: {} centroid values for {} partitions of {} \
                  dimensions; drop the index (DROP VECTOR INDEX) and build it again",

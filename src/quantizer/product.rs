@@ -85,11 +85,14 @@ impl ProductCodes {
             );
         }
         let codebooks = section(SECTION_PQ_CODEBOOKS)?;
-        let want = params.dim << params.num_bits;
-        if codebooks.len() != want {
+        // `dim` comes from the file's header: a crafted one must not wrap the product.
+        let want = params.dim.checked_mul(1 << params.num_bits);
+        if want != Some(codebooks.len()) {
             return exec_err!(
-                "the PQ codebooks hold {} values, expected {want}",
-                codebooks.len()
+                "the PQ codebooks hold {} values, expected {} dimensions × {} codewords",
+                codebooks.len(),
+                params.dim,
+                1usize << params.num_bits
             );
         }
         Self::new(params, codebooks, centroids.clone())

@@ -132,11 +132,10 @@ impl ScalarQuantizer {
         section: &dyn Fn(&str) -> Result<ScalarBuffer<f32>>,
     ) -> Result<Self> {
         let both = section(SECTION_SQ_BOUNDS)?;
-        if both.len() != 2 * params.dim {
+        if params.dim.checked_mul(2) != Some(both.len()) {
             return exec_err!(
-                "the SQ bounds hold {} values, expected {} for {} dimensions",
+                "the SQ bounds hold {} values, expected a minimum and a maximum for each of {} dimensions",
                 both.len(),
-                2 * params.dim,
                 params.dim
             );
         }
