@@ -14,6 +14,9 @@ cargo fmt --all --check
 step "cargo build (tests and binaries)"
 cargo build --workspace --all-targets --locked
 
+step "reference embedding model (all-MiniLM-L6-v2, once)"
+scripts/fetch-models.sh
+
 step "cargo test"
 cargo test --workspace --locked
 

@@ -18,6 +18,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of modules.
 
 pub mod dataset;
+pub mod embed;
 pub mod index;
 pub mod index_format;
 pub mod kmeans;

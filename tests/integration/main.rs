@@ -5,6 +5,7 @@ mod common;
 mod compaction;
 mod corruption;
 mod dataset_api;
+mod embeddings;
 mod format_one;
 mod fuzz_corpus;
 mod index_build;

@@ -1,0 +1,235 @@
+//! Sentence embeddings as SQL functions, against all-MiniLM-L6-v2's published numbers.
+//! The model comes from `scripts/fetch-models.sh` (the test command runs it first).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float32Type};
+use vecfusion::embed::{EmbeddingFunction, ModelDirectory};
+use vecfusion::kmeans::AcceleratorRequest;
+use vecfusion::{VecfusionContext, new_session_context};
+
+use crate::common::{sql, sql_err};
+
+fn minilm_dir() -> PathBuf {
+    let dir = match std::env::var_os("VECFUSION_MODELS") {
+        Some(models) => PathBuf::from(models),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vecfusion/models")
+        }
+    }
+    .join("all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} is missing: run scripts/fetch-models.sh",
+        dir.display()
+    );
+    dir
+}
+
+fn session_with_minilm() -> datafusion::prelude::SessionContext {
+    let ctx = new_session_context();
+    let f = EmbeddingFunction::load("minilm", minilm_dir(), AcceleratorRequest::Cpu).unwrap();
+    ctx.register_udf(f.into_udf());
+    ctx
+}
+
+/// The model card's example: "The weather is lovely today." against two sentences.
+#[tokio::test]
+async fn minilm_matches_the_model_cards_similarities() {
+    let ctx = session_with_minilm();
+    let batches = sql(
+        &ctx,
+        "SELECT 1 - cosine_distance(minilm('The weather is lovely today.'), minilm(s)) AS sim \
+         FROM (VALUES ('It''s so sunny outside!'), ('He drove to the stadium.')) AS t(s)",
+    )
+    .await;
+    let sims: Vec<f32> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Float32Type>().values().to_vec())
+        .collect();
+    assert_eq!(sims.len(), 2);
+    assert!((sims[0] - 0.6660).abs() < 5e-4, "sunny: {}", sims[0]);
+    assert!((sims[1] - 0.1046).abs() < 5e-4, "stadium: {}", sims[1]);
+}
+
+#[tokio::test]
+async fn embeddings_are_unit_vectors_null_for_null_text_and_independent_of_batching() {
+    let ctx = session_with_minilm();
+    let batches = sql(
+        &ctx,
+        "SELECT minilm(s) FROM (VALUES ('a short text'), (NULL), (''), \
+         ('a much longer text that pads every other text of its batch to its own length')) AS t(s)",
+    )
+    .await;
+    let col = batches[0].column(0);
+    assert_eq!(
+        col.data_type(),
+        &DataType::FixedSizeList(
+            Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
+                DataType::Float32,
+                true
+            )),
+            384
+        )
+    );
+    let list = col.as_fixed_size_list();
+    assert!(list.is_null(1) && !list.is_null(0) && !list.is_null(2));
+    let row = |i: usize| {
+        list.value(i)
+            .as_primitive::<Float32Type>()
+            .values()
+            .to_vec()
+    };
+    for i in [0, 2, 3] {
+        let norm: f32 = row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "row {i} has norm {norm}");
+    }
+    // Alone, the short text gets the same embedding as beside a longer, padded one.
+    let alone = sql(&ctx, "SELECT minilm('a short text')").await;
+    let alone = alone[0].column(0).as_fixed_size_list().value(0);
+    let alone = alone.as_primitive::<Float32Type>().values();
+    let batched = row(0);
+    let max_diff = alone
+        .iter()
+        .zip(&batched)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        max_diff < 1e-5,
+        "padding changed the embedding by {max_diff}"
+    );
+}
+
+#[tokio::test]
+async fn texts_longer_than_the_model_limit_are_truncated_to_256_tokens() {
+    let dir = ModelDirectory::open(minilm_dir()).unwrap();
+    assert_eq!(dir.max_tokens, 256);
+    let ctx = session_with_minilm();
+    // 300 and 400 words: both truncated to the same first 256 tokens, so the same embedding.
+    let a = "word ".repeat(300);
+    let b = format!("{a}{}", "other ".repeat(100));
+    let batches = sql(
+        &ctx,
+        &format!("SELECT cosine_distance(minilm('{a}'), minilm('{b}'))"),
+    )
+    .await;
+    let d = batches[0].column(0).as_primitive::<Float32Type>().value(0);
+    assert!(d.abs() < 1e-5, "distance {d}");
+}
+
+#[tokio::test]
+async fn bad_model_directories_and_arguments_get_clear_errors() {
+    let missing = EmbeddingFunction::load("m", "/nonexistent/model", AcceleratorRequest::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("does not exist"), "{missing}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = EmbeddingFunction::load("m", empty.path(), AcceleratorRequest::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no config.json"), "{err}");
+
+    // A copy of the model whose weights are truncated, and one whose config is not BERT's.
+    let broken = tempfile::tempdir().unwrap();
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "modules.json",
+        "sentence_bert_config.json",
+    ] {
+        std::fs::copy(minilm_dir().join(f), broken.path().join(f)).unwrap();
+    }
+    let weights = std::fs::read(minilm_dir().join("model.safetensors")).unwrap();
+    std::fs::write(broken.path().join("model.safetensors"), &weights[..1000]).unwrap();
+    let err = EmbeddingFunction::load("m", broken.path(), AcceleratorRequest::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.safetensors cannot be read"), "{err}");
+    std::fs::write(
+        broken.path().join("config.json"),
+        r#"{"model_type": "gpt2", "architectures": ["GPT2Model"]}"#,
+    )
+    .unwrap();
+    let err = EmbeddingFunction::load("m", broken.path(), AcceleratorRequest::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a gpt2 model"), "{err}");
+
+    let ctx = session_with_minilm();
+    let err = sql_err(&ctx, "SELECT minilm(42)").await;
+    assert!(err.contains("minilm embeds text"), "{err}");
+    let err = sql_err(&ctx, "SELECT minilm('a', 'b')").await;
+    assert!(err.contains("takes one text argument"), "{err}");
+}
+
+/// A constant text is embedded while planning: the query the ANN rewrite sees has a constant
+/// vector, and the index serves `ORDER BY cosine_distance(embedding, minilm('...')) LIMIT k`.
+#[tokio::test]
+async fn query_by_text_is_served_by_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = session_with_minilm();
+    let location = dir.path().join("docs");
+    ctx.vf_sql(&format!(
+        "CREATE EXTERNAL TABLE docs (id BIGINT, text VARCHAR, embedding FLOAT[384]) \
+         STORED AS VECFUSION LOCATION '{}'",
+        location.display()
+    ))
+    .await
+    .unwrap();
+    let texts = [
+        "The cat sat on the mat.",
+        "Dogs love to play fetch in the park.",
+        "The stock market fell sharply today.",
+        "Interest rates were raised by the central bank.",
+        "It is sunny and warm outside.",
+        "Heavy rain is expected tomorrow.",
+        "The team won the championship game.",
+        "She scored the winning goal in the final minute.",
+    ];
+    let values: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("({i}, '{t}')"))
+        .collect();
+    // Through a table: DataFusion 55 plans `INSERT ... SELECT ... FROM (VALUES ...)` with the
+    // target's column count for the VALUES list (also for its own memory tables).
+    sql(
+        &ctx,
+        &format!(
+            "CREATE TABLE texts AS SELECT * FROM (VALUES {}) AS t(id, text)",
+            values.join(", ")
+        ),
+    )
+    .await;
+    sql(
+        &ctx,
+        "INSERT INTO docs SELECT id, text, minilm(text) FROM texts",
+    )
+    .await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX docs_idx ON docs (embedding) USING IVF_FLAT \
+         WITH (num_partitions = 2, metric = 'cosine')",
+    )
+    .await;
+    let query = "SELECT id FROM docs \
+                 ORDER BY cosine_distance(embedding, minilm('What is the weather like?')) LIMIT 2";
+    let plan = sql(&ctx, &format!("EXPLAIN {query}")).await;
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    let search = plan
+        .lines()
+        .find(|l| l.contains("AnnSearchExec"))
+        .unwrap_or_else(|| panic!("not served by the index:\n{plan}"));
+    assert!(
+        search.contains("[384 values]") && search.contains("index=docs_idx"),
+        "the query text was not embedded at planning: {search}"
+    );
+    let mut ids = crate::common::column_i64(&ctx, query).await;
+    ids.sort();
+    assert_eq!(ids, vec![4, 5], "the two weather sentences");
+}
