@@ -24,6 +24,7 @@ use crate::sql::array_literal::NumericArrayLiteralPlanner;
 use crate::sql::{VfStatement, dialect_for, parse_statements};
 use crate::udf::{
     CleanupFunction, RandomVectorsFunction, VectorSearchFunction, VersionsFunction, distance_udf,
+    embedding_models,
 };
 
 /// The session state builder with everything vecfusion adds to DataFusion's defaults: the
@@ -159,6 +160,11 @@ impl VecfusionContext for SessionContext {
             VfStatement::OptimizeTable(stmt) => statements::optimize_table(self, &stmt).await,
             VfStatement::DropVectorIndex(stmt) => statements::drop_index(self, &stmt).await,
             VfStatement::ShowVectorIndexes(stmt) => statements::show_indexes(self, &stmt).await,
+            VfStatement::CreateEmbeddingModel(stmt) => {
+                embedding_models::create_model(self, &stmt).await
+            }
+            VfStatement::DropEmbeddingModel(stmt) => embedding_models::drop_model(self, &stmt),
+            VfStatement::ShowEmbeddingModels => embedding_models::show_models(self),
             VfStatement::Explain {
                 analyze,
                 verbose,

@@ -19,8 +19,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use super::dialect::VecfusionDialect;
 use super::expression_depth::check_expression_depth;
 use super::statement::{
-    CreateVectorIndex, DropVectorIndex, OptimizeTable, OptimizeVectorIndex, OptionValue,
-    ShowVectorIndexes,
+    CreateEmbeddingModel, CreateVectorIndex, DropEmbeddingModel, DropVectorIndex, OptimizeTable,
+    OptimizeVectorIndex, OptionValue, ShowVectorIndexes,
 };
 
 /// A parsed statement.
@@ -33,6 +33,10 @@ pub enum VfStatement {
     OptimizeVectorIndex(OptimizeVectorIndex),
     OptimizeTable(OptimizeTable),
     ShowVectorIndexes(ShowVectorIndexes),
+    CreateEmbeddingModel(CreateEmbeddingModel),
+    DropEmbeddingModel(DropEmbeddingModel),
+    /// `SHOW EMBEDDING MODELS`
+    ShowEmbeddingModels,
     /// `EXPLAIN [ANALYZE] [VERBOSE]` of one of vecfusion's statements.
     Explain {
         analyze: bool,
@@ -48,6 +52,9 @@ impl std::fmt::Display for VfStatement {
             VfStatement::CreateVectorIndex(s) => write!(f, "{s}"),
             VfStatement::OptimizeVectorIndex(s) => write!(f, "{s}"),
             VfStatement::OptimizeTable(s) => write!(f, "{s}"),
+            VfStatement::CreateEmbeddingModel(s) => write!(f, "{s}"),
+            VfStatement::DropEmbeddingModel(s) => write!(f, "{s}"),
+            VfStatement::ShowEmbeddingModels => write!(f, "SHOW EMBEDDING MODELS"),
             VfStatement::DropVectorIndex(s) => {
                 let if_exists = if s.if_exists { "IF EXISTS " } else { "" };
                 write!(f, "DROP VECTOR INDEX {if_exists}{} ON {}", s.name, s.table)
@@ -163,11 +170,72 @@ fn is_vecfusion_statement(parser: &DFParser, skip: usize) -> bool {
         || peek_words(parser, skip, &["OPTIMIZE", "VECTOR", "INDEX"])
         || peek_words(parser, skip, &["OPTIMIZE", "TABLE"])
         || peek_words(parser, skip, &["SHOW", "VECTOR", "INDEXES"])
+        || is_embedding_model_statement(parser, skip)
+}
+
+fn is_embedding_model_statement(parser: &DFParser, skip: usize) -> bool {
+    peek_words(parser, skip, &["CREATE", "EMBEDDING", "MODEL"])
+        || peek_words(parser, skip, &["DROP", "EMBEDDING", "MODEL"])
+        || peek_words(parser, skip, &["SHOW", "EMBEDDING", "MODELS"])
+}
+
+/// `CREATE/DROP EMBEDDING MODEL`, `SHOW EMBEDDING MODELS` (the three words already peeked).
+fn parse_embedding_model_statement(parser: &mut DFParser) -> Result<VfStatement> {
+    let first = word(&parser.parser.next_token().token).unwrap_or_default();
+    parser.parser.next_token(); // EMBEDDING
+    parser.parser.next_token(); // MODEL / MODELS
+    let p = &mut parser.parser;
+    // A function name as DataFusion resolves it: unquoted names are lower-cased.
+    let function_name = |p: &mut datafusion::sql::sqlparser::parser::Parser| {
+        p.parse_identifier().map(|i| match i.quote_style {
+            None => i.value.to_lowercase(),
+            Some(_) => i.value,
+        })
+    };
+    Ok(match first.as_str() {
+        "CREATE" => {
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = function_name(p)?;
+            if !p.parse_keyword(Keyword::FROM) {
+                return Err(ParserError::ParserError(format!(
+                    "CREATE EMBEDDING MODEL {name} needs the model's directory: CREATE EMBEDDING \
+                     MODEL {name} FROM '/path/to/model' [WITH (accelerator = 'auto')]"
+                ))
+                .into());
+            }
+            let path = match p.parse_value()?.value {
+                Value::SingleQuotedString(s) => s,
+                other => {
+                    return Err(ParserError::ParserError(format!(
+                        "CREATE EMBEDDING MODEL {name} FROM expects a quoted directory path, \
+                         found {other}"
+                    ))
+                    .into());
+                }
+            };
+            let options = parse_with_options(p)?;
+            VfStatement::CreateEmbeddingModel(CreateEmbeddingModel {
+                name,
+                if_not_exists,
+                path,
+                options,
+            })
+        }
+        "DROP" => {
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = function_name(p)?;
+            VfStatement::DropEmbeddingModel(DropEmbeddingModel { name, if_exists })
+        }
+        _ => VfStatement::ShowEmbeddingModels,
+    })
 }
 
 fn parse_vecfusion_statement(parser: &mut DFParser) -> Result<Option<VfStatement>> {
     if !is_vecfusion_statement(parser, 0) {
         return Ok(None);
+    }
+    if is_embedding_model_statement(parser, 0) {
+        return parse_embedding_model_statement(parser).map(Some);
     }
     if peek_words(parser, 0, &["OPTIMIZE", "TABLE"]) {
         parser.parser.next_token(); // OPTIMIZE
@@ -284,4 +352,61 @@ fn parse_with_options(
     })?;
     p.expect_token(&Token::RParen)?;
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+    fn parse_one(sql: &str) -> VfStatement {
+        let mut s = parse_statements(sql, &GenericDialect {}).unwrap();
+        assert_eq!(s.len(), 1, "{sql}");
+        s.remove(0)
+    }
+
+    #[test]
+    fn embedding_model_statements_parse_and_print_back() {
+        let create = |sql: &str| match parse_one(sql) {
+            VfStatement::CreateEmbeddingModel(c) => c,
+            other => panic!("{other:?}"),
+        };
+        let drop = |sql: &str| match parse_one(sql) {
+            VfStatement::DropEmbeddingModel(d) => d,
+            other => panic!("{other:?}"),
+        };
+        let c = create(
+            "create embedding model if not exists MiniLM from '/m/it''s' with (accelerator = 'auto')",
+        );
+        assert_eq!((c.name.as_str(), c.path.as_str()), ("minilm", "/m/it's"));
+        assert!(c.if_not_exists);
+        assert_eq!(
+            c.options,
+            [("accelerator".into(), OptionValue::String("auto".into()))]
+        );
+        assert_eq!(create(&c.to_string()), c);
+        assert_eq!(
+            create("CREATE EMBEDDING MODEL \"MiniLM\" FROM '/m'").name,
+            "MiniLM"
+        );
+
+        let d = drop("DROP EMBEDDING MODEL IF EXISTS minilm");
+        assert_eq!(
+            d,
+            DropEmbeddingModel {
+                name: "minilm".into(),
+                if_exists: true
+            }
+        );
+        assert_eq!(drop(&d.to_string()), d);
+        assert!(matches!(
+            parse_one("SHOW EMBEDDING MODELS"),
+            VfStatement::ShowEmbeddingModels
+        ));
+
+        let err = parse_statements("CREATE EMBEDDING MODEL m FROM 42", &GenericDialect {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expects a quoted directory path"), "{err}");
+    }
 }

@@ -76,6 +76,42 @@ impl fmt::Display for OptimizeTable {
     }
 }
 
+/// `CREATE EMBEDDING MODEL [IF NOT EXISTS] name FROM 'directory' [WITH (...)]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateEmbeddingModel {
+    /// The SQL function's name (lower-cased unless quoted, as DataFusion resolves functions).
+    pub name: String,
+    pub if_not_exists: bool,
+    pub path: String,
+    pub options: Vec<(String, OptionValue)>,
+}
+
+impl fmt::Display for CreateEmbeddingModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE EMBEDDING MODEL ")?;
+        if self.if_not_exists {
+            write!(f, "IF NOT EXISTS ")?;
+        }
+        let path = OptionValue::String(self.path.clone());
+        write!(f, "{} FROM {path}", self.name)?;
+        write_options(f, &self.options)
+    }
+}
+
+/// `DROP EMBEDDING MODEL [IF EXISTS] name`
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropEmbeddingModel {
+    pub name: String,
+    pub if_exists: bool,
+}
+
+impl fmt::Display for DropEmbeddingModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let if_exists = if self.if_exists { "IF EXISTS " } else { "" };
+        write!(f, "DROP EMBEDDING MODEL {if_exists}{}", self.name)
+    }
+}
+
 fn write_options(f: &mut fmt::Formatter<'_>, options: &[(String, OptionValue)]) -> fmt::Result {
     if !options.is_empty() {
         let opts: Vec<String> = options.iter().map(|(k, v)| format!("{k} = {v}")).collect();

@@ -1,8 +1,10 @@
-//! SQL functions: exact vector distances and table functions.
+//! SQL functions: exact vector distances, table functions, and the statements that manage
+//! embedding models (which are SQL functions).
 
 pub mod cleanup;
 mod computed;
 pub mod distance;
+pub mod embedding_models;
 pub mod lookup;
 pub mod random_vectors;
 pub mod vector_search;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float32Type};
+use datafusion::execution::FunctionRegistry;
 use vecfusion::embed::{EmbeddingFunction, ModelDirectory};
 use vecfusion::kmeans::AcceleratorRequest;
 use vecfusion::{VecfusionContext, new_session_context};
@@ -232,4 +233,75 @@ async fn query_by_text_is_served_by_the_index() {
     let mut ids = crate::common::column_i64(&ctx, query).await;
     ids.sort();
     assert_eq!(ids, vec![4, 5], "the two weather sentences");
+}
+
+#[tokio::test]
+async fn create_show_and_drop_embedding_models_in_sql() {
+    let ctx = new_session_context();
+    let dir = minilm_dir();
+    let create = format!("CREATE EMBEDDING MODEL MiniLM FROM '{}'", dir.display());
+    sql(&ctx, &create).await;
+    // Unquoted names are lower-cased, as DataFusion resolves function names.
+    let shown = sql(&ctx, "SHOW EMBEDDING MODELS").await;
+    let shown = datafusion::arrow::util::pretty::pretty_format_batches(&shown)
+        .unwrap()
+        .to_string();
+    assert!(
+        shown.contains("| minilm ") && shown.contains("| 384 ") && shown.contains("| cpu "),
+        "{shown}"
+    );
+    let dims = crate::common::scalar_i64(&ctx, "SELECT array_length(minilm('hello'))").await;
+    assert_eq!(dims, 384);
+
+    let err = sql_err(&ctx, &create).await;
+    assert!(err.contains("already exists"), "{err}");
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EMBEDDING MODEL IF NOT EXISTS minilm FROM '{}'",
+            dir.display()
+        ),
+    )
+    .await;
+    let err = sql_err(
+        &ctx,
+        &format!("CREATE EMBEDDING MODEL lower FROM '{}'", dir.display()),
+    )
+    .await;
+    assert!(err.contains("'lower' is already a SQL function"), "{err}");
+    let err = sql_err(
+        &ctx,
+        &format!(
+            "CREATE EMBEDDING MODEL m2 FROM '{}' WITH (batch = 3)",
+            dir.display()
+        ),
+    )
+    .await;
+    assert!(err.contains("unknown option 'batch'"), "{err}");
+    let err = sql_err(
+        &ctx,
+        &format!(
+            "CREATE EMBEDDING MODEL m2 FROM '{}' WITH (accelerator = 'tpu')",
+            dir.display()
+        ),
+    )
+    .await;
+    assert!(err.contains("unknown accelerator 'tpu'"), "{err}");
+    let err = sql_err(&ctx, "CREATE EMBEDDING MODEL m2 FROM '/no/such/dir'").await;
+    assert!(err.contains("does not exist"), "{err}");
+    let err = sql_err(&ctx, "CREATE EMBEDDING MODEL m2").await;
+    assert!(err.contains("needs the model's directory"), "{err}");
+
+    sql(&ctx, "DROP EMBEDDING MODEL minilm").await;
+    let err = sql_err(&ctx, "SELECT minilm('hello')").await;
+    assert!(err.contains("minilm"), "{err}");
+    let err = sql_err(&ctx, "DROP EMBEDDING MODEL minilm").await;
+    assert!(
+        err.contains("there is no embedding model 'minilm'"),
+        "{err}"
+    );
+    sql(&ctx, "DROP EMBEDDING MODEL IF EXISTS minilm").await;
+    let err = sql_err(&ctx, "DROP EMBEDDING MODEL lower").await;
+    assert!(err.contains("there is no embedding model 'lower'"), "{err}");
+    assert!(ctx.udf("lower").is_ok(), "a built-in function was dropped");
 }
