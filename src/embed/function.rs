@@ -77,7 +77,14 @@ impl EmbeddingFunction {
         let values = self.embedder.embed(&present)?;
         let dim = self.embedder.dim();
         // Rows of NULL texts get zeros under a NULL bit, as Arrow lays out null list slots.
-        let mut all = vec![0f32; texts.len() * dim];
+        let Some(total) = texts.len().checked_mul(dim) else {
+            return exec_err!(
+                "{}: {} texts are too many for one batch",
+                self.name,
+                texts.len()
+            );
+        };
+        let mut all = vec![0f32; total];
         let mut next = 0;
         for (i, t) in texts.iter().enumerate() {
             if t.is_some() {

@@ -38,12 +38,8 @@ pub async fn create_model(ctx: &SessionContext, stmt: &CreateEmbeddingModel) -> 
             }
         }
     }
-    if let Ok(existing) = ctx.udf(&stmt.name) {
-        if existing
-            .inner()
-            .downcast_ref::<EmbeddingFunction>()
-            .is_none()
-        {
+    if ctx.udf(&stmt.name).is_ok() {
+        if !is_embedding_model(ctx, &stmt.name) {
             return plan_err!(
                 "'{}' is already a SQL function; give the embedding model another name",
                 stmt.name
@@ -68,10 +64,14 @@ pub async fn create_model(ctx: &SessionContext, stmt: &CreateEmbeddingModel) -> 
     ctx.read_empty()
 }
 
+/// Whether the session's function `name` is an embedding model (not a built-in or other UDF).
+fn is_embedding_model(ctx: &SessionContext, name: &str) -> bool {
+    ctx.udf(name)
+        .is_ok_and(|f| f.inner().downcast_ref::<EmbeddingFunction>().is_some())
+}
+
 pub fn drop_model(ctx: &SessionContext, stmt: &DropEmbeddingModel) -> Result<DataFrame> {
-    let is_model = ctx
-        .udf(&stmt.name)
-        .is_ok_and(|f| f.inner().downcast_ref::<EmbeddingFunction>().is_some());
+    let is_model = is_embedding_model(ctx, &stmt.name);
     if !is_model && !stmt.if_exists {
         return plan_err!(
             "there is no embedding model '{}' (SHOW EMBEDDING MODELS lists them)",
