@@ -4,19 +4,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::common::plan_err;
+use datafusion::common::{TableReference, plan_err};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{LogicalPlan, Statement as PlanStatement};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::dataset::{Dataset, DatasetLocation};
 use crate::index::statements;
 use crate::metric::DistanceFunction;
 use crate::planner::VecfusionQueryPlanner;
 use crate::provider::{
-    TimeTravelPlanner, VecfusionTable, VecfusionTableFactory, name_not_null_violation,
+    TimeTravelPlanner, VecfusionTable, VecfusionTableFactory, alter_table, name_not_null_violation,
+    refresh_table, refresh_tables,
 };
 use crate::search::settings::check_setting;
 use crate::search::{AnnRewrite, SearchSettings};
@@ -118,8 +121,17 @@ impl VecfusionContext for SessionContext {
     }
 
     async fn vf_execute(&self, statement: VfStatement) -> Result<DataFrame> {
+        if let Some(table) = statement_table(&statement) {
+            refresh_table(self, TableReference::from(table)).await;
+        }
         match statement {
             VfStatement::DataFusion(statement) => {
+                if let DFStatement::Statement(s) = statement.as_ref()
+                    && let SqlStatement::AlterTable(alter) = s.as_ref()
+                {
+                    return alter_table(self, alter).await;
+                }
+                refresh_tables(self, &statement).await;
                 let insert_columns = values_insert_columns(&statement);
                 let plan = self.state().statement_to_plan(*statement).await?;
                 if let LogicalPlan::Statement(PlanStatement::SetVariable(set)) = &plan {
@@ -204,6 +216,19 @@ impl VecfusionContext for SessionContext {
 
 /// For `INSERT INTO t [(columns)] VALUES ...` (only: other sources are not planned twice):
 /// the column list as written (empty: all columns in table order).
+/// The table one of vecfusion's own statements works on.
+fn statement_table(statement: &VfStatement) -> Option<&str> {
+    match statement {
+        VfStatement::CreateVectorIndex(s) => Some(&s.table),
+        VfStatement::OptimizeVectorIndex(s) => Some(&s.table),
+        VfStatement::OptimizeTable(s) => Some(&s.table),
+        VfStatement::DropVectorIndex(s) => Some(&s.table),
+        VfStatement::ShowVectorIndexes(s) => s.table.as_deref(),
+        VfStatement::Explain { statement, .. } => statement_table(statement),
+        _ => None,
+    }
+}
+
 fn values_insert_columns(statement: &datafusion::sql::parser::Statement) -> Option<Vec<String>> {
     use datafusion::sql::sqlparser::ast::{SetExpr, Statement as Sql};
     let datafusion::sql::parser::Statement::Statement(s) = statement else {

@@ -10,7 +10,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use vecfusion::dataset::{Dataset, DatasetLocation, resolve_vector_column};
-use vecfusion::index::{ProgressEvent, ProgressHook};
+use vecfusion::progress::{ProgressEvent, ProgressHook};
 use vecfusion::provider::{VecfusionTable, conform_batch};
 use vecfusion::search::{PreparedSearch, SearchOutput, SearchRequest};
 use vecfusion::{VecfusionContext, new_session_context_with_config};

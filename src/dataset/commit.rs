@@ -17,8 +17,17 @@ use object_store::{PutMode, PutOptions, PutPayload};
 use super::durability;
 use super::fragment::NewFragment;
 use super::location::DatasetLocation;
-use super::manifest::{DeletionMeta, IndexMeta, Manifest, OperationSummary, SegmentMeta};
+use datafusion::arrow::datatypes::Schema;
+
+use super::manifest::{
+    ColumnFileMeta, DeletionMeta, IndexMeta, Manifest, OperationSummary, SegmentMeta,
+};
 use super::versions::{manifest_path, read_manifest};
+
+/// The `kind` of an [`Operation::AlterColumns`] that adds columns.
+pub const ADD_COLUMN: &str = "ADD COLUMN";
+/// The `kind` of an [`Operation::AlterColumns`] that drops columns.
+pub const DROP_COLUMN: &str = "DROP COLUMN";
 
 /// Attempts before a commit gives up under sustained contention.
 const MAX_ATTEMPTS: usize = 200;
@@ -47,6 +56,15 @@ pub enum Operation {
     OptimizeIndex(SegmentSwap),
     /// Removes an index entry (its files stay until cleanup).
     DropIndex { name: String },
+    /// Changes the table's columns (`ALTER TABLE`): the new schema and, for added columns,
+    /// one new column file for every fragment. Fails if fragments were added or rewritten, or
+    /// the columns changed, since the version it was prepared from.
+    AlterColumns {
+        /// [`ADD_COLUMN`] or [`DROP_COLUMN`].
+        kind: &'static str,
+        schema: Schema,
+        column_files: Vec<(u32, ColumnFileMeta)>,
+    },
     /// Replaces fragments by rewritten ones (`OPTIMIZE TABLE`) and, in the same version, the
     /// index segments that covered them by remapped ones.
     Compact {
@@ -109,7 +127,20 @@ impl Operation {
             Operation::OptimizeIndex(_) => "OPTIMIZE INDEX",
             Operation::DropIndex { .. } => "DROP INDEX",
             Operation::Compact { .. } => "OPTIMIZE TABLE",
+            Operation::AlterColumns { kind, .. } => kind,
         }
+    }
+
+    /// Whether the operation writes rows in the schema it read (so a concurrent column change
+    /// makes its files wrong), or changes the columns of the rows others write.
+    fn depends_on_columns(&self) -> bool {
+        matches!(
+            self,
+            Operation::Append { .. }
+                | Operation::Update { .. }
+                | Operation::Compact { .. }
+                | Operation::AlterColumns { .. }
+        )
     }
 
     fn modified_fragments(&self) -> Vec<u32> {
@@ -132,8 +163,27 @@ impl Operation {
     }
 
     /// Whether this operation may be replayed on top of `other`, a version committed after the
-    /// one this operation was prepared from.
-    fn check_commutes_with(&self, other: &Manifest) -> Result<()> {
+    /// one this operation was prepared from; `previous` is the version before `other`.
+    fn check_commutes_with(&self, previous: &Manifest, other: &Manifest) -> Result<()> {
+        if self.depends_on_columns() && other.schema != previous.schema {
+            return exec_err!(
+                "commit conflict: version {} ({}) changed the table's columns while this {}                  ran; re-run the statement on the new version",
+                other.version,
+                other.operation.kind,
+                self.kind()
+            );
+        }
+        let fragment_ids = |m: &Manifest| m.fragments.iter().map(|f| f.id).collect::<Vec<_>>();
+        if matches!(self, Operation::AlterColumns { .. })
+            && fragment_ids(other) != fragment_ids(previous)
+        {
+            return exec_err!(
+                "commit conflict: version {} ({}) added or rewrote fragments while this {} ran,                  and they lack its column files; re-run the statement on the new version",
+                other.version,
+                other.operation.kind,
+                self.kind()
+            );
+        }
         let mine = self.modified_fragments();
         let theirs = &other.operation.modified_fragments;
         if let Some(id) = mine.iter().find(|id| theirs.contains(id)) {
@@ -268,6 +318,53 @@ impl Operation {
                     index.check_segments(&next.fragments)?;
                 }
             }
+            Operation::AlterColumns {
+                kind,
+                schema,
+                column_files,
+            } => {
+                next.schema = schema.clone();
+                for (id, file) in column_files {
+                    let fragment =
+                        next.fragments
+                            .iter_mut()
+                            .find(|f| f.id == *id)
+                            .ok_or_else(|| {
+                                internal_datafusion_err!("fragment {id} vanished from the dataset")
+                            })?;
+                    fragment.column_files.push(file.clone());
+                }
+                // A column file none of whose columns remain is no longer part of the version
+                // (cleanup removes it once no retained version refers to it).
+                for fragment in &mut next.fragments {
+                    fragment
+                        .column_files
+                        .retain(|c| c.columns.iter().any(|n| schema.field_with_name(n).is_ok()));
+                }
+                for index in &next.indexes {
+                    if schema.field_with_name(&index.column).is_err() {
+                        return exec_err!(
+                            "column '{}' has vector index '{}'; drop the index first (DROP                              VECTOR INDEX {} ON ...)",
+                            index.column,
+                            index.name,
+                            index.name
+                        );
+                    }
+                }
+                // Every fragment gets the added columns, or the version would be unreadable.
+                if *kind == ADD_COLUMN
+                    && let Some(f) = next
+                        .fragments
+                        .iter()
+                        .find(|f| !column_files.iter().any(|(id, _)| *id == f.id))
+                {
+                    return exec_err!(
+                        "commit conflict: fragment {} has no file for the added column; re-run \
+                         the statement",
+                        f.id
+                    );
+                }
+            }
             Operation::DropIndex { name } => {
                 let before = next.indexes.len();
                 next.indexes.retain(|i| !i.name.eq_ignore_ascii_case(name));
@@ -329,7 +426,7 @@ pub async fn commit(
         // Lost the race: replay over every version committed since `latest`.
         let mut v = latest.version + 1;
         while let Some(m) = read_manifest(location, v).await? {
-            op.check_commutes_with(&m)?;
+            op.check_commutes_with(&latest, &m)?;
             latest = m;
             v += 1;
         }

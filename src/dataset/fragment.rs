@@ -17,14 +17,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, FixedSizeListArray, RecordBatch, RecordBatchOptions,
+};
 use datafusion::arrow::buffer::Buffer;
 use datafusion::arrow::compute::BatchCoalescer;
 use datafusion::arrow::datatypes::{DataType, Float32Type, SchemaRef};
+use datafusion::arrow::ipc::convert::fb_to_schema;
 use datafusion::arrow::ipc::reader::{FileDecoder, read_footer_length};
 use datafusion::arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use datafusion::arrow::ipc::{Block, MetadataVersion, root_as_footer};
-use datafusion::common::{exec_datafusion_err, exec_err, internal_datafusion_err, plan_err};
+use datafusion::common::{
+    exec_datafusion_err, exec_err, internal_datafusion_err, internal_err, plan_err,
+};
 use datafusion::error::{DataFusionError, Result};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
@@ -58,6 +63,7 @@ impl NewFragment {
             rows_per_batch: self.rows_per_batch,
             file_bytes: self.file_bytes,
             deletion: None,
+            column_files: vec![],
         }
     }
 }
@@ -96,10 +102,24 @@ pub struct FragmentWriter {
     /// Bytes at the start of the buffer that precede the next batch (the file header).
     header: usize,
     checksums: Vec<u32>,
+    rows_per_batch: usize,
 }
 
 impl FragmentWriter {
     pub fn try_new(location: &DatasetLocation, schema: SchemaRef) -> Result<Self> {
+        Self::with_rows_per_batch(location, schema, ROWS_PER_BATCH)
+    }
+
+    /// A writer whose record batches hold `rows_per_batch` rows: a column file must match the
+    /// batch layout of the fragment it extends.
+    pub fn with_rows_per_batch(
+        location: &DatasetLocation,
+        schema: SchemaRef,
+        rows_per_batch: usize,
+    ) -> Result<Self> {
+        if rows_per_batch == 0 {
+            return internal_err!("a fragment needs at least one row per record batch");
+        }
         let file = super::files::new_fragment_file();
         let upload = BufWriter::new(location.store.clone(), location.path(&file));
         let buffer = SharedBuffer::default();
@@ -108,7 +128,8 @@ impl FragmentWriter {
         let header = buffer.0.lock().expect("buffer lock").len();
         Ok(Self {
             file,
-            coalescer: BatchCoalescer::new(schema.clone(), ROWS_PER_BATCH),
+            coalescer: BatchCoalescer::new(schema.clone(), rows_per_batch),
+            rows_per_batch,
             schema,
             upload,
             ipc,
@@ -182,7 +203,8 @@ impl FragmentWriter {
         Ok(Some(NewFragment {
             file: self.file,
             physical_rows: self.rows,
-            rows_per_batch: ROWS_PER_BATCH as u32,
+            rows_per_batch: u32::try_from(self.rows_per_batch)
+                .map_err(|_| internal_datafusion_err!("rows per batch exceed u32"))?,
             file_bytes: self.bytes,
         }))
     }
@@ -229,10 +251,11 @@ impl VectorColumn {
     }
 }
 
-/// An opened fragment file: the whole file as one buffer (memory-mapped when local) and the
-/// positions of its record batches.
+/// One opened Arrow IPC file of a fragment — its data file or a column file: the whole file
+/// as one buffer (memory-mapped when local), its own schema and the positions of its record
+/// batches.
 #[derive(Debug)]
-pub struct FragmentReader {
+struct DataFile {
     file: String,
     data: Buffer,
     blocks: Vec<Block>,
@@ -240,22 +263,13 @@ pub struct FragmentReader {
     checksums: Option<Vec<(u32, AtomicBool)>>,
     schema: SchemaRef,
     version: MetadataVersion,
-    rows_per_batch: usize,
-    physical_rows: usize,
-    vectors: Mutex<HashMap<usize, Arc<VectorColumn>>>,
-    columns: Mutex<HashMap<usize, Arc<Vec<ArrayRef>>>>,
 }
 
-impl FragmentReader {
-    /// Opens the data file of `meta`; `schema` is the dataset schema the file must match.
-    pub async fn open(
-        location: &DatasetLocation,
-        meta: &FragmentMeta,
-        schema: SchemaRef,
-    ) -> Result<Self> {
-        let data = match location.local_path(&meta.file) {
+impl DataFile {
+    async fn open(location: &DatasetLocation, file: &str) -> Result<Self> {
+        let data = match location.local_path(file) {
             Some(path) => {
-                let file = std::fs::File::open(&path).map_err(|e| {
+                let handle = std::fs::File::open(&path).map_err(|e| {
                     exec_datafusion_err!(
                         "cannot open fragment file {} of dataset {}: {e}",
                         path.display(),
@@ -263,14 +277,14 @@ impl FragmentReader {
                     )
                 })?;
                 // SAFETY: fragment files are immutable once committed; nothing writes to them.
-                let map = unsafe { memmap2::Mmap::map(&file) }
+                let map = unsafe { memmap2::Mmap::map(&handle) }
                     .map_err(|e| exec_datafusion_err!("cannot map {}: {e}", path.display()))?;
                 Buffer::from(Bytes::from_owner(map))
             }
             None => {
                 let bytes = location
                     .store
-                    .get(&location.path(&meta.file))
+                    .get(&location.path(file))
                     .await
                     .map_err(|e| DataFusionError::External(Box::new(e)))?
                     .bytes()
@@ -279,19 +293,13 @@ impl FragmentReader {
                 Buffer::from(bytes)
             }
         };
-        Self::from_buffer(&location.uri, meta, data, schema)
+        Self::from_buffer(&location.uri, file, data)
     }
 
-    fn from_buffer(
-        uri: &str,
-        meta: &FragmentMeta,
-        data: Buffer,
-        schema: SchemaRef,
-    ) -> Result<Self> {
+    fn from_buffer(uri: &str, file: &str, data: Buffer) -> Result<Self> {
         let corrupt = |why: String| {
             exec_datafusion_err!(
-                "fragment {} of dataset {uri} is corrupted or not an Arrow IPC file: {why}",
-                meta.file
+                "fragment {file} of dataset {uri} is corrupted or not an Arrow IPC file: {why}"
             )
         };
         let len = data.len();
@@ -310,24 +318,14 @@ impl FragmentReader {
             .recordBatches()
             .map(|b| b.iter().copied().collect())
             .unwrap_or_default();
-        let file_fields = footer
+        let fb_schema = footer
             .schema()
-            .and_then(|s| s.fields())
-            .map_or(0, |f| f.len());
-        if file_fields != schema.fields().len() {
-            return Err(corrupt(format!(
-                "file has {file_fields} columns, the dataset schema has {}",
-                schema.fields().len()
-            )));
-        }
-        let rows_per_batch = meta.rows_per_batch.max(1) as usize;
-        if blocks.len() != meta.num_batches() {
-            return Err(corrupt(format!(
-                "file has {} record batches, the manifest expects {}",
-                blocks.len(),
-                meta.num_batches()
-            )));
-        }
+            .filter(|s| s.fields().is_some())
+            .ok_or_else(|| corrupt("the footer has no schema".into()))?;
+        // arrow's flatbuffer-to-schema conversion panics on some malformed inputs (an integer
+        // of bit width 7, say) instead of returning an error: a damaged file must be an error.
+        let schema = std::panic::catch_unwind(|| fb_to_schema(fb_schema))
+            .map_err(|_| corrupt("unreadable schema in the footer".into()))?;
         for (i, b) in blocks.iter().enumerate() {
             // Every field of a block comes from the file: checked before any is used.
             let end = u64::try_from(b.offset())
@@ -367,21 +365,158 @@ impl FragmentReader {
         };
         let version = footer.version();
         Ok(Self {
-            file: meta.file.clone(),
+            file: file.to_string(),
             data,
             blocks,
             checksums,
-            schema,
+            schema: Arc::new(schema),
             version,
-            rows_per_batch,
+        })
+    }
+
+    /// Decodes record batch `i` with the given projection of this file's columns
+    /// (zero-copy on a mapped file), verifying the batch's checksum the first time.
+    fn read_batch(&self, i: usize, projection: &[usize], rows: usize) -> Result<RecordBatch> {
+        let block = self
+            .blocks
+            .get(i)
+            .ok_or_else(|| internal_datafusion_err!("batch {i} out of range in {}", self.file))?;
+        let decoder = FileDecoder::new(self.schema.clone(), self.version)
+            .with_projection(projection.to_vec());
+        let buf = self.data.slice_with_length(
+            block.offset() as usize,
+            block.metaDataLength() as usize + block.bodyLength() as usize,
+        );
+        if let Some((expected, verified)) = self.checksums.as_ref().and_then(|c| c.get(i))
+            && !verified.load(Ordering::Relaxed)
+        {
+            let actual = crc32fast::hash(buf.as_slice());
+            if actual != *expected {
+                return exec_err!(
+                    "fragment {} is corrupted: record batch {i} fails its checksum (stored \
+                     crc32 {expected:08x}, computed {actual:08x}); the file changed after it was \
+                     written. Restore it from a backup, or query an earlier version that does \
+                     not include it",
+                    self.file
+                );
+            }
+            verified.store(true, Ordering::Relaxed);
+        }
+        let batch = decoder
+            .read_record_batch(block, &buf)
+            .map_err(|e| {
+                exec_datafusion_err!("fragment {} is corrupted (batch {i}): {e}", self.file)
+            })?
+            .ok_or_else(|| exec_datafusion_err!("fragment {} batch {i} is empty", self.file))?;
+        if batch.num_rows() != rows {
+            return exec_err!(
+                "fragment {} is corrupted: batch {i} has {} rows, expected {rows}",
+                self.file,
+                batch.num_rows()
+            );
+        }
+        Ok(batch)
+    }
+}
+
+/// An opened fragment: its data file and column files, read as one table of the dataset's
+/// schema. Each table column comes from the newest file that holds a column of that name;
+/// the files' own columns no longer in the schema (dropped) are never decoded.
+#[derive(Debug)]
+pub struct FragmentReader {
+    file: String,
+    files: Vec<DataFile>,
+    /// For each column of `schema`: the file and the column within it.
+    sources: Vec<(usize, usize)>,
+    schema: SchemaRef,
+    rows_per_batch: usize,
+    physical_rows: usize,
+    num_batches: usize,
+    vectors: Mutex<HashMap<usize, Arc<VectorColumn>>>,
+    columns: Mutex<HashMap<usize, Arc<Vec<ArrayRef>>>>,
+}
+
+impl FragmentReader {
+    /// Opens the files of `meta`; `schema` is the dataset schema they must provide.
+    pub async fn open(
+        location: &DatasetLocation,
+        meta: &FragmentMeta,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let mut files = vec![DataFile::open(location, &meta.file).await?];
+        for c in &meta.column_files {
+            files.push(DataFile::open(location, &c.file).await?);
+        }
+        Self::from_files(&location.uri, meta, files, schema)
+    }
+
+    fn from_files(
+        uri: &str,
+        meta: &FragmentMeta,
+        files: Vec<DataFile>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let num_batches = meta.num_batches();
+        for f in &files {
+            if f.blocks.len() != num_batches {
+                return exec_err!(
+                    "fragment {} of dataset {uri} is corrupted or not an Arrow IPC file: file \
+                     has {} record batches, the manifest expects {num_batches}",
+                    f.file,
+                    f.blocks.len()
+                );
+            }
+        }
+        let sources = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let found = files
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .find_map(|(i, f)| f.schema.index_of(field.name()).ok().map(|c| (i, c)));
+                let Some((file, column)) = found else {
+                    return exec_err!(
+                        "fragment {} of dataset {uri} is corrupted: none of its files holds \
+                         column '{}' of the dataset schema",
+                        meta.file,
+                        field.name()
+                    );
+                };
+                let stored = files[file].schema.field(column).data_type();
+                if stored != field.data_type() {
+                    return exec_err!(
+                        "fragment {} of dataset {uri} is corrupted: column '{}' is stored as \
+                         {stored}, the dataset schema says {}",
+                        files[file].file,
+                        field.name(),
+                        field.data_type()
+                    );
+                }
+                Ok((file, column))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            file: meta.file.clone(),
+            files,
+            sources,
+            schema,
+            rows_per_batch: meta.rows_per_batch.max(1) as usize,
             physical_rows: meta.physical_rows as usize,
+            num_batches,
             vectors: Mutex::new(HashMap::new()),
             columns: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The dataset schema this fragment is read with.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     pub fn num_batches(&self) -> usize {
-        self.blocks.len()
+        self.num_batches
     }
 
     pub fn rows_per_batch(&self) -> usize {
@@ -395,6 +530,13 @@ impl FragmentReader {
     /// First row offset of batch `i`.
     pub fn batch_start(&self, i: usize) -> usize {
         i * self.rows_per_batch
+    }
+
+    /// Rows in batch `i`.
+    fn batch_rows(&self, i: usize) -> usize {
+        self.physical_rows
+            .saturating_sub(self.batch_start(i))
+            .min(self.rows_per_batch)
     }
 
     /// Column `column` of every record batch, decoded once (zero-copy) and cached: random
@@ -447,49 +589,57 @@ impl FragmentReader {
         Ok(v)
     }
 
-    /// Decodes record batch `i` with the given column projection (zero-copy on a mapped file).
+    /// Decodes record batch `i` with the given projection of the dataset's columns
+    /// (zero-copy on a mapped file), each column from the file that holds it.
     pub fn read_batch(&self, i: usize, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let block = self
-            .blocks
-            .get(i)
-            .ok_or_else(|| internal_datafusion_err!("batch {i} out of range in {}", self.file))?;
-        let mut decoder = FileDecoder::new(self.schema.clone(), self.version);
-        if let Some(p) = projection {
-            decoder = decoder.with_projection(p.to_vec());
-        }
-        let buf = self.data.slice_with_length(
-            block.offset() as usize,
-            block.metaDataLength() as usize + block.bodyLength() as usize,
-        );
-        if let Some((expected, verified)) = self.checksums.as_ref().and_then(|c| c.get(i))
-            && !verified.load(Ordering::Relaxed)
-        {
-            let actual = crc32fast::hash(buf.as_slice());
-            if actual != *expected {
-                return exec_err!(
-                    "fragment {} is corrupted: record batch {i} fails its checksum (stored \
-                     crc32 {expected:08x}, computed {actual:08x}); the file changed after it was \
-                     written. Restore it from a backup, or query an earlier version that does \
-                     not include it",
-                    self.file
-                );
+        let all: Vec<usize>;
+        let columns = match projection {
+            Some(p) => p,
+            None => {
+                all = (0..self.schema.fields().len()).collect();
+                &all
             }
-            verified.store(true, Ordering::Relaxed);
+        };
+        let rows = self.batch_rows(i);
+        if i >= self.num_batches {
+            return internal_err!("batch {i} out of range in {}", self.file);
         }
-        let batch = decoder
-            .read_record_batch(block, &buf)
-            .map_err(|e| {
-                exec_datafusion_err!("fragment {} is corrupted (batch {i}): {e}", self.file)
-            })?
-            .ok_or_else(|| exec_datafusion_err!("fragment {} batch {i} is empty", self.file))?;
-        let want = (self.physical_rows - self.batch_start(i)).min(self.rows_per_batch);
-        if batch.num_rows() != want {
-            return exec_err!(
-                "fragment {} is corrupted: batch {i} has {} rows, expected {want}",
-                self.file,
-                batch.num_rows()
-            );
+        let schema = Arc::new(self.schema.project(columns)?);
+        if columns.is_empty() {
+            // No column to decode: the batch's row count is all that is asked; the data
+            // file's batch is still decoded so that its checksum and row count are checked.
+            self.files[0].read_batch(i, &[], rows)?;
+            let options = RecordBatchOptions::new().with_row_count(Some(rows));
+            return Ok(RecordBatch::try_new_with_options(schema, vec![], &options)?);
         }
-        Ok(batch)
+        let mut arrays: Vec<Option<ArrayRef>> = vec![None; columns.len()];
+        for (f, file) in self.files.iter().enumerate() {
+            let wanted: Vec<(usize, usize)> = columns
+                .iter()
+                .enumerate()
+                .filter_map(|(out, &c)| {
+                    let (src_file, src_col) = *self.sources.get(c)?;
+                    (src_file == f).then_some((out, src_col))
+                })
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let projection: Vec<usize> = wanted.iter().map(|(_, c)| *c).collect();
+            let batch = file.read_batch(i, &projection, rows)?;
+            for (k, (out, _)) in wanted.iter().enumerate() {
+                arrays[*out] = Some(batch.column(k).clone());
+            }
+        }
+        let arrays = arrays
+            .into_iter()
+            .zip(columns)
+            .map(|(a, c)| {
+                a.ok_or_else(|| {
+                    internal_datafusion_err!("column {c} out of range in {}", self.file)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(schema, arrays)?)
     }
 }

@@ -23,9 +23,12 @@ use crate::metric::Metric;
 use crate::quantizer::IndexKind;
 
 const MAGIC: &str = "VECFUSION-MANIFEST";
-/// Manifest format this build writes; readers refuse newer formats with a clear error.
-/// 2: indexes are a model plus segments (format-1 index entries are read as one segment).
-pub const FORMAT_VERSION: u32 = 2;
+/// Newest manifest format this build reads and writes; readers refuse newer formats with a
+/// clear error. 2: indexes are a model plus segments (format-1 index entries are read as one
+/// segment). 3: fragments may have column files (`ALTER TABLE ... ADD COLUMN`). A manifest is
+/// written with the oldest format that describes it, so a build that predates a feature keeps
+/// reading the datasets that do not use it.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// One version of a dataset.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -76,6 +79,21 @@ pub struct FragmentMeta {
     pub file_bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion: Option<DeletionMeta>,
+    /// Columns added after the fragment was written (`ALTER TABLE ... ADD COLUMN`), oldest
+    /// first: each an Arrow IPC file with the same row count and record-batch layout as the
+    /// data file. A column is read from the newest file that holds it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_files: Vec<ColumnFileMeta>,
+}
+
+/// A file of columns added to a fragment after it was written.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnFileMeta {
+    /// Path relative to the dataset root (`data/<name>.arrow`).
+    pub file: String,
+    /// The table columns the file holds (what `DROP COLUMN` checks to retire the file).
+    pub columns: Vec<String>,
+    pub file_bytes: u64,
 }
 
 impl FragmentMeta {
@@ -299,7 +317,9 @@ impl Manifest {
         self.fragments
             .iter()
             .flat_map(|f| {
-                std::iter::once(f.file.as_str()).chain(f.deletion.as_ref().map(|d| d.file.as_str()))
+                std::iter::once(f.file.as_str())
+                    .chain(f.column_files.iter().map(|c| c.file.as_str()))
+                    .chain(f.deletion.as_ref().map(|d| d.file.as_str()))
             })
             .chain(self.indexes.iter().flat_map(|i| i.files()))
     }
@@ -341,7 +361,12 @@ impl Manifest {
         let body = serde_json::to_vec(self)
             .map_err(|e| internal_datafusion_err!("cannot serialise manifest: {e}"))?;
         let crc = crc32fast::hash(&body);
-        let mut out = format!("{MAGIC} {FORMAT_VERSION} crc32={crc:08x}\n").into_bytes();
+        let format = if self.fragments.iter().any(|f| !f.column_files.is_empty()) {
+            3
+        } else {
+            2
+        };
+        let mut out = format!("{MAGIC} {format} crc32={crc:08x}\n").into_bytes();
         out.extend_from_slice(&body);
         Ok(out)
     }
@@ -418,6 +443,20 @@ impl Manifest {
                 ));
             }
             check_relative_file(&f.file, "data").map_err(|e| format!("{}: {e}", what()))?;
+            for c in &f.column_files {
+                check_relative_file(&c.file, "data").map_err(|e| format!("{}: {e}", what()))?;
+                if let Some(missing) = c
+                    .columns
+                    .iter()
+                    .find(|n| self.schema.field_with_name(n).is_err())
+                {
+                    return Err(format!(
+                        "{}: column file {} holds column '{missing}', which the schema does not have",
+                        what(),
+                        c.file
+                    ));
+                }
+            }
             if f.physical_rows > u64::from(u32::MAX) {
                 return Err(format!(
                     "{} has {} rows, more than a fragment can address",
@@ -517,6 +556,7 @@ mod tests {
                 rows_per_batch: 8192,
                 file_bytes: 100,
                 deletion: None,
+                column_files: vec![],
             }],
             indexes: vec![],
             next_fragment_id: 1,

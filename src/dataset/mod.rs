@@ -14,6 +14,7 @@
 //! committed atomically.
 
 pub mod append;
+pub mod columns;
 pub mod commit;
 pub mod compact;
 pub mod deletion;
@@ -35,12 +36,13 @@ use datafusion::error::{DataFusionError, Result};
 use roaring::RoaringBitmap;
 
 pub use append::Appended;
-pub use commit::{Operation, SegmentSwap};
+pub use commit::{ADD_COLUMN, DROP_COLUMN, Operation, SegmentSwap};
 pub use compact::Rewritten;
 pub use fragment::{FragmentReader, FragmentWriter, NewFragment, ROWS_PER_BATCH, VectorColumn};
 pub use location::DatasetLocation;
 pub use manifest::{
-    DeletionMeta, FragmentMeta, IndexMeta, Manifest, ModelMeta, OperationSummary, SegmentMeta,
+    ColumnFileMeta, DeletionMeta, FragmentMeta, IndexMeta, Manifest, ModelMeta, OperationSummary,
+    SegmentMeta,
 };
 pub use vector_columns::{
     MAX_VECTOR_DIM, check_vector_sizes, resolve_vector_column, vector_column, vector_columns,
@@ -273,14 +275,17 @@ impl Dataset {
         FragmentWriter::try_new(&self.location, self.schema.clone())
     }
 
-    /// The opened data file of `fragment` (memory-mapped when local; cached).
+    /// The opened files of `fragment` (memory-mapped when local; cached), read with this
+    /// version's schema.
     pub async fn fragment_reader(&self, fragment: &FragmentMeta) -> Result<Arc<FragmentReader>> {
-        if let Some(r) = self
-            .cache
-            .readers
-            .lock()
-            .expect("cache")
-            .get(&fragment.file)
+        // The files of a fragment never change, but ADD COLUMN gives it more of them and
+        // DROP COLUMN changes the schema they are read with: both are part of the key.
+        let key = std::iter::once(fragment.file.as_str())
+            .chain(fragment.column_files.iter().map(|c| c.file.as_str()))
+            .collect::<Vec<_>>()
+            .join("+");
+        if let Some(r) = self.cache.readers.lock().expect("cache").get(&key)
+            && r.schema().fields() == self.schema.fields()
         {
             return Ok(r.clone());
         }
@@ -292,7 +297,7 @@ impl Dataset {
                 .readers
                 .lock()
                 .expect("cache")
-                .insert(fragment.file.clone(), reader.clone());
+                .insert(key, reader.clone());
         }
         Ok(reader)
     }

@@ -40,7 +40,6 @@ use vecfusion_kernels::distance::{all_finite, l2_squared, norm_squared, scale};
 
 use super::inverted_lists::{InvertedLists, by_address};
 use super::options::{IndexOptions, ResolvedOptions};
-use super::progress::{ProgressHook, report};
 use crate::dataset::{
     Dataset, DatasetLocation, IndexMeta, ModelMeta, Operation, Rewritten, SegmentMeta, files,
     split_row_address,
@@ -48,6 +47,7 @@ use crate::dataset::{
 use crate::index_format::{IndexModel, SegmentFile, SegmentWriter};
 use crate::kmeans::{Backend, Cancel, IterationInfo, KMeansParams};
 use crate::metric::Metric;
+use crate::progress::{ProgressHook, report};
 use crate::quantizer::{QuantizerParams, TrainingData, TrainingOptions, training_rows};
 
 /// Rows assigned and encoded per accelerator call in the encode pass.

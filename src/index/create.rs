@@ -14,9 +14,9 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use super::blocks::{self, BuildPlan, BuildSpec, Model, Sample, Segment};
-use super::progress::{ProgressHook, report};
 use crate::dataset::Dataset;
 use crate::kmeans::{Accelerator, Backend, backend_for};
+use crate::progress::{ProgressHook, report};
 use crate::quantizer::IndexKind;
 
 /// Seconds spent per phase.

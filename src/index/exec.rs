@@ -23,10 +23,10 @@ use datafusion::physical_plan::{
 
 use super::blocks::BuildSpec;
 use super::create::{BuildMetrics, BuildReport, build_index};
-use super::progress::ProgressHook;
 use crate::dataset::Dataset;
 use crate::kmeans::Accelerator;
 use crate::plan_properties::single_final;
+use crate::progress::ProgressHook;
 
 /// Columns of the one-row result.
 pub fn result_schema() -> SchemaRef {

@@ -13,8 +13,6 @@ pub mod optimize;
 pub mod optimize_exec;
 pub mod optimize_node;
 pub mod options;
-pub mod progress;
 pub mod statements;
 
 pub use options::IndexOptions;
-pub use progress::{ProgressEvent, ProgressHook};

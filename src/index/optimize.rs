@@ -17,10 +17,10 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use super::blocks::{self, BuildSpec, Segment};
 use super::create::{BuildMetrics, build_index};
 use super::options::{OptimizeOptions, ResolvedOptions};
-use super::progress::{ProgressHook, report};
 use crate::dataset::{Dataset, IndexMeta, Operation, SegmentMeta, SegmentSwap};
 use crate::index_format::IndexModel;
 use crate::kmeans::{Accelerator, AcceleratorRequest, Backend, backend_for};
+use crate::progress::{ProgressHook, report};
 use object_store::ObjectStoreExt;
 
 /// What to optimize.

@@ -24,6 +24,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use roaring::RoaringBitmap;
 
+use super::column_values::ComputedColumns;
 use super::conform::conform_batch;
 use super::scan::VecfusionScanExec;
 use crate::dataset::{Dataset, DeletionMeta, Operation, deletion, split_row_address};
@@ -197,6 +198,8 @@ pub struct UpdateExec {
     input: Arc<dyn ExecutionPlan>,
     /// (table column index, new value over the table's columns)
     assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+    /// Recomputed for the updated rows when they read an assigned column.
+    computed: ComputedColumns,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -207,6 +210,7 @@ impl UpdateExec {
         dataset: Dataset,
         filters: Vec<Expr>,
         assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+        computed: ComputedColumns,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = Arc::new(
             VecfusionScanExec::row_addresses(state, dataset.clone(), None, filters).await?,
@@ -215,6 +219,7 @@ impl UpdateExec {
             dataset,
             input,
             assignments,
+            computed,
             properties: single_partition_properties(),
             metrics: ExecutionPlanMetricsSet::new(),
         }))
@@ -267,6 +272,7 @@ impl ExecutionPlan for UpdateExec {
             dataset: self.dataset.clone(),
             input: with_child_check(&children, "VecfusionUpdateExec")?,
             assignments: self.assignments.clone(),
+            computed: self.computed.clone(),
             properties: self.properties.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         }))
@@ -282,6 +288,8 @@ impl ExecutionPlan for UpdateExec {
         let input = self.input.clone();
         let dataset = self.dataset.clone();
         let assignments = self.assignments.clone();
+        let computed = self.computed.clone();
+        let assigned: Vec<usize> = assignments.iter().map(|(i, _)| *i).collect();
         let baseline = BaselineMetrics::new(&self.metrics, 0);
         let fut = async move {
             let schema = dataset.schema().clone();
@@ -303,7 +311,10 @@ impl ExecutionPlan for UpdateExec {
                         .map(|(c, f)| Field::new(f.name(), c.data_type().clone(), true))
                         .collect();
                     let updated = RecordBatch::try_new(Arc::new(Schema::new(values)), columns)?;
-                    writer.write(conform_batch(&updated, &schema)?).await?;
+                    let updated = conform_batch(&updated, &schema)?;
+                    writer
+                        .write(computed.refresh_updated(updated, &assigned)?)
+                        .await?;
                 }
                 Ok(())
             }

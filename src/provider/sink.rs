@@ -11,18 +11,26 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
+use super::column_values::ComputedColumns;
 use super::conform::{conform_batch, name_not_null_violation};
 use crate::dataset::Dataset;
+use crate::progress::{ProgressHook, report};
 
 #[derive(Debug)]
 pub struct VecfusionSink {
     dataset: Dataset,
     schema: SchemaRef,
+    computed: ComputedColumns,
 }
 
 impl VecfusionSink {
-    pub fn new(dataset: Dataset, schema: SchemaRef) -> Self {
-        Self { dataset, schema }
+    /// A sink appending to `dataset`, computing the `computed` columns of each row.
+    pub fn new(dataset: Dataset, schema: SchemaRef, computed: ComputedColumns) -> Self {
+        Self {
+            dataset,
+            schema,
+            computed,
+        }
     }
 }
 
@@ -45,16 +53,31 @@ impl DataSink for VecfusionSink {
     async fn write_all(
         &self,
         data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let schema = self.schema.clone();
         let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let computed = self.computed.clone();
+        let hook = context.session_config().get_extension::<ProgressHook>();
+        let batch_hook = hook.clone();
+        let mut written = 0u64;
+        // How many rows arrive is not known up front: progress counts rows (total 0).
         let batches = data.map(move |batch| {
-            conform_batch(
+            let batch = conform_batch(
                 &batch.map_err(|e| name_not_null_violation(e, &columns))?,
                 &schema,
-            )
+            )?;
+            let batch = if computed.is_empty() {
+                batch
+            } else {
+                computed.fill_inserted(batch)?
+            };
+            written += batch.num_rows() as u64;
+            report(batch_hook.as_deref(), "insert", written, 0, "rows");
+            Ok(batch)
         });
-        Ok(self.dataset.append(batches).await?.rows)
+        let rows = self.dataset.append(batches).await?.rows;
+        report(hook.as_deref(), "commit", rows, rows, "rows");
+        Ok(rows)
     }
 }

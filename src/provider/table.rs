@@ -1,6 +1,7 @@
 //! The `TableProvider` of a vecfusion dataset.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -14,6 +15,7 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::column_values::{ComputedColumns, default_exprs};
 use super::dml::{DeleteExec, UpdateExec};
 use super::filters::{pushdown_kind, to_physical_exprs};
 use super::scan::{ScanRequest, VecfusionScanExec};
@@ -21,7 +23,7 @@ use super::sink::VecfusionSink;
 use crate::dataset::Dataset;
 
 /// Which version of the dataset a table reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VersionTarget {
     /// The newest version at the time of each query (the table follows new commits).
     Latest,
@@ -33,12 +35,22 @@ pub enum VersionTarget {
 }
 
 /// A vecfusion dataset as a DataFusion table.
+///
+/// Its schema is the one of the version it was made from: when `ALTER TABLE` changes the
+/// columns, the session registers a new table (`provider::refresh_tables` does so for tables
+/// changed by other sessions before each statement), and a statement planned against the old
+/// columns fails with a clear error instead of reading the new ones.
 #[derive(Debug)]
 pub struct VecfusionTable {
     /// The most recently loaded version (refreshed at each scan for `Latest`).
     dataset: RwLock<Dataset>,
     target: VersionTarget,
     schema: SchemaRef,
+    /// `DEFAULT`s of the columns, planned on first use (`get_column_default`).
+    defaults: OnceLock<HashMap<String, Expr>>,
+    /// Versions resolved ahead of planning for time travel (`resolve_view`), so that a view
+    /// of an older version has that version's columns.
+    views: Mutex<HashMap<VersionTarget, Dataset>>,
 }
 
 impl VecfusionTable {
@@ -52,13 +64,40 @@ impl VecfusionTable {
             schema: dataset.schema().clone(),
             dataset: RwLock::new(dataset),
             target,
+            defaults: OnceLock::new(),
+            views: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A read-only view of the same dataset at another version (time travel). The version is
-    /// loaded, and checked to exist, when the view is scanned.
+    /// A read-only view of the same dataset at another version (time travel), with that
+    /// version's columns when [`resolve_view`](Self::resolve_view) loaded it before planning
+    /// (otherwise with this table's, checked when the view is scanned).
     pub fn at(&self, target: VersionTarget) -> Self {
-        Self::with_target(self.cached(), target)
+        let resolved = self.views.lock().expect("views").get(&target).cloned();
+        Self::with_target(resolved.unwrap_or_else(|| self.cached()), target)
+    }
+
+    /// Loads the version `target` names, so that [`at`](Self::at) can give the view its
+    /// columns (planning is synchronous; loading a manifest is not).
+    pub async fn resolve_view(&self, target: VersionTarget) -> Result<()> {
+        let view = Self::with_target(self.cached(), target);
+        let dataset = view.dataset().await?;
+        self.views.lock().expect("views").insert(target, dataset);
+        Ok(())
+    }
+
+    /// The version this table reads now, refused when its columns are no longer the ones the
+    /// table (and so the statement being run) was planned with.
+    async fn dataset_with_planned_columns(&self) -> Result<Dataset> {
+        let dataset = self.dataset().await?;
+        if dataset.schema().fields() != self.schema.fields() {
+            return plan_err!(
+                "the columns of table {} changed (ALTER TABLE, version {}) after this statement                  was planned; run it again (a session registered before the change sees the new                  columns once it runs a new statement through vecfusion, or after CREATE                  EXTERNAL TABLE again)",
+                dataset.uri(),
+                dataset.version()
+            );
+        }
+        Ok(dataset)
     }
 
     pub fn target(&self) -> VersionTarget {
@@ -112,7 +151,7 @@ impl VecfusionTable {
                  (query the table without VERSION AS OF to change it)"
             );
         }
-        self.dataset().await
+        self.dataset_with_planned_columns().await
     }
 }
 
@@ -133,7 +172,7 @@ impl datafusion::catalog::TableProvider for VecfusionTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let dataset = self.dataset().await?;
+        let dataset = self.dataset_with_planned_columns().await?;
         let request = ScanRequest {
             projection: projection.cloned(),
             filters: filters.to_vec(),
@@ -160,9 +199,15 @@ impl datafusion::catalog::TableProvider for VecfusionTable {
         Some(Statistics::new_unknown(&self.schema).with_num_rows(Precision::Inexact(rows)))
     }
 
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults
+            .get_or_init(|| default_exprs(&self.schema).into_iter().collect())
+            .get(column)
+    }
+
     async fn insert_into(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -173,7 +218,8 @@ impl datafusion::catalog::TableProvider for VecfusionTable {
             )));
         }
         let dataset = self.writable_dataset("insert into").await?;
-        let sink = VecfusionSink::new(dataset, self.schema.clone());
+        let computed = ComputedColumns::plan(state, &self.schema)?;
+        let sink = VecfusionSink::new(dataset, self.schema.clone(), computed);
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
@@ -193,15 +239,22 @@ impl datafusion::catalog::TableProvider for VecfusionTable {
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let dataset = self.writable_dataset("update").await?;
+        let computed = ComputedColumns::plan(state, &self.schema)?;
         let assignments = assignments
             .into_iter()
             .map(|(col, expr)| {
                 let idx = self.schema.index_of(&col)?;
+                if computed.is_computed(idx) {
+                    return plan_err!(
+                        "column '{col}' is computed from other columns and cannot be set; \
+                         UPDATE the columns it reads and it is recomputed"
+                    );
+                }
                 let phys = to_physical_exprs(state, &self.schema, &[expr])?.remove(0);
                 Ok((idx, phys))
             })
             .collect::<Result<Vec<_>>>()?;
-        UpdateExec::try_new(state, dataset, filters, assignments).await
+        UpdateExec::try_new(state, dataset, filters, assignments, computed).await
     }
 
     async fn truncate(&self, state: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {

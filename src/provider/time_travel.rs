@@ -70,7 +70,8 @@ impl RelationPlanner for TimeTravelPlanner {
     }
 }
 
-fn version_number(expr: &Expr) -> Result<u64> {
+/// The version number a `VERSION AS OF` expression names.
+pub(super) fn version_number(expr: &Expr) -> Result<u64> {
     if let Expr::Literal(v, _) = expr {
         let n = match v {
             ScalarValue::Int64(Some(n)) => Some(*n),
@@ -85,7 +86,8 @@ fn version_number(expr: &Expr) -> Result<u64> {
     plan_err!("VERSION AS OF needs a version number (1, 2, ...), got {expr}")
 }
 
-fn timestamp_ms(expr: &Expr) -> Result<i64> {
+/// The time a `TIMESTAMP AS OF` expression names, in ms since the epoch.
+pub(super) fn timestamp_ms(expr: &Expr) -> Result<i64> {
     let parsed = match expr {
         Expr::Literal(ScalarValue::Utf8(Some(s)), _)
         | Expr::Literal(ScalarValue::Utf8View(Some(s)), _) => parse_time(s),

@@ -1,15 +1,18 @@
 //! `vector_search(table, column, query, k [, nprobes [, refine_factor]])`: the k rows closest
 //! to `query`, with all the table's columns plus `_distance` (the value of the distance
 //! function of the index's metric: `l2_distance`, `cosine_distance` or `inner_product`),
-//! closest first. Uses the column's vector index when there is one, else searches exactly;
+//! closest first. `query` is any constant that makes a vector — a literal, or an embedding of
+//! a text (`minilm('...')`), computed once while planning. Uses the column's vector index when
+//! there is one, else searches exactly;
 //! `WHERE` predicates on the table's columns are applied before the top-k.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::{DFSchema, ScalarValue, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -43,6 +46,22 @@ fn vector(e: &Expr) -> Result<Vec<f32>> {
     }
 }
 
+/// A constant expression other than a literal (`minilm('query text')`, `[0.1, 0.2] * 2`)
+/// evaluated once, so that a query vector can be computed; anything else as it is.
+fn fold_constant(session: &dyn Session, e: &Expr) -> Result<Expr> {
+    if matches!(e, Expr::Literal(..)) || !e.column_refs().is_empty() || e.is_volatile() {
+        return Ok(e.clone());
+    }
+    let physical = session.create_physical_expr(e.clone(), &DFSchema::empty())?;
+    let one_row = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let value = physical.evaluate(&one_row)?.into_array(1)?;
+    Ok(Expr::Literal(ScalarValue::try_from_array(&value, 0)?, None))
+}
+
 impl TableFunctionImpl for VectorSearchFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
@@ -57,7 +76,11 @@ impl TableFunctionImpl for VectorSearchFunction {
                 .get(5)
                 .map(|e| integer(e, "refine_factor"))
                 .transpose()?,
-            ..SearchRequest::new(vector(&exprs[2])?, integer(&exprs[3], "k")?).column(column)
+            ..SearchRequest::new(
+                vector(&fold_constant(args.session(), &exprs[2])?)?,
+                integer(&exprs[3], "k")?,
+            )
+            .column(column)
         };
         let target = resolve_dataset_arg(args.session(), &table, USAGE)?;
         let table_schema = match &target {

@@ -155,6 +155,64 @@ fn sigkill_during_a_build_leaves_the_previous_version() {
 
 /// `(name, bytes)` of the files in `dir` (an upload in progress included, under its staging
 /// name); none when `dir` does not exist yet.
+#[test]
+fn sigkill_during_add_column_leaves_the_previous_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d");
+    // Four fragments: the kill lands after some column files are written, before the commit.
+    create_table(&path, 64, 250_000);
+    for _ in 0..3 {
+        shell_ok(&format!(
+            "{} INSERT INTO t SELECT * FROM random_vectors(250000, 64);",
+            open_sql(&path)
+        ));
+    }
+    let data = path.join("data");
+    let fragments = files_in(&data).len();
+    let version = scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')");
+
+    let mut child = spawn_quiet(&format!(
+        "{} ALTER TABLE t ADD COLUMN copy FLOAT[64] AS (embedding);",
+        open_sql(&path)
+    ));
+    let start = Instant::now();
+    // Wait for the second column file, then kill without warning.
+    while files_in(&data).len() < fragments + 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ADD COLUMN ended before it was killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no column file appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // The version and its columns are as before, every row readable.
+    assert_eq!(
+        scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')"),
+        version
+    );
+    let header = shell_ok(&format!("{} SELECT * FROM t LIMIT 1;", open_sql(&path)));
+    assert_eq!(header.lines().next(), Some("id,embedding"));
+    assert_eq!(scalar(&path, "SELECT count(*) FROM t"), 1_000_000);
+    // The column can be added afterwards, and its values are the rows' own.
+    shell_ok(&format!(
+        "{} ALTER TABLE t ADD COLUMN copy FLOAT[64] AS (embedding);",
+        open_sql(&path)
+    ));
+    assert_eq!(
+        scalar(
+            &path,
+            "SELECT count(*) FROM t WHERE l2_distance(copy, embedding) = 0"
+        ),
+        1_000_000
+    );
+}
+
 fn files_in(dir: &Path) -> Vec<(String, u64)> {
     std::fs::read_dir(dir).map_or(vec![], |d| {
         d.filter_map(|e| e.ok())

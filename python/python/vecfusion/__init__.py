@@ -151,8 +151,10 @@ class _ProgressBars:
         if phase != self.phase:
             self.close()
             self.phase = phase
-            self.bar = tqdm(total=total, desc=phase, unit=f" {unit}", leave=phase == "commit")
-        self.bar.total = max(total, done)
+            # total 0: the amount of work is not known up front (an INSERT counts rows).
+            self.bar = tqdm(total=total or None, desc=phase, unit=f" {unit}", leave=phase == "commit")
+        if total:
+            self.bar.total = max(total, done)
         self.bar.n = done
         self.bar.refresh()
 

@@ -1,5 +1,5 @@
-//! Progress of long work (index builds), reported to whoever installed a hook in the session:
-//! the shell draws a progress bar, Python a tqdm bar.
+//! Progress of long work (index builds, ADD COLUMN, INSERT), reported to whoever installed a
+//! hook in the session: the shell draws a progress bar, Python a tqdm bar.
 
 use std::fmt;
 use std::sync::Arc;
