@@ -117,4 +117,11 @@ def _optimize(binary, quick, repeat, only):
     optimize.run(binary, quick=quick, repeat=repeat, only=only)
 
 
-ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search, "optimize": _optimize}
+def _embed(binary, quick, repeat, only):
+    import embed
+
+    embed.run(binary, quick=quick, repeat=repeat, only=only)
+
+
+ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search, "optimize": _optimize,
+       "embed": _embed}

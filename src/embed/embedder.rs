@@ -43,6 +43,17 @@ fn model_err(what: &str, directory: &ModelDirectory, e: impl std::fmt::Display) 
     )
 }
 
+/// Where one [`SentenceEmbedder::embed_timed`] call spent its time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbedTimings {
+    /// Tokenizing every text (with truncation).
+    pub tokenize: std::time::Duration,
+    /// The encoder, pooling and normalisation, batch by batch.
+    pub model: std::time::Duration,
+    /// Tokens the model ran on (after truncation, special tokens included).
+    pub tokens: u64,
+}
+
 impl SentenceEmbedder {
     /// Loads the model in `directory` onto `accelerator`'s device.
     pub fn load(directory: ModelDirectory, accelerator: Accelerator) -> Result<Self> {
@@ -91,6 +102,13 @@ impl SentenceEmbedder {
 
     /// Embeddings of `texts`, row-major: `texts.len() × dim` values.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<f32>> {
+        Ok(self.embed_timed(texts)?.0)
+    }
+
+    /// [`embed`](Self::embed), also saying where the time went (the benchmark's split
+    /// between the tokenizer and the model).
+    pub fn embed_timed(&self, texts: &[&str]) -> Result<(Vec<f32>, EmbedTimings)> {
+        let started = std::time::Instant::now();
         let dim = self.dim();
         let Some(total) = texts.len().checked_mul(dim) else {
             return plan_err!("{} texts are too many to embed at once", texts.len());
@@ -100,6 +118,7 @@ impl SentenceEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| model_err("tokenizing failed", &self.directory, e))?;
+        let tokenize = started.elapsed();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         for chunk in order.chunks(BATCH) {
@@ -111,7 +130,12 @@ impl SentenceEmbedder {
                 out[i * dim..(i + 1) * dim].copy_from_slice(row);
             }
         }
-        Ok(out)
+        let timings = EmbedTimings {
+            tokenize,
+            model: started.elapsed() - tokenize,
+            tokens: encodings.iter().map(|e| e.get_ids().len() as u64).sum(),
+        };
+        Ok((out, timings))
     }
 
     /// One batch through the encoder: pooled (and normalised) embeddings, row-major.

@@ -11,6 +11,6 @@ pub mod embedder;
 pub mod function;
 pub mod model_dir;
 
-pub use embedder::SentenceEmbedder;
+pub use embedder::{EmbedTimings, SentenceEmbedder};
 pub use function::EmbeddingFunction;
 pub use model_dir::ModelDirectory;

@@ -3,6 +3,7 @@
 //! Each subcommand measures one thing on vecfusion, prints a markdown table and appends JSON
 //! lines to `--out`. `bench/run.py` runs it beside faiss and pylance on the same data.
 
+mod embed;
 mod index_build;
 mod kmeans;
 mod load;
@@ -34,6 +35,9 @@ enum Command {
     Sql(statement::SqlArgs),
     /// One timed CREATE VECTOR INDEX (bench/build.py compares it with faiss and Lance).
     Build(index_build::BuildArgs),
+    /// Sentence embeddings: the embedder (tokenizer and model apart) and INSERT ... SELECT
+    /// minilm(text) (bench/embed.py compares them with sentence-transformers).
+    Embed(embed::EmbedArgs),
     /// Recall and latency of ANN search (bench/search.py compares it with faiss and Lance).
     Search(search::SearchArgs),
 }
@@ -47,5 +51,6 @@ async fn main() -> datafusion::error::Result<()> {
         Command::Build(args) => index_build::build(args).await,
         Command::Search(args) => search::run(args).await,
         Command::Sql(args) => statement::run(args).await,
+        Command::Embed(args) => embed::run(args).await,
     }
 }

@@ -282,11 +282,19 @@ class Session:
     def __init__(self) -> None:
         self._native = _native.Session()
 
-    def sql(self, query: str) -> Result:
+    def sql(self, query: str, *, progress: bool = False) -> Result:
         """Runs one or more statements (the last one's result is returned). Everything the
         ``vecfusion`` shell accepts works here: DataFusion SQL, ``VERSION AS OF``,
-        ``CREATE/OPTIMIZE/DROP VECTOR INDEX``, ``SHOW VECTOR INDEXES``, ``SET vecfusion.nprobes``..."""
-        return Result(self._native.sql(query))
+        ``CREATE/OPTIMIZE/DROP VECTOR INDEX``, ``ALTER TABLE ... ADD COLUMN``,
+        ``CREATE EMBEDDING MODEL``, ``SET vecfusion.nprobes``... With ``progress=True`` long
+        work (index builds, ADD COLUMN, INSERT) shows tqdm bars."""
+        if not progress:
+            return Result(self._native.sql(query))
+        bars = _ProgressBars(True)
+        try:
+            return Result(self._native.sql(query, progress=bars))
+        finally:
+            bars.close()
 
     def create_dataset(
         self,

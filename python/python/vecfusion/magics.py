@@ -1,9 +1,17 @@
 """Jupyter magics: ``%vsql`` (one line) and ``%%vsql`` (a cell) run SQL in a shared session.
 
-``{name}`` in the SQL is replaced by the value of the Python variable ``name``: a numpy array
-or a list becomes a vector literal ``[0.1, 0.2, ...]``, a string is inserted as written, a
-number as its literal. Other braces are left alone. The session is
-``vecfusion.magics.session()``; its tables are visible to every magic.
+They follow jupysql's habits where they fit:
+
+- ``{name}`` is replaced by the value of the Python variable ``name`` as written into the SQL
+  (a template: a table name, a clause); a numpy array or a list becomes a vector literal
+  ``[0.1, 0.2, ...]``. Other braces are left alone.
+- ``:name`` is a *parameter*: the value as a SQL literal — a string quoted (``'it''s'``), a
+  number, a boolean, a vector — so text from the notebook never breaks the statement.
+  ``::`` casts and names that are not notebook variables are left alone.
+- ``result << %%vsql`` (``%%vsql result <<`` on the magic line, or ``%vsql result << SELECT
+  ...``) stores the result in the variable ``result`` instead of displaying it.
+
+The session is ``vecfusion.magics.session()``; its tables are visible to every magic.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from . import Result, Session
 
 _SESSION: Optional[Session] = None
 _NAME = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+_ASSIGN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<\s*")
 
 
 def session() -> Session:
@@ -38,9 +48,27 @@ def _literal(value: Any) -> str:
     return str(value)
 
 
+def _parameter(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if value is None:
+        return "NULL"
+    return _literal(value)
+
+
 def substitute(sql: str, namespace: dict[str, Any]) -> str:
-    """Replaces ``{name}`` by the SQL literal of ``namespace[name]`` (unknown names stay)."""
-    return _NAME.sub(lambda m: _literal(namespace[m.group(1)]) if m.group(1) in namespace else m.group(0), sql)
+    """Replaces ``{name}`` by ``namespace[name]`` as written and ``:name`` by it as a SQL
+    literal (unknown names stay)."""
+    sql = _NAME.sub(lambda m: _literal(namespace[m.group(1)]) if m.group(1) in namespace else m.group(0), sql)
+    return _PARAMETER.sub(lambda m: _parameter(namespace[m.group(1)]) if m.group(1) in namespace else m.group(0), sql)
+
+
+def split_assignment(text: str) -> tuple[Optional[str], str]:
+    """``"name << rest"`` -> ``("name", "rest")``; anything else -> ``(None, text)``."""
+    m = _ASSIGN.match(text)
+    if m is None:
+        return None, text
+    return m.group(1), text[m.end():]
 
 
 def register(ipython: Any) -> None:
@@ -52,7 +80,12 @@ def register(ipython: Any) -> None:
         @line_cell_magic
         def vsql(self, line: str, cell: Optional[str] = None) -> Result:
             """Runs SQL in the vecfusion session: ``%vsql SELECT ...`` or a ``%%vsql`` cell."""
-            query = cell if cell is not None else line
-            return session().sql(substitute(query, self.shell.user_ns))
+            target, rest = split_assignment(line)
+            query = cell if cell is not None else rest
+            result = session().sql(substitute(query, self.shell.user_ns))
+            if target is not None:
+                self.shell.user_ns[target] = result
+                return None
+            return result
 
     ipython.register_magics(VecfusionMagics)
