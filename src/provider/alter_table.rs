@@ -36,6 +36,7 @@ use super::VecfusionTable;
 use super::column_values::{
     ColumnValue, cast_to_field, check_castable, default_value, plan_column_expr,
 };
+use super::refresh::ident_normalization;
 use crate::dataset::{ColumnFileMeta, Dataset};
 use crate::progress::{ProgressHook, report};
 
@@ -61,12 +62,7 @@ pub async fn alter_table(ctx: &SessionContext, alter: &AlterTable) -> Result<Dat
             );
         }
     };
-    let normalize = ctx
-        .state()
-        .config()
-        .options()
-        .sql_parser
-        .enable_ident_normalization;
+    let normalize = ident_normalization(ctx);
     let reference = object_name_to_table_reference(alter.name.clone(), normalize)?;
     let provider = match ctx.table_provider(reference.clone()).await {
         Ok(p) => p,

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{plan_datafusion_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
+
+use super::column_values::cast_to_field;
 
 /// Casts the columns of `batch` (by position) to `schema`.
 pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
@@ -39,21 +40,7 @@ pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBa
             if let DataType::FixedSizeList(_, dim) = field.data_type() {
                 check_vector_lengths(col, *dim as usize, field.name())?;
             }
-            if col.data_type() == field.data_type() {
-                return Ok(col.clone());
-            }
-            let options = CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            cast_with_options(col, field.data_type(), &options).map_err(|e| {
-                plan_datafusion_err!(
-                    "cannot store {} values in column '{}' of type {}: {e}",
-                    col.data_type(),
-                    field.name(),
-                    field.data_type()
-                )
-            })
+            cast_to_field(col, field)
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
     check_vector_elements(&columns, schema)?;

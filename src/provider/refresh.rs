@@ -62,12 +62,7 @@ pub async fn refresh_tables(ctx: &SessionContext, statement: &DFStatement) {
         },
         _ => ControlFlow::Continue(()),
     };
-    let normalize = ctx
-        .state()
-        .config()
-        .options()
-        .sql_parser
-        .enable_ident_normalization;
+    let normalize = ident_normalization(ctx);
     for name in relations.names {
         if let Ok(reference) = object_name_to_table_reference(name, normalize) {
             refresh_table(ctx, reference).await;
@@ -100,14 +95,17 @@ pub async fn refresh_table(ctx: &SessionContext, reference: TableReference) {
     }
 }
 
-async fn resolve_version(ctx: &SessionContext, name: ObjectName, version: &TableVersion) {
-    let normalize = ctx
-        .state()
+/// Whether the session lower-cases unquoted identifiers, as DataFusion's planner does.
+pub fn ident_normalization(ctx: &SessionContext) -> bool {
+    ctx.state()
         .config()
         .options()
         .sql_parser
-        .enable_ident_normalization;
-    let Ok(reference) = object_name_to_table_reference(name, normalize) else {
+        .enable_ident_normalization
+}
+
+async fn resolve_version(ctx: &SessionContext, name: ObjectName, version: &TableVersion) {
+    let Ok(reference) = object_name_to_table_reference(name, ident_normalization(ctx)) else {
         return;
     };
     let Ok(provider) = ctx.table_provider(reference).await else {
