@@ -27,6 +27,15 @@ def build_bench_binary() -> Path:
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16")
 
 
+def _output(cmd: list[str]) -> str | None:
+    """What `cmd` prints, or None where it is missing or fails."""
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def machine() -> dict:
     """What a result was measured on and with: CPU model and SIMD flags, cores, library
     versions, the bench binary's profile, the git commit and the time."""
@@ -44,14 +53,15 @@ def machine() -> dict:
     except OSError:
         pass
     info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
-    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True)
-    info["git_commit"] = git.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True)
-    info["rustc"] = rustc.stdout.strip()
+    # A GPU machine gets a copy of the tree without .git or a Rust toolchain: the commit then
+    # comes from VECFUSION_GIT_COMMIT (scripts/gpu-bench.sh reads it from the build's commit.txt).
+    info["git_commit"] = os.environ.get("VECFUSION_GIT_COMMIT") or _output(["git", "rev-parse", "HEAD"])
+    if info["git_commit"] and "VECFUSION_GIT_COMMIT" not in os.environ and _output(
+            ["git", "status", "--porcelain", "--untracked-files=no"]):
+        info["git_commit"] += "-dirty"
+    info["rustc"] = _output(["rustc", "--version"])
     versions = {}
-    for module in ("numpy", "faiss", "lance", "pyarrow"):
+    for module in ("numpy", "faiss", "lance", "pyarrow", "torch"):
         try:
             versions[module] = __import__(module).__version__
         except Exception:  # noqa: BLE001  (a missing or broken baseline is recorded, not fatal)

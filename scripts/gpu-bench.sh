@@ -3,21 +3,43 @@
 # driver and PyTorch, from the binaries scripts/build-cuda.sh left in target/cuda/dist/.
 # No Rust toolchain or network is needed there.
 #
-#   scripts/gpu-bench.sh OUT_DIR [bench/gpu.py options, e.g. --cases gmm-1m-128 --engines cuda,torch]
+#   scripts/gpu-bench.sh OUT_DIR [bench/gpu.py options, e.g. --cases gmm-20k-64 --engines cuda,torch]
 #
-# The CUDA 13 runtime libraries come from PyTorch's nvidia-* packages when the loader does
-# not find them on its own.
+# On a lent device machine (15 minutes of device time in all, the start included), exactly:
+#   here:   scripts/build-cuda.sh --release          # ~20 min cold on 2 cores
+#   device: run(command="scripts/gpu-bench.sh $OUT", carry=["target/cuda/dist"], timeout_s=600)
+# target/cuda/dist holds vecfusion.xz, vecfusion-bench.xz (~28 MB each) and commit.txt; the
+# working tree travels with them (bench/ is all it uses). bench/gpu.py stops starting commands
+# after 540 s (--deadline) and limits each to 240 s (--timeout), appending every result to
+# OUT_DIR/gpu.jsonl and rewriting OUT_DIR/gpu.md as it goes, so a cut run still reports; the
+# cases run smoke first, then 1M x 128, 1M x 768 and 1M x 1536 (its CPU engine left out).
+# Before the benchmark, scripts/check-cuda-binary.sh checks the shell there ('cuda' and
+# 'auto' must build on cuda:0).
+#
+# Rehearsal on a machine without a GPU (what CI-like machines can do): build the CUDA
+# binaries, then
+#   VECFUSION_GPU_PYTHON=/path/to/venv-with-torch/bin/python \
+#     scripts/gpu-bench.sh /tmp/gpu-out --device cpu --cases gmm-20k-64 --engines cpu,torch,cuda
+# runs the whole script on the CPU: the cuda engine's row then records the error a machine
+# without a GPU gives.
+#
+# The CUDA 13 libraries come from PyTorch's nvidia-* packages when the loader does not find
+# them on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/gpu-bench.sh OUT_DIR [options]}"; shift
-dist=target/cuda/dist
+python="${VECFUSION_GPU_PYTHON:-python3}"
+dist="${VECFUSION_GPU_DIST:-target/cuda/dist}"
 bin="${VECFUSION_GPU_BIN_DIR:-/tmp/vecfusion-cuda}"
-mkdir -p "$bin"
-[ -x "$bin/vecfusion-bench" ] || xz -dc "$dist/vecfusion-bench.xz" > "$bin/vecfusion-bench"
-chmod +x "$bin/vecfusion-bench"
+mkdir -p "$bin" "$out"
+for b in vecfusion vecfusion-bench; do
+  [ -x "$bin/$b" ] || xz -dc "$dist/$b.xz" > "$bin/$b"
+  chmod +x "$bin/$b"
+done
+[ -f "$dist/commit.txt" ] && export VECFUSION_GIT_COMMIT="$(cat "$dist/commit.txt")"
 
 # PyTorch's CUDA libraries: every nvidia/*/lib folder of the Python that has torch.
-libs="$(python3 - <<'EOF'
+libs="$("$python" - <<'PY'
 import glob, os
 try:
     import nvidia
@@ -25,14 +47,10 @@ try:
 except ImportError:
     roots = []
 print(":".join(sorted({d for r in roots for d in glob.glob(os.path.join(r, "*", "lib"))})))
-EOF
+PY
 )"
 export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-missing="$(ldd "$bin/vecfusion-bench" | grep 'not found' || true)"
-if [ -n "$missing" ]; then
-  echo "vecfusion-bench cannot find these libraries (LD_LIBRARY_PATH=$LD_LIBRARY_PATH):" >&2
-  echo "$missing" >&2
-  exit 1
-fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-python3 bench/gpu.py --bench "$bin/vecfusion-bench" --work "${VECFUSION_GPU_WORK:-/tmp/vecfusion-gpu}" --out "$out" "$@"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no GPU here (nvidia-smi did not answer)"
+scripts/check-cuda-binary.sh "$bin/vecfusion" 2>&1 | tee "$out/check-cuda-binary.txt"
+PYTHONUNBUFFERED=1 "$python" bench/gpu.py --bench "$bin/vecfusion-bench" \
+  --work "${VECFUSION_GPU_WORK:-/tmp/vecfusion-gpu}" --out "$out" "$@"

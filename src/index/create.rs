@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::blocks::{self, BuildPlan, BuildSpec, Model, Sample, Segment};
 use crate::dataset::Dataset;
-use crate::kmeans::{Accelerator, Backend, backend_for};
+use crate::kmeans::{Accelerator, Backend, DeviceMemory, backend_for};
 use crate::progress::{ProgressHook, report};
 use crate::quantizer::IndexKind;
 
@@ -58,6 +58,9 @@ pub struct BuildMetrics {
     rows_indexed: Count,
     rows_skipped: Count,
     spilled_runs: Count,
+    /// GPU builds: the device memory planned for, and the rows copied to the device.
+    device_memory_budget_bytes: Count,
+    device_bytes_uploaded: Count,
 }
 
 impl BuildMetrics {
@@ -73,10 +76,18 @@ impl BuildMetrics {
             rows_indexed: count("rows_indexed"),
             rows_skipped: count("rows_skipped"),
             spilled_runs: count("spilled_runs"),
+            device_memory_budget_bytes: count("device_memory_budget_bytes"),
+            device_bytes_uploaded: count("device_bytes_uploaded"),
         }
     }
 
-    fn record(&self, s: &PhaseSeconds, segment: &Segment, skipped: u64) {
+    fn record(
+        &self,
+        s: &PhaseSeconds,
+        segment: &Segment,
+        skipped: u64,
+        device: Option<DeviceMemory>,
+    ) {
         let add = |t: &Time, secs: f64| t.add_duration(std::time::Duration::from_secs_f64(secs));
         add(&self.sample, s.sample);
         add(&self.train_ivf, s.train_ivf);
@@ -86,6 +97,10 @@ impl BuildMetrics {
         self.rows_indexed.add(segment.meta.rows as usize);
         self.rows_skipped.add(skipped as usize);
         self.spilled_runs.add(segment.spilled_runs);
+        if let Some(d) = device {
+            self.device_memory_budget_bytes.add(d.budget_bytes as usize);
+            self.device_bytes_uploaded.add(d.uploaded_bytes as usize);
+        }
     }
 }
 
@@ -124,7 +139,11 @@ pub async fn build_index(
     metrics: &BuildMetrics,
 ) -> Result<BuildReport> {
     let started = Instant::now();
-    let backend: Arc<dyn Backend> = Arc::from(backend_for(&accelerator));
+    let gpu_budget = spec
+        .options
+        .gpu_memory_budget_mb
+        .map(|mb| mb.saturating_mul(1 << 20));
+    let backend: Arc<dyn Backend> = Arc::from(backend_for(&accelerator, gpu_budget));
     let plan = BuildPlan {
         spec: spec.clone(),
         dim,
@@ -160,9 +179,12 @@ pub async fn build_index(
         write: segment.seconds_write,
         total: started.elapsed().as_secs_f64(),
     };
-    metrics.record(&seconds, &segment, skipped);
+    let device = backend.device_memory();
+    metrics.record(&seconds, &segment, skipped, device);
     let details = json!({
         "accelerator": backend.name(), "rows_skipped": skipped, "file_bytes": segment.bytes,
+        "device_memory_budget_bytes": device.map(|d| d.budget_bytes),
+        "device_bytes_uploaded": device.map(|d| d.uploaded_bytes),
         "mean_sq_distance": segment.mean_sq_distance(),
         "seconds": {
             "sample": seconds.sample, "train_ivf": seconds.train_ivf,

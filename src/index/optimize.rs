@@ -60,6 +60,15 @@ impl OptimizeSpec {
         };
         Ok(mb.saturating_mul(1 << 20))
     }
+
+    /// The cap on GPU memory: the statement's, else the one the index was built with.
+    fn gpu_memory_budget_bytes(&self) -> Result<Option<usize>> {
+        let mb = match self.options.gpu_memory_budget_mb {
+            Some(mb) => Some(mb),
+            None => self.built_with()?.options.gpu_memory_budget_mb,
+        };
+        Ok(mb.map(|mb| mb.saturating_mul(1 << 20)))
+    }
 }
 
 /// Seconds per phase.
@@ -146,6 +155,9 @@ pub async fn optimize_index(
         if let Some(mb) = spec.options.memory_budget_mb {
             options.memory_budget_mb = mb;
         }
+        if let Some(mb) = spec.options.gpu_memory_budget_mb {
+            options.gpu_memory_budget_mb = Some(mb);
+        }
         let build = BuildSpec {
             name: index.name.clone(),
             column: index.column.clone(),
@@ -188,7 +200,8 @@ pub async fn optimize_index(
 
     let started = Instant::now();
     let metrics = OptimizeMetrics::new(metrics);
-    let backend: Arc<dyn Backend> = Arc::from(backend_for(&accelerator));
+    let backend: Arc<dyn Backend> =
+        Arc::from(backend_for(&accelerator, spec.gpu_memory_budget_bytes()?));
     let location = dataset.location();
     let model = Arc::new(IndexModel::open(location, &index.model.file).await?);
     let mut seconds = OptimizeSeconds::default();

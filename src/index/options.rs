@@ -33,6 +33,10 @@ pub struct IndexOptions {
     pub replace: bool,
     /// Memory for partition lists before they spill to temporary files.
     pub memory_budget_mb: usize,
+    /// Caps the GPU memory KMeans plans for (default: a share of what the device has free;
+    /// see `kmeans::candle_backend::memory_budget`). Absent in manifests written before it.
+    #[serde(default)]
+    pub gpu_memory_budget_mb: Option<usize>,
 }
 
 /// Largest `num_partitions` accepted (Faiss's guidance for 100M+ vectors is 65,536 lists).
@@ -70,6 +74,7 @@ const OPTIONS: &[(&str, &str, &[IndexKind])] = &[
     ("seed", "a non-negative integer", &[]),
     ("replace", "true or false", &[]),
     ("memory_budget_mb", "an integer from 1 to 1048576", &[]),
+    ("gpu_memory_budget_mb", "an integer from 1 to 1048576", &[]),
 ];
 
 fn wrong(name: &str, value: &OptionValue) -> DataFusionError {
@@ -116,6 +121,7 @@ impl IndexOptions {
             seed: 42,
             replace: false,
             memory_budget_mb: 1024,
+            gpu_memory_budget_mb: None,
         }
     }
 
@@ -194,6 +200,9 @@ impl IndexOptions {
                 "memory_budget_mb" => {
                     out.memory_budget_mb = at_most(&name, value, MAX_MEMORY_BUDGET_MB)?
                 }
+                "gpu_memory_budget_mb" => {
+                    out.gpu_memory_budget_mb = Some(at_most(&name, value, MAX_MEMORY_BUDGET_MB)?)
+                }
                 _ => unreachable!("every option in OPTIONS is handled"),
             }
         }
@@ -267,6 +276,8 @@ pub struct OptimizeOptions {
     pub accelerator: Option<AcceleratorRequest>,
     /// Overrides the index's memory budget for partition lists.
     pub memory_budget_mb: Option<usize>,
+    /// Overrides the index's cap on GPU memory.
+    pub gpu_memory_budget_mb: Option<usize>,
 }
 
 const OPTIMIZE_OPTIONS: &[(&str, &str)] = &[
@@ -274,6 +285,7 @@ const OPTIMIZE_OPTIONS: &[(&str, &str)] = &[
     ("retrain", "true or false"),
     ("accelerator", "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"),
     ("memory_budget_mb", "an integer from 1 to 1048576"),
+    ("gpu_memory_budget_mb", "an integer from 1 to 1048576"),
 ];
 
 impl OptimizeOptions {
@@ -313,6 +325,9 @@ impl OptimizeOptions {
                 }
                 "memory_budget_mb" => {
                     out.memory_budget_mb = Some(at_most(&name, value, MAX_MEMORY_BUDGET_MB)?)
+                }
+                "gpu_memory_budget_mb" => {
+                    out.gpu_memory_budget_mb = Some(at_most(&name, value, MAX_MEMORY_BUDGET_MB)?)
                 }
                 _ => unreachable!("every option in OPTIMIZE_OPTIONS is handled"),
             }
@@ -412,6 +427,42 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("unknown accelerator 'tpu'"), "{err}");
+    }
+
+    #[test]
+    fn the_gpu_memory_cap_is_checked_and_optional_in_manifests() {
+        let o = IndexOptions::parse(
+            IndexKind::IvfPq,
+            &[("gpu_memory_budget_mb".into(), n("512"))],
+        )
+        .unwrap();
+        assert_eq!(o.gpu_memory_budget_mb, Some(512));
+        assert_eq!(
+            IndexOptions::defaults(IndexKind::IvfPq).gpu_memory_budget_mb,
+            None
+        );
+        for bad in ["0", "-1", "1048577"] {
+            let err = IndexOptions::parse(
+                IndexKind::IvfFlat,
+                &[("gpu_memory_budget_mb".into(), n(bad))],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("'gpu_memory_budget_mb' must be an integer from 1 to 1048576"),
+                "{err}"
+            );
+        }
+        // Options stored before the option existed still read, without a cap.
+        let mut stored = serde_json::to_value(IndexOptions::defaults(IndexKind::IvfSq)).unwrap();
+        stored
+            .as_object_mut()
+            .unwrap()
+            .remove("gpu_memory_budget_mb");
+        let read: IndexOptions = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, IndexOptions::defaults(IndexKind::IvfSq));
+        let o = OptimizeOptions::parse(&[("gpu_memory_budget_mb".into(), n("64"))]).unwrap();
+        assert_eq!(o.gpu_memory_budget_mb, Some(64));
     }
 
     #[test]

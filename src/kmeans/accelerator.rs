@@ -101,6 +101,21 @@ impl Accelerator {
         }
     }
 
+    /// Free memory on the device in bytes, where the device can say (CUDA); `None` for the
+    /// CPU and Metal.
+    pub fn free_memory(&self) -> Option<usize> {
+        #[cfg(feature = "cuda")]
+        if let Ok(cuda) = self.device.as_cuda_device() {
+            return cuda
+                .cuda_stream()
+                .context()
+                .mem_get_info()
+                .ok()
+                .map(|(free, _total)| free);
+        }
+        None
+    }
+
     /// `select(AcceleratorRequest::parse(spec)?)`.
     pub fn from_spec(spec: &str) -> Result<Self> {
         Self::select(AcceleratorRequest::parse(spec)?)
@@ -109,16 +124,54 @@ impl Accelerator {
 
 #[cfg(feature = "cuda")]
 fn cuda(ordinal: usize) -> Result<Accelerator> {
-    match Device::new_cuda(ordinal) {
-        Ok(device) => Ok(Accelerator {
-            device,
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    /// Devices opened so far, by ordinal. Opening one creates a CUDA context and candle loads
+    /// its kernel modules into it on first use; keeping the device lets the next build in the
+    /// same process (the shell, a notebook, a benchmark's warm-up) skip both.
+    static OPENED: OnceLock<Mutex<HashMap<usize, Device>>> = OnceLock::new();
+    let opened = OPENED.get_or_init(Default::default);
+    if let Some(device) = opened.lock().expect("device cache lock").get(&ordinal) {
+        return Ok(Accelerator {
+            device: device.clone(),
             name: format!("cuda:{ordinal}"),
-        }),
-        Err(e) => datafusion::common::exec_err!(
-            "accelerator 'cuda:{ordinal}' is not available: {e}. This build has CUDA support; \
-             check that an NVIDIA GPU and driver are present (nvidia-smi) and that the CUDA 13 \
-             runtime libraries are on the library path, or use accelerator = 'cpu'"
-        ),
+        });
+    }
+    let unavailable = |why: String| {
+        datafusion::common::exec_err!(
+            "accelerator 'cuda:{ordinal}' is not available: {why}. This build has CUDA support; \
+             use accelerator = 'cpu' (or 'auto', which falls back to the CPU)"
+        )
+    };
+    // The libraries are loaded at run time (see `cuda_libraries`): name a missing one here
+    // rather than let the CUDA backend panic on it.
+    if let Some(why) = super::cuda_libraries::unavailable_reason(super::cuda_libraries::LIBRARIES) {
+        return unavailable(why);
+    }
+    // A backstop: a library that loads but lacks a symbol still panics inside cudarc.
+    let opened_device = std::panic::catch_unwind(|| Device::new_cuda(ordinal)).map_err(|panic| {
+        panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the CUDA backend panicked while opening the device".into())
+    });
+    match opened_device {
+        Ok(Ok(device)) => {
+            opened
+                .lock()
+                .expect("device cache lock")
+                .insert(ordinal, device.clone());
+            Ok(Accelerator {
+                device,
+                name: format!("cuda:{ordinal}"),
+            })
+        }
+        Ok(Err(e)) => unavailable(format!(
+            "{e} (check that an NVIDIA GPU with this ordinal is present: nvidia-smi)"
+        )),
+        Err(panic) => unavailable(panic),
     }
 }
 
@@ -189,12 +242,16 @@ mod tests {
                 assert!(!device.is_cpu());
             }
             Err(e) if cfg!(feature = "cuda") => {
-                // A CUDA build on a machine without a usable GPU.
+                // A CUDA build on a machine without a usable GPU: it started (the libraries
+                // are loaded at run time) and says what is missing.
                 let e = e.to_string();
                 assert!(
                     e.contains("'cuda:0' is not available") && e.contains("has CUDA support"),
                     "{e}"
                 );
+                if !super::super::cuda_libraries::LIBRARIES[0].is_present() {
+                    assert!(e.contains("libcuda.so.1"), "{e}");
+                }
             }
             Err(e) => {
                 let e = e.to_string();

@@ -64,11 +64,26 @@ pub struct Assignment {
     pub distances: Vec<f32>,
 }
 
+/// What a GPU backend planned for and moved: shown with every build, so a slow build that
+/// streams its sample each iteration is visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// Device memory the backend plans for (see `candle_backend::memory_budget`).
+    pub budget_bytes: u64,
+    /// Rows copied from the host to the device so far.
+    pub uploaded_bytes: u64,
+}
+
 /// A device that runs the passes. Implementations must give the same assignments for the
 /// same inputs up to floating-point ties.
 pub trait Backend: Send + Sync {
     /// Human-readable device name (`cpu`, `cuda:0`, ...).
     fn name(&self) -> &str;
+
+    /// The device memory budget and traffic; `None` for the CPU backend (host memory).
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        None
+    }
 
     fn step(
         &self,

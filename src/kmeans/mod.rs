@@ -3,7 +3,8 @@
 //!
 //! Independent of SQL: the index builder, benchmarks and (later) distributed builds call it.
 //!
-//! - [`accelerator`]: choosing the device from `'cpu' | 'cuda[:N]' | 'mps' | 'auto'`.
+//! - [`accelerator`]: choosing the device from `'cpu' | 'cuda[:N]' | 'mps' | 'auto'`;
+//!   [`cuda_libraries`]: the CUDA libraries a CUDA build loads at run time, looked for first.
 //! - [`backend`]: the two passes (assign + accumulate, assign) every algorithm here is made of,
 //!   implemented by [`cpu::CpuBackend`] (fused GEMM + argmin kernels) and
 //!   [`candle_backend::CandleBackend`] (tensor programs for CUDA/Metal).
@@ -15,6 +16,7 @@ pub mod backend;
 pub mod cancel;
 pub mod candle_backend;
 pub mod cpu;
+pub mod cuda_libraries;
 pub mod init;
 pub mod lloyd;
 pub mod pq;
@@ -23,22 +25,27 @@ use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 
 pub use accelerator::{Accelerator, AcceleratorRequest};
-pub use backend::{Assignment, Backend, Layout};
+pub use backend::{Assignment, Backend, DeviceMemory, Layout};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use init::Init;
 pub use lloyd::{IterationInfo, LloydOptions};
 
 use crate::metric::{Metric, normalize_rows};
 
-/// The backend for a selected device: the fused CPU kernels for the CPU, candle otherwise.
-pub fn backend_for(accelerator: &Accelerator) -> Box<dyn Backend> {
+/// The backend for a selected device: the fused CPU kernels for the CPU, candle otherwise,
+/// planning device memory from what the device has free now, capped by
+/// `gpu_memory_budget_bytes` (the `gpu_memory_budget_mb` option) when given.
+pub fn backend_for(
+    accelerator: &Accelerator,
+    gpu_memory_budget_bytes: Option<usize>,
+) -> Box<dyn Backend> {
     if accelerator.is_cpu() {
         Box::new(cpu::CpuBackend)
     } else {
         Box::new(candle_backend::CandleBackend::new(
             accelerator.device.clone(),
             accelerator.name.clone(),
-            candle_backend::DEVICE_MEMORY_BUDGET_BYTES,
+            candle_backend::memory_budget(accelerator.free_memory(), gpu_memory_budget_bytes),
         ))
     }
 }

@@ -95,6 +95,64 @@ fn same_seed_same_centroids_and_engines_agree() {
 }
 
 #[test]
+fn the_gpu_budget_is_a_share_of_free_memory_capped_by_the_option() {
+    use super::candle_backend::{DEFAULT_MEMORY_BUDGET_BYTES, memory_budget};
+    let gib = 1usize << 30;
+    // No word from the device (Metal, the CPU device) and no cap: the fixed default.
+    assert_eq!(memory_budget(None, None), DEFAULT_MEMORY_BUDGET_BYTES);
+    // 80 % of what is free; the option caps it, never raises it.
+    assert_eq!(memory_budget(Some(10 * gib), None), 8 * gib);
+    assert_eq!(memory_budget(Some(10 * gib), Some(gib)), gib);
+    assert_eq!(
+        memory_budget(Some(gib), Some(10 * gib)),
+        (gib as f64 * 0.8) as usize
+    );
+    assert_eq!(memory_budget(None, Some(5 << 20)), 5 << 20);
+    assert_eq!(memory_budget(Some(0), None), 1);
+}
+
+#[test]
+fn a_sample_that_fits_stays_on_the_device_and_a_larger_one_streams() {
+    let (k, dim, iterations) = (16, 12, 6);
+    let data = blobs(&far_centres(k, dim, 3), dim, 200, 2.0, 4);
+    let (rows, data_bytes) = (data.len() / dim, (data.len() * 4) as u64);
+    let mut params = KMeansParams::new(k);
+    params.max_iterations = iterations;
+    params.tolerance = 0.0;
+
+    // 1 MiB holds the 150 KiB sample beside its score matrices: uploaded once, kept.
+    let fits = CandleBackend::new(Device::Cpu, "fits", 1 << 20);
+    let plan = fits.plan(rows, Layout::coarse(dim, k), true);
+    assert!(plan.resident && plan.chunk_rows >= rows, "{plan:?}");
+    let a = train(&fits, &data, dim, &params, &mut quiet()).unwrap();
+    assert_eq!(a.objectives.len(), iterations);
+    assert_eq!(fits.device_memory().unwrap().uploaded_bytes, data_bytes);
+    assert_eq!(fits.resident_bytes(), Some(data.len() * 4));
+
+    // 64 KiB is less than the sample itself (data larger than the device): every iteration
+    // streams it in chunks, and nothing stays behind.
+    let streams = CandleBackend::new(Device::Cpu, "streams", 64 << 10);
+    let plan = streams.plan(rows, Layout::coarse(dim, k), true);
+    assert!(!plan.resident && plan.chunk_rows < rows / 4, "{plan:?}");
+    let b = train(&streams, &data, dim, &params, &mut quiet()).unwrap();
+    let uploaded = streams.device_memory().unwrap().uploaded_bytes;
+    assert_eq!(uploaded, iterations as u64 * data_bytes);
+    assert_eq!(streams.resident_bytes(), None);
+
+    // Both paths train the same centroids.
+    for (u, v) in a.centroids.iter().zip(&b.centroids) {
+        assert!((u - v).abs() < 1e-3, "{u} vs {v}");
+    }
+    // A pass over other rows (an encode) releases the kept sample.
+    let other = data[..64 * dim].to_vec();
+    fits.assign(&other, Layout::coarse(dim, k), &a.centroids, Metric::L2)
+        .unwrap();
+    assert_eq!(fits.resident_bytes(), None);
+    // The CPU backend works in host memory and reports no device.
+    assert!(CpuBackend.device_memory().is_none());
+}
+
+#[test]
 fn empty_clusters_are_reseeded_by_splitting_the_largest() {
     let dim = 4;
     let data = blobs(&far_centres(4, dim, 5), dim, 100, 0.3, 6);

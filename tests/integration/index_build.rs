@@ -267,6 +267,36 @@ async fn same_seed_same_index_and_statements_manage_indexes() {
 }
 
 #[tokio::test]
+async fn the_gpu_memory_cap_is_kept_with_the_index_and_optimize_can_change_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = setup(dir.path()).await;
+    sql(&ctx, "CREATE VECTOR INDEX g ON t (embedding) USING IVF_PQ WITH (num_partitions = 8, gpu_memory_budget_mb = 64)").await;
+    let (_, meta, _, _) = index_of(dir.path(), "g").await;
+    assert_eq!(meta.params["options"]["gpu_memory_budget_mb"], 64);
+    sql(
+        &ctx,
+        &format!("INSERT INTO t SELECT * FROM random_vectors(500, {DIM}, 16, 8)"),
+    )
+    .await;
+    let err = sql_err(
+        &ctx,
+        "OPTIMIZE VECTOR INDEX g ON t WITH (gpu_memory_budget_mb = -5)",
+    )
+    .await;
+    assert!(
+        err.contains("option 'gpu_memory_budget_mb' must be an integer from 1 to 1048576"),
+        "{err}"
+    );
+    let r = sql(
+        &ctx,
+        "OPTIMIZE VECTOR INDEX g ON t WITH (gpu_memory_budget_mb = 32)",
+    )
+    .await;
+    let encoded = r[0].column(r[0].schema().index_of("rows_encoded").unwrap());
+    assert_eq!(encoded.as_primitive::<UInt64Type>().value(0), 500);
+}
+
+#[tokio::test]
 async fn bad_options_are_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = setup(dir.path()).await;
@@ -302,6 +332,10 @@ async fn bad_options_are_refused_before_any_work() {
         (
             "USING IVF_FLAT WITH (memory_budget_mb = 99999999999)",
             "option 'memory_budget_mb' must be an integer from 1 to 1048576",
+        ),
+        (
+            "USING IVF_FLAT WITH (gpu_memory_budget_mb = 0)",
+            "option 'gpu_memory_budget_mb' must be an integer from 1 to 1048576, got 0",
         ),
         (
             "USING IVF_PQ WITH (num_sub_vectors = 5)",

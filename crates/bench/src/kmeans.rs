@@ -26,6 +26,9 @@ pub struct KMeansArgs {
     seed: u64,
     #[arg(long, default_value = "cpu")]
     accelerator: String,
+    /// Caps the GPU memory the candle backend plans for (default: a share of the free memory).
+    #[arg(long)]
+    gpu_memory_budget_mb: Option<usize>,
     /// Where to write the centroids (.npy).
     #[arg(long)]
     centroids_out: Option<PathBuf>,
@@ -39,7 +42,10 @@ pub struct KMeansArgs {
 pub async fn run(args: KMeansArgs) -> Result<()> {
     let (data, n, dim) = npy::read_f32(&args.data)?;
     let accelerator = Accelerator::from_spec(&args.accelerator)?;
-    let backend = backend_for(&accelerator);
+    let budget = args
+        .gpu_memory_budget_mb
+        .map(|mb| mb.saturating_mul(1 << 20));
+    let backend = backend_for(&accelerator, budget);
     let mut params = KMeansParams::new(args.k);
     params.max_iterations = args.iterations;
     params.tolerance = 0.0;
@@ -68,6 +74,8 @@ pub async fn run(args: KMeansArgs) -> Result<()> {
         "seconds_total": total, "seconds_per_iteration_median": median(&per_iteration),
         "assign_seconds": assign, "assign_gflops": gflops,
         "objective_last": model.objectives.last(), "threads": rayon::current_num_threads(),
+        "device_memory_budget_bytes": backend.device_memory().map(|d| d.budget_bytes),
+        "device_bytes_uploaded": backend.device_memory().map(|d| d.uploaded_bytes),
     });
     println!("{row}");
     append_jsonl(&args.out, &[row])
