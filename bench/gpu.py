@@ -217,7 +217,7 @@ def write_table(rows: list[dict], path: Path, info: dict) -> None:
             r.get("case", "?"), r.get("engine", "–"), r.get("accelerator", r.get("device", "–")),
             f(r.get("seconds_warmup")), f(r.get("seconds_total")), f(r.get("seconds_sample")),
             f(r.get("seconds_train_ivf")), f(r.get("seconds_train_pq", r.get("seconds_train_quantizer"))),
-            f(r.get("seconds_encode")), f(r.get("seconds_write")), f(r.get("ivf_tflops"), ".1f"),
+            f(r.get("seconds_encode")), f(r.get("seconds_write")), f(r.get("ivf_tflops"), ".3g"),
             f(r.get("gpu_memory_rise_mb"), ".0f"),
             str(r.get("error", ""))[:80].replace("|", "/").replace("\n", " "),
         ])

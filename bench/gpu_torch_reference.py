@@ -60,16 +60,15 @@ def pq_lloyd(r: torch.Tensor, m: int, iterations: int, gen: torch.Generator) -> 
     x = r.view(n, m, ds).transpose(0, 1).contiguous()  # (m, n, ds)
     pick = torch.randperm(n, generator=gen, device="cpu")[:CODES].to(r.device)
     c = x[:, pick, :].clone()  # (m, 256, ds)
+    offsets = (torch.arange(m, device=r.device) * CODES)[:, None]  # (m, 1)
     for _ in range(iterations):
         d = torch.baddbmm((c * c).sum(dim=2)[:, None, :], x, c.transpose(1, 2), alpha=-2.0)
-        labels = d.argmin(dim=2)  # (m, n)
-        sums = torch.zeros_like(c)
-        counts = torch.zeros(m, CODES, device=r.device, dtype=r.dtype)
-        for s in range(m):
-            sums[s].index_add_(0, labels[s], x[s])
-            counts[s] = torch.bincount(labels[s], minlength=CODES).to(r.dtype)
+        labels = (d.argmin(dim=2) + offsets).flatten()  # (m·n,) into the m × 256 codes
+        sums = torch.zeros(m * CODES, ds, device=r.device, dtype=r.dtype).index_add_(0, labels, x.reshape(m * n, ds))
+        counts = torch.bincount(labels, minlength=m * CODES).to(r.dtype)
         nonempty = counts > 0
-        c[nonempty] = sums[nonempty] / counts[nonempty][:, None]
+        flat = c.view(m * CODES, ds)
+        flat[nonempty] = sums[nonempty] / counts[nonempty][:, None]
     return c
 
 

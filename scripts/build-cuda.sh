@@ -3,7 +3,12 @@
 # that has neither a GPU nor the CUDA toolkit, from NVIDIA's PyPI wheels (CUDA 13.0: the lent
 # GPUs' driver 580 runs CUDA <= 13.0, and a newer nvvm emits PTX their ptxas rejects).
 #
-#   scripts/build-cuda.sh [--release] [--compute-cap 90]
+#   scripts/build-cuda.sh [--release] [--all-targets] [--compute-cap 90]
+#
+# --all-targets also builds the test targets with the cuda feature (then
+# `cargo test --workspace --features vecfusion/cuda` with the same --config runs them); with
+# VECFUSION_CUDA_TARGET pointing at the default build's target directory it reuses its
+# DataFusion, whose features differ between a bins-only and an all-targets build.
 #
 # One binary for every machine: candle-core 0.11 asks cudarc for dynamic *linking*, which
 # makes the binary refuse to start without libcuda.so.1. This script builds candle-core from
@@ -27,9 +32,11 @@ cd "$(dirname "$0")/.."
 
 profile=dev
 cap=90
+targets=--bins
 while [ $# -gt 0 ]; do
   case "$1" in
     --release) profile=release ;;
+    --all-targets) targets=--all-targets ;;
     --compute-cap) cap="$2"; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -67,13 +74,22 @@ if ! grep -q '"dynamic-loading",' "$patched/Cargo.toml" || grep -q '"dynamic-lin
   exit 1
 fi
 
-# 3. Build. The patch changes Cargo.lock's entry for candle-core: keep the committed one.
+# 3. candle-kernels 0.11 links its statically compiled MoE kernels against `cudart`: offer the
+#    linker only NVIDIA's static CUDA runtime under that name (through LIBRARY_PATH, which the
+#    C compiler driver reads and cargo does not fingerprint, so nothing rebuilds), so the binary
+#    does not need libcudart.so at start-up either; the static runtime opens the driver itself.
+link="$target/link"
+mkdir -p "$link"
+cp -f "$CU/lib/libcudart_static.a" "$link/libcudart.a"
+export LIBRARY_PATH="$link${LIBRARY_PATH:+:$LIBRARY_PATH}"
+
+# 4. Build. The patch changes Cargo.lock's entry for candle-core: keep the committed one.
 cp Cargo.lock "$target/Cargo.lock.committed"
 trap 'cp "$target/Cargo.lock.committed" Cargo.lock' EXIT
 export CARGO_TARGET_DIR="$target"
-# `--workspace --bins` (not `-p vecfusion-cli -p vecfusion-bench`): the workspace's feature
-# unification, so a target directory shared with the default build reuses its DataFusion.
-cargo build --profile "$profile" --workspace --bins --features vecfusion/cuda \
+# `--workspace` (not `-p vecfusion-cli -p vecfusion-bench`): the workspace's feature
+# unification, as the default build has it.
+cargo build --profile "$profile" --workspace "$targets" --features vecfusion/cuda \
   --config "patch.crates-io.candle-core.path=\"$patched\""
 
 out="$target/$( [ "$profile" = dev ] && echo debug || echo release )"
@@ -85,6 +101,7 @@ scripts/check-cuda-binary.sh "$out/vecfusion"
 
 mkdir -p "$target/dist"
 echo "$(git rev-parse HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo -dirty)" > "$target/dist/commit.txt"
+echo "$( [ "$profile" = dev ] && echo debug || echo release )" > "$target/dist/profile.txt"
 for bin in vecfusion vecfusion-bench; do
   strip -o "$target/dist/$bin" "$out/$bin"
   xz -T2 -6 -f "$target/dist/$bin"

@@ -8,7 +8,7 @@
 # On a lent device machine (15 minutes of device time in all, the start included), exactly:
 #   here:   scripts/build-cuda.sh --release          # ~20 min cold on 2 cores
 #   device: run(command="scripts/gpu-bench.sh $OUT", carry=["target/cuda/dist"], timeout_s=600)
-# target/cuda/dist holds vecfusion.xz, vecfusion-bench.xz (~28 MB each) and commit.txt; the
+# target/cuda/dist holds vecfusion.xz, vecfusion-bench.xz (~28 MB each), commit.txt and profile.txt; the
 # working tree travels with them (bench/ is all it uses). bench/gpu.py stops starting commands
 # after 540 s (--deadline) and limits each to 240 s (--timeout), appending every result to
 # OUT_DIR/gpu.jsonl and rewriting OUT_DIR/gpu.md as it goes, so a cut run still reports; the
@@ -24,7 +24,9 @@
 # without a GPU gives.
 #
 # The CUDA 13 libraries come from PyTorch's nvidia-* packages when the loader does not find
-# them on its own.
+# them on its own (the lent machines' image holds nvidia-cublas, nvidia-curand and
+# nvidia-cuda-nvrtc for CUDA 13; a torch wheel alone may lack cuRAND, which candle opens with
+# every CUDA device: then the cuda rows record that error).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:?usage: scripts/gpu-bench.sh OUT_DIR [options]}"; shift
@@ -37,6 +39,7 @@ for b in vecfusion vecfusion-bench; do
   chmod +x "$bin/$b"
 done
 [ -f "$dist/commit.txt" ] && export VECFUSION_GIT_COMMIT="$(cat "$dist/commit.txt")"
+[ -f "$dist/profile.txt" ] && export VECFUSION_BENCH_PROFILE="$(cat "$dist/profile.txt")"
 
 # PyTorch's CUDA libraries: every nvidia/*/lib folder of the Python that has torch.
 libs="$("$python" - <<'PY'
@@ -50,7 +53,8 @@ print(":".join(sorted({d for r in roots for d in glob.glob(os.path.join(r, "*", 
 PY
 )"
 export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no GPU here (nvidia-smi did not answer)"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null \
+  || echo "no GPU here (nvidia-smi did not answer)"
 scripts/check-cuda-binary.sh "$bin/vecfusion" 2>&1 | tee "$out/check-cuda-binary.txt"
 PYTHONUNBUFFERED=1 "$python" bench/gpu.py --bench "$bin/vecfusion-bench" \
   --work "${VECFUSION_GPU_WORK:-/tmp/vecfusion-gpu}" --out "$out" "$@"
