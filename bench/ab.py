@@ -6,7 +6,7 @@ noise of what came before?
 
 A_BINARY and B_BINARY are `vecfusion-bench` binaries (e.g. the release build of the parent
 commit and of the change: `git worktree add /tmp/base HEAD~1 && (cd /tmp/base && cargo build
---release -p vecfusion-bench)`, sharing the target directory so only vecfusion recompiles).
+--release --workspace --bin vecfusion-bench)`, sharing the target directory so only vecfusion recompiles).
 For each repetition, A then B: one timed IVF_PQ build (1024 partitions, 16 sub-vectors, CPU)
 and one search sweep (1,000 queries, nprobes 1..50, refine 1 and 10: recall@10, p50 through
 the Rust API and through SQL, batch QPS). Prints min and median per figure and appends every

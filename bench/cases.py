@@ -16,9 +16,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def build_bench_binary() -> Path:
     """Builds `vecfusion-bench` in the release profile (VECFUSION_BENCH_PROFILE=dev for a
     quick look: the numeric kernels are optimised there too, SQL planning is not) and returns
-    its path."""
+    its path. Features are resolved for the whole workspace (`--workspace --bin`), as the
+    test command builds them: `-p vecfusion-bench` alone would unify them differently and
+    rebuild DataFusion instead of reusing the test build's artifacts."""
     profile = os.environ.get("VECFUSION_BENCH_PROFILE", "release")
-    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "-p", "vecfusion-bench"], cwd=ROOT)
+    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "--workspace",
+                           "--bin", "vecfusion-bench"], cwd=ROOT)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     return target / ("debug" if profile == "dev" else profile) / "vecfusion-bench"
 

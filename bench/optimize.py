@@ -251,7 +251,7 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
     png = plot(name, seg_rows)
     text = (f"{name}, IVF_PQ {nlist} partitions × {m} sub-vectors, {repeat} run(s) per figure. "
             f"Machine: {env.get('cpu', '?')} ({', '.join(env.get('cpu_flags', []))}), {env['cpus']} CPUs, "
-            f"commit {env['git_commit']}, {env['time']}.\n\n"
+            f"commit {env['git_commit']}, {env['time']}, vecfusion-bench profile {env['profile']}.\n\n"
             f"OPTIMIZE after an append, against a full build of all rows:\n\n"
             + markdown(append_table[0], append_table[1:])
             + f"\n\nQueries against segmented indexes ({png.name}):\n\n"
