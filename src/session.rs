@@ -14,6 +14,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::dataset::{Dataset, DatasetLocation};
+use crate::embed::ChunkModelInputs;
 use crate::index::statements;
 use crate::metric::DistanceFunction;
 use crate::planner::VecfusionQueryPlanner;
@@ -54,6 +55,7 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
         .insert(0, Arc::new(NumericArrayLiteralPlanner));
     builder
         .with_optimizer_rule(Arc::new(AnnRewrite))
+        .with_physical_optimizer_rule(Arc::new(ChunkModelInputs))
         .with_table_factory("VECFUSION".into(), Arc::new(VecfusionTableFactory))
         .with_relation_planners(vec![Arc::new(TimeTravelPlanner)])
         .with_query_planner(Arc::new(VecfusionQueryPlanner))

@@ -4,6 +4,8 @@
 //! texts rather than to the longest text of the input (the same trick sentence-transformers'
 //! `encode` uses); results go back in input order.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::BertModel;
@@ -24,6 +26,9 @@ pub struct SentenceEmbedder {
     tokenizer: Tokenizer,
     directory: ModelDirectory,
     accelerator: Accelerator,
+    /// Texts embedded since the model was loaded (`SHOW EMBEDDING MODELS`): a running
+    /// statement's work is visible while it runs, and a cancelled one's stops growing.
+    texts_embedded: AtomicU64,
 }
 
 impl std::fmt::Debug for SentenceEmbedder {
@@ -84,6 +89,7 @@ impl SentenceEmbedder {
             tokenizer,
             directory,
             accelerator,
+            texts_embedded: AtomicU64::new(0),
         })
     }
 
@@ -98,6 +104,11 @@ impl SentenceEmbedder {
     /// The device the model runs on (`cpu`, `cuda:0`, ...).
     pub fn accelerator(&self) -> &str {
         &self.accelerator.name
+    }
+
+    /// Texts embedded since the model was loaded.
+    pub fn texts_embedded(&self) -> u64 {
+        self.texts_embedded.load(Ordering::Relaxed)
     }
 
     /// Embeddings of `texts`, row-major: `texts.len() × dim` values.
@@ -129,6 +140,8 @@ impl SentenceEmbedder {
             for (row, &i) in pooled.chunks_exact(dim).zip(chunk) {
                 out[i * dim..(i + 1) * dim].copy_from_slice(row);
             }
+            self.texts_embedded
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         let timings = EmbedTimings {
             tokenize,

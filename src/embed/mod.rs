@@ -5,12 +5,17 @@
 //! `model_dir` reads what a sentence-transformers directory says (BERT config, tokenizer,
 //! pooling, normalisation, length limit); `embedder` runs tokeniser, transformer and pooling
 //! over a batch of texts; `function` is the `ScalarUDFImpl` a session registers under the
-//! model's name.
+//! model's name; `chunks_rule` puts a `chunks_exec` below every operator that calls a model,
+//! so a model sees small chunks and a cancelled statement stops between them.
 
+pub mod chunks_exec;
+pub mod chunks_rule;
 pub mod embedder;
 pub mod function;
 pub mod model_dir;
 
+pub use chunks_exec::{CHUNK_ROWS, ModelInputChunksExec};
+pub use chunks_rule::ChunkModelInputs;
 pub use embedder::{EmbedTimings, SentenceEmbedder};
 pub use function::EmbeddingFunction;
 pub use model_dir::ModelDirectory;

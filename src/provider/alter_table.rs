@@ -5,9 +5,9 @@
 //! ADD COLUMN writes the new column of every fragment as a column file next to it (the
 //! existing files are not rewritten) and commits them with the new schema as one version:
 //! the version before keeps its columns (time travel), and a statement killed half-way
-//! leaves only unreferenced files. A computed column's expression runs in chunks of
-//! [`CHUNK_ROWS`] rows on a blocking thread, so progress moves and a cancelled statement
-//! stops within one chunk; deleted rows are not computed (they get NULL).
+//! leaves only unreferenced files. A computed column's expression runs in chunks
+//! ([`evaluate_in_chunks`]), so progress moves and a cancelled statement stops within one
+//! chunk; deleted rows are not computed (they get NULL).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +15,7 @@ use std::time::Instant;
 use datafusion::arrow::array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
-use datafusion::arrow::compute::{concat, filter_record_batch, take};
+use datafusion::arrow::compute::{filter_record_batch, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::Session;
 use datafusion::common::{
@@ -34,14 +34,11 @@ use object_store::ObjectStoreExt;
 
 use super::VecfusionTable;
 use super::column_values::{
-    ColumnValue, cast_to_field, check_castable, default_value, plan_column_expr,
+    ColumnValue, check_castable, default_value, evaluate_in_chunks, plan_column_expr,
 };
 use super::refresh::ident_normalization;
 use crate::dataset::{ColumnFileMeta, Dataset};
 use crate::progress::{ProgressHook, report};
-
-/// Rows a computed column's expression is evaluated on at a time.
-pub const CHUNK_ROWS: usize = 256;
 
 /// Runs `ALTER TABLE` on a vecfusion table.
 pub async fn alter_table(ctx: &SessionContext, alter: &AlterTable) -> Result<DataFrame> {
@@ -410,26 +407,7 @@ async fn compute(
     } else {
         filter_record_batch(batch, &live.to_vec().into())?
     };
-    let mut chunks = vec![];
-    let mut offset = 0;
-    while offset < rows.num_rows() {
-        let len = CHUNK_ROWS.min(rows.num_rows() - offset);
-        let chunk = rows.slice(offset, len);
-        let expr = expr.clone();
-        let values = tokio::task::spawn_blocking(move || {
-            expr.evaluate(&chunk)?.into_array(chunk.num_rows())
-        })
-        .await
-        .map_err(|e| exec_datafusion_err!("ADD COLUMN task failed: {e}"))??;
-        chunks.push(cast_to_field(&values, field)?);
-        offset += len;
-        progress(len);
-    }
-    let values = match chunks.len() {
-        0 => ScalarValue::try_from(field.data_type())?.to_array_of_size(0)?,
-        1 => chunks.remove(0),
-        _ => concat(&chunks.iter().map(|c| c.as_ref()).collect::<Vec<_>>())?,
-    };
+    let values = evaluate_in_chunks(expr, &rows, field, &mut progress).await?;
     progress(batch.num_rows() - rows.num_rows());
     if all_live {
         return Ok(values);

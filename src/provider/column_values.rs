@@ -10,20 +10,30 @@
 //! Rules, as PostgreSQL's: a computed column is never written directly — `INSERT` leaves it
 //! out (or gives NULL) and gets the expression's value, `UPDATE` cannot set it and
 //! recomputes it when a column it reads changes.
+//!
+//! A computed column's expression is evaluated in chunks of [`CHUNK_ROWS`] rows on a
+//! blocking thread, whichever statement computes it (`ALTER TABLE ... ADD COLUMN`, `INSERT`,
+//! `UPDATE`): an embedding model takes seconds per chunk, so the statement awaits between
+//! chunks — progress moves, a cancelled statement stops within one chunk, and the runtime's
+//! workers stay free for other queries meanwhile.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options, concat};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{DFSchema, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::common::{
+    DFSchema, ScalarValue, exec_datafusion_err, plan_datafusion_err, plan_err,
+};
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
+
+use crate::embed::CHUNK_ROWS;
 
 /// Field metadata key of a column's `DEFAULT` (SQL text of a constant expression).
 pub const DEFAULT_KEY: &str = "vecfusion.default";
@@ -252,7 +262,7 @@ impl ComputedColumns {
 
     /// Inserted rows (in the table schema): refuses a value given for a computed column, then
     /// computes them.
-    pub fn fill_inserted(&self, batch: RecordBatch) -> Result<RecordBatch> {
+    pub async fn fill_inserted(&self, batch: RecordBatch) -> Result<RecordBatch> {
         for (i, _, _) in &self.columns {
             let given = batch.column(*i);
             if given.null_count() != given.len() {
@@ -269,16 +279,21 @@ impl ComputedColumns {
                 );
             }
         }
-        self.compute(batch, |_| true)
+        self.compute(batch, |_| true).await
     }
 
     /// Updated rows (in the table schema) whose columns `assigned` were set: recomputes the
     /// computed columns that read any of them.
-    pub fn refresh_updated(&self, batch: RecordBatch, assigned: &[usize]) -> Result<RecordBatch> {
+    pub async fn refresh_updated(
+        &self,
+        batch: RecordBatch,
+        assigned: &[usize],
+    ) -> Result<RecordBatch> {
         self.compute(batch, |reads| reads.iter().any(|r| assigned.contains(r)))
+            .await
     }
 
-    fn compute(
+    async fn compute(
         &self,
         batch: RecordBatch,
         needed: impl Fn(&[usize]) -> bool,
@@ -288,12 +303,41 @@ impl ComputedColumns {
         };
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         for (i, expr, reads) in &self.columns {
-            if !needed(reads) {
-                continue;
+            if needed(reads) {
+                columns[*i] = evaluate_in_chunks(expr, &batch, schema.field(*i), |_| {}).await?;
             }
-            let values = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
-            columns[*i] = cast_to_field(&values, schema.field(*i))?;
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
+}
+
+/// `expr`'s values over `rows`, evaluated in chunks of [`CHUNK_ROWS`] on a blocking thread
+/// and cast to `field`'s type; `progress` hears the rows of each chunk. Dropping the future
+/// stops the work after the chunk in flight.
+pub async fn evaluate_in_chunks(
+    expr: &Arc<dyn PhysicalExpr>,
+    rows: &RecordBatch,
+    field: &Field,
+    mut progress: impl FnMut(usize),
+) -> Result<ArrayRef> {
+    let mut chunks = vec![];
+    let mut offset = 0;
+    while offset < rows.num_rows() {
+        let len = CHUNK_ROWS.min(rows.num_rows() - offset);
+        let chunk = rows.slice(offset, len);
+        let expr = expr.clone();
+        let values = tokio::task::spawn_blocking(move || {
+            expr.evaluate(&chunk)?.into_array(chunk.num_rows())
+        })
+        .await
+        .map_err(|e| exec_datafusion_err!("computing column '{}' failed: {e}", field.name()))??;
+        chunks.push(cast_to_field(&values, field)?);
+        offset += len;
+        progress(len);
+    }
+    Ok(match chunks.len() {
+        0 => ScalarValue::try_from(field.data_type())?.to_array_of_size(0)?,
+        1 => chunks.remove(0),
+        _ => concat(&chunks.iter().map(|c| c.as_ref()).collect::<Vec<_>>())?,
+    })
 }

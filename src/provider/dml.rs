@@ -313,7 +313,7 @@ impl ExecutionPlan for UpdateExec {
                     let updated = RecordBatch::try_new(Arc::new(Schema::new(values)), columns)?;
                     let updated = conform_batch(&updated, &schema)?;
                     writer
-                        .write(computed.refresh_updated(updated, &assigned)?)
+                        .write(computed.refresh_updated(updated, &assigned).await?)
                         .await?;
                 }
                 Ok(())

@@ -25,7 +25,7 @@ mod sink;
 mod table;
 mod time_travel;
 
-pub use alter_table::{CHUNK_ROWS, alter_table};
+pub use alter_table::alter_table;
 pub use column_values::{COMPUTED_KEY, ColumnValue, DEFAULT_KEY};
 pub use conform::{conform_batch, name_not_null_violation};
 pub use factory::VecfusionTableFactory;

@@ -56,26 +56,34 @@ impl DataSink for VecfusionSink {
         context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let schema = self.schema.clone();
-        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let columns: Arc<[String]> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let computed = self.computed.clone();
         let hook = context.session_config().get_extension::<ProgressHook>();
         let batch_hook = hook.clone();
         let mut written = 0u64;
         // How many rows arrive is not known up front: progress counts rows (total 0).
-        let batches = data.map(move |batch| {
-            let batch = conform_batch(
-                &batch.map_err(|e| name_not_null_violation(e, &columns))?,
-                &schema,
-            )?;
-            let batch = if computed.is_empty() {
-                batch
-            } else {
-                computed.fill_inserted(batch)?
-            };
-            written += batch.num_rows() as u64;
-            report(batch_hook.as_deref(), "insert", written, 0, "rows");
-            Ok(batch)
-        });
+        let batches = data
+            .then(move |batch| {
+                let (schema, columns, computed) =
+                    (schema.clone(), columns.clone(), computed.clone());
+                async move {
+                    let batch = conform_batch(
+                        &batch.map_err(|e| name_not_null_violation(e, &columns))?,
+                        &schema,
+                    )?;
+                    if computed.is_empty() {
+                        Ok(batch)
+                    } else {
+                        computed.fill_inserted(batch).await
+                    }
+                }
+            })
+            .inspect(move |batch| {
+                if let Ok(batch) = batch {
+                    written += batch.num_rows() as u64;
+                    report(batch_hook.as_deref(), "insert", written, 0, "rows");
+                }
+            });
         let rows = self.dataset.append(batches).await?.rows;
         report(hook.as_deref(), "commit", rows, rows, "rows");
         Ok(rows)

@@ -84,7 +84,7 @@ pub fn drop_model(ctx: &SessionContext, stmt: &DropEmbeddingModel) -> Result<Dat
     ctx.read_empty()
 }
 
-/// One row per model: name, directory, dimension, device, token limit.
+/// One row per model: name, directory, dimension, device, token limit, texts embedded so far.
 pub fn show_models(ctx: &SessionContext) -> Result<DataFrame> {
     let state = ctx.state();
     let mut models: Vec<_> = state
@@ -130,6 +130,10 @@ pub fn show_models(ctx: &SessionContext) -> Result<DataFrame> {
                     .map(|m| m.1.directory().max_tokens as u64)
                     .collect(),
             ),
+        ),
+        (
+            "texts_embedded",
+            number(models.iter().map(|m| m.1.texts_embedded()).collect()),
         ),
     ])?;
     ctx.read_batch(batch)

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float32Type};
@@ -396,6 +397,106 @@ async fn a_computed_embedding_column_is_added_and_indexed() {
     )
     .await;
     assert_eq!(found, vec![4, 5, 7]);
+}
+
+/// Runs `statement`, cancels it once the model has embedded one chunk, and returns the texts
+/// embedded when it was cancelled and once the model went quiet. The statement's rows number
+/// `16 × CHUNK_ROWS`.
+async fn cancel_after_one_chunk(
+    ctx: &datafusion::prelude::SessionContext,
+    embedder: &vecfusion::embed::SentenceEmbedder,
+    statement: String,
+) -> (u64, u64) {
+    let chunk = vecfusion::embed::CHUNK_ROWS as u64;
+    let before = embedder.texts_embedded();
+    let running = ctx.clone();
+    let task = tokio::spawn(async move { running.sql(&statement).await?.collect().await });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while embedder.texts_embedded() < before + chunk {
+        assert!(
+            Instant::now() < deadline,
+            "the first chunk was not embedded"
+        );
+        assert!(
+            !task.is_finished(),
+            "the statement ended before it was cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let at_cancel = embedder.texts_embedded() - before;
+    // The chunk in flight runs to its end (on a blocking thread for computed columns); then
+    // nothing more.
+    let mut settled = at_cancel;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = embedder.texts_embedded() - before;
+        if now == settled {
+            return (at_cancel, settled);
+        }
+        settled = now;
+    }
+}
+
+/// Cancelling an INSERT that embeds texts — through a computed column or by calling the
+/// model in its SELECT — stops the model within one chunk (the chunk in flight finishes, no
+/// other starts) and leaves the table as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_insert_stops_embedding_within_one_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    // One DataFusion partition: one chunk in flight at a time (each partition has its own).
+    let config = datafusion::prelude::SessionConfig::new().with_target_partitions(1);
+    let ctx = vecfusion::new_session_context_with_config(config);
+    let model = EmbeddingFunction::load("minilm", minilm_dir(), AcceleratorRequest::Cpu).unwrap();
+    let embedder = model.embedder().clone();
+    ctx.register_udf(model.into_udf());
+    for (table, columns) in [
+        ("computed", "id BIGINT, text VARCHAR"),
+        ("plain", "id BIGINT, text VARCHAR, embedding FLOAT[384]"),
+    ] {
+        sql(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE {table} ({columns}) STORED AS VECFUSION LOCATION '{}'",
+                dir.path().join(table).display()
+            ),
+        )
+        .await;
+    }
+    sql(
+        &ctx,
+        "ALTER TABLE computed ADD COLUMN embedding FLOAT[384] AS (minilm(text))",
+    )
+    .await;
+    let chunk = vecfusion::embed::CHUNK_ROWS as u64;
+    let rows = 16 * chunk;
+    let source = format!("FROM generate_series(1, {rows})");
+    let text = "'document number ' || value";
+    let explicit = format!("INSERT INTO plain SELECT value, {text}, minilm({text}) {source}");
+    // The model's input is cut into chunks below the projection that calls it.
+    let plan = sql(&ctx, &format!("EXPLAIN {explicit}")).await;
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert!(plan.contains("ModelInputChunksExec: rows=256"), "{plan}");
+    for (table, statement) in [
+        (
+            "computed",
+            format!("INSERT INTO computed (id, text) SELECT value, {text} {source}"),
+        ),
+        ("plain", explicit),
+    ] {
+        let (at_cancel, settled) = cancel_after_one_chunk(&ctx, &embedder, statement).await;
+        assert!(
+            settled <= at_cancel + chunk,
+            "{table}: {settled} texts embedded after cancelling at {at_cancel}"
+        );
+        assert!(settled < rows, "{table}: every row was embedded");
+        let count = format!("SELECT count(*) FROM {table}");
+        let count = crate::common::scalar_i64(&ctx, &count).await;
+        assert_eq!(count, 0, "{table}: a cancelled INSERT wrote rows");
+    }
 }
 
 /// 100 texts (Python standard-library docstrings, PSF license; five longer than the model's
