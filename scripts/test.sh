@@ -17,6 +17,10 @@ cargo build --workspace --all-targets --locked
 step "reference embedding model (all-MiniLM-L6-v2, once)"
 scripts/fetch-models.sh
 
+step "S3-compatible server for the storage tests (SeaweedFS, once)"
+VECFUSION_S3_SERVER="$(scripts/fetch-s3-server.sh)"
+export VECFUSION_S3_SERVER
+
 step "cargo test"
 cargo test --workspace --locked
 

@@ -3,6 +3,13 @@
 //! Every read and write goes through `object_store`, so a local directory and an `s3://`
 //! prefix run the same code. When the store is the local file system we also keep the
 //! directory path, so that fragments can be memory-mapped instead of copied into memory.
+//!
+//! `s3://bucket/prefix` needs no code from the user: the store is configured the way
+//! object_store and the AWS tools are — `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_REGION`, `AWS_ENDPOINT` (or `AWS_ENDPOINT_URL`) for an S3-compatible server,
+//! `AWS_ALLOW_HTTP=true` for a plain-HTTP one — and by the same keys as table options
+//! (`'aws.endpoint'` or `'aws_endpoint'`), which win over the environment. Commits need
+//! conditional PUT (`If-None-Match: *`), which S3 and the usual S3-compatible servers honour.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,9 +18,10 @@ use datafusion::common::{exec_datafusion_err, plan_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{ClientConfigKey, ObjectStore};
 use url::Url;
 
 /// A resolved dataset location.
@@ -59,17 +67,49 @@ impl DatasetLocation {
 
     /// Resolves a `LOCATION`: a plain path or `file://` URL is a local directory; any other
     /// URL uses the object store registered for it in the session's runtime environment
-    /// (`SessionContext::register_object_store`), as DataFusion's own tables do.
+    /// (`SessionContext::register_object_store`), as DataFusion's own tables do, and an
+    /// `s3://` URL without one gets a store configured from the environment.
     pub fn resolve(location: &str, runtime: &RuntimeEnv) -> Result<Self> {
+        Self::resolve_with_options(location, &[], runtime)
+    }
+
+    /// [`Self::resolve`], with storage options (`aws.*` / `aws_*` keys) that configure an
+    /// `s3://` store over the environment. A store built here is registered in `runtime`, so
+    /// later statements on the same bucket share its connections and settings.
+    pub fn resolve_with_options(
+        location: &str,
+        options: &[(String, String)],
+        runtime: &RuntimeEnv,
+    ) -> Result<Self> {
         let location = location.trim();
         if location.is_empty() {
             return plan_err!("a vecfusion dataset needs a LOCATION (a directory path or URL)");
         }
-        if !location.contains("://") {
-            return Self::local(location);
+        let url =
+            if location.contains("://") {
+                Some(Url::parse(location).map_err(|e| {
+                    plan_datafusion_err!("invalid dataset location '{location}': {e}")
+                })?)
+            } else {
+                None
+            };
+        let s3 = url
+            .as_ref()
+            .is_some_and(|u| matches!(u.scheme(), "s3" | "s3a"));
+        if !options.is_empty() && !s3 {
+            return plan_err!(
+                "storage options ({}) apply to s3:// locations only; '{location}' uses the \
+                 object store registered for it",
+                options
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
-        let url = Url::parse(location)
-            .map_err(|e| plan_datafusion_err!("invalid dataset location '{location}': {e}"))?;
+        let Some(url) = url else {
+            return Self::local(location);
+        };
         if url.scheme() == "file" {
             let path = url
                 .to_file_path()
@@ -77,14 +117,23 @@ impl DatasetLocation {
             return Self::local(path);
         }
         let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
-        let store = runtime.object_store(&store_url).map_err(|e| {
-            plan_datafusion_err!(
-                "no object store is registered for '{}://{}' ({e}); register one with \
-                 SessionContext::register_object_store before using this location",
-                url.scheme(),
-                url.host_str().unwrap_or("")
-            )
-        })?;
+        let store = match (runtime.object_store(&store_url), s3) {
+            (Ok(store), _) if options.is_empty() => store,
+            (_, true) => {
+                let store = s3_store(&url, options)?;
+                runtime.register_object_store(store_url.as_ref(), store.clone());
+                store
+            }
+            (Ok(store), false) => store,
+            (Err(e), false) => {
+                return plan_err!(
+                    "no object store is registered for '{}://{}' ({e}); register one with \
+                     SessionContext::register_object_store before using this location",
+                    url.scheme(),
+                    url.host_str().unwrap_or("")
+                );
+            }
+        };
         let root = Path::from_url_path(url.path())
             .map_err(|e| plan_datafusion_err!("invalid dataset location '{location}': {e}"))?;
         Ok(Self {
@@ -107,4 +156,39 @@ impl DatasetLocation {
     pub fn local_path(&self, relative: &str) -> Option<PathBuf> {
         self.local_root.as_ref().map(|r| r.join(relative))
     }
+}
+
+/// An S3 store for the bucket of `url`: the environment's `AWS_*` settings, then `options`.
+fn s3_store(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
+    let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+    for (key, value) in options {
+        let name = key.to_ascii_lowercase().replace("aws.", "aws_");
+        let config: AmazonS3ConfigKey = name.parse().map_err(|_| {
+            plan_datafusion_err!(
+                "unknown storage option '{key}' for {url}: use object_store's S3 keys, e.g. \
+                 'aws.access_key_id', 'aws.secret_access_key', 'aws.region', 'aws.endpoint', \
+                 'aws.allow_http'"
+            )
+        })?;
+        builder = builder.with_config(config, value);
+    }
+    // object_store refuses plain HTTP with a bare "builder error" at the first request.
+    let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+    let allow_http = builder
+        .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if let Some(endpoint) = endpoint.filter(|e| e.starts_with("http://") && !allow_http) {
+        return plan_err!(
+            "the S3 endpoint {endpoint} of {url} is plain HTTP: allow it with \
+             AWS_ALLOW_HTTP=true (or the table option 'aws.allow_http' 'true'), or use https"
+        );
+    }
+    let store = builder.build().map_err(|e| {
+        plan_datafusion_err!(
+            "cannot open {url}: {e}. Set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION \
+             and, for an S3-compatible server, AWS_ENDPOINT (and AWS_ALLOW_HTTP=true for \
+             http://), or the same keys as table options ('aws.endpoint' ...)"
+        )
+    })?;
+    Ok(Arc::new(store))
 }

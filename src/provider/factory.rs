@@ -2,7 +2,8 @@
 //!
 //! With a column list the statement creates a dataset (or opens an existing one whose schema
 //! matches); without one it opens an existing dataset. `OPTIONS ('version' 'n')` opens a
-//! read-only view of version `n`.
+//! read-only view of version `n`; `aws.*` options configure an `s3://` location's store
+//! (see `dataset::location`).
 
 use std::sync::Arc;
 
@@ -17,8 +18,11 @@ use super::table::{VecfusionTable, VersionTarget};
 use crate::dataset::versions::location_has_files;
 use crate::dataset::{Dataset, DatasetLocation};
 
-/// Options `CREATE EXTERNAL TABLE ... OPTIONS (...)` accepts.
-const OPTIONS: &[&str] = &["version"];
+/// Options `CREATE EXTERNAL TABLE ... OPTIONS (...)` accepts, besides storage options.
+const OPTIONS: &[&str] = &[
+    "version",
+    "aws.* (S3 storage: aws.endpoint, aws.region, ...)",
+];
 
 #[derive(Debug, Default)]
 pub struct VecfusionTableFactory;
@@ -44,9 +48,13 @@ impl TableProviderFactory for VecfusionTableFactory {
             );
         }
         let mut version = None;
+        let mut storage = vec![];
         for (key, value) in &cmd.options {
             let name = key.strip_prefix("format.").unwrap_or(key);
             match name {
+                _ if name.starts_with("aws.") || name.starts_with("aws_") => {
+                    storage.push((name.to_string(), value.clone()))
+                }
                 "version" => {
                     version = Some(value.parse::<u64>().map_err(|_| {
                         plan_datafusion_err!(
@@ -62,9 +70,18 @@ impl TableProviderFactory for VecfusionTableFactory {
                 }
             }
         }
-        let location = DatasetLocation::resolve(location, state.runtime_env())?;
+        let location =
+            DatasetLocation::resolve_with_options(location, &storage, state.runtime_env())?;
         let declared: Schema = cmd.schema.as_arrow().clone();
-        let dataset = if Dataset::exists(&location).await? {
+        let exists = Dataset::exists(&location).await.map_err(|e| {
+            plan_datafusion_err!(
+                "cannot read the dataset location {}: {}. Check that the storage is reachable \
+                 and the credentials are right (for s3://: AWS_* variables or 'aws.*' options)",
+                location.uri,
+                e.strip_backtrace()
+            )
+        })?;
+        let dataset = if exists {
             let dataset = match version {
                 // Only that version's manifest is read: it opens even when newer ones are
                 // damaged.

@@ -9,6 +9,7 @@ mod embeddings;
 mod format_one;
 mod fuzz_corpus;
 mod index_build;
+mod s3;
 mod schema_evolution;
 mod search;
 mod segments;

@@ -1,0 +1,400 @@
+//! Datasets on an S3-compatible server: SeaweedFS (`weed mini`, from
+//! `scripts/fetch-s3-server.sh`), started as a process on 127.0.0.1 for each test. SQL reaches
+//! it through table options; commits rely on its conditional PUT.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use vecfusion::dataset::{Dataset, DatasetLocation, Operation, deletion};
+use vecfusion::new_session_context;
+
+use crate::common::{column_i64, scalar_i64, sql, sql_err};
+
+const BUCKET: &str = "testbucket";
+const KEY: &str = "testkey";
+const SECRET: &str = "testsecret";
+
+/// A SeaweedFS server with one bucket, stopped when dropped.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+    _data: tempfile::TempDir,
+}
+
+/// A base port whose five HTTP ports (base + 1..=5) and their gRPC twins (+ 10000) are free.
+fn free_base_port() -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    for attempt in 0..200u32 {
+        let base = 20_000 + ((seed / 7 + attempt * 7919) % 25_000) as u16;
+        let free = (1..=5u16)
+            .flat_map(|i| [base + i, base + i + 10_000])
+            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free ports for the S3 server");
+}
+
+impl S3Server {
+    async fn start() -> Self {
+        let weed = std::env::var_os("VECFUSION_S3_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                    .join(".cache/vecfusion/s3-server/venv/bin/weed")
+            });
+        assert!(
+            weed.is_file(),
+            "{} is missing: run scripts/fetch-s3-server.sh (or set VECFUSION_S3_SERVER)",
+            weed.display()
+        );
+        let data = tempfile::tempdir().unwrap();
+        let base = free_base_port();
+        let port = |i: u16| (base + i).to_string();
+        let child = Command::new(&weed)
+            .arg("mini")
+            .arg(format!("-dir={}", data.path().display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+            ])
+            .arg(format!("-master.port={}", port(1)))
+            .arg(format!("-volume.port={}", port(2)))
+            .arg(format!("-filer.port={}", port(3)))
+            .arg(format!("-s3.port={}", port(4)))
+            .arg(format!("-admin.port={}", port(5)))
+            .args(["-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0"])
+            .args(["-s3.port.lance=0", &format!("-bucket={BUCKET}")])
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", weed.display()));
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{}", port(4)),
+            _data: data,
+        };
+        // Ready when the bucket lists.
+        let store = server.store();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed: Result<Vec<_>, _> = store.list(None).try_collect().await;
+            if listed.is_ok() {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "S3 server not ready: {listed:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_bucket_name(BUCKET)
+                .with_endpoint(&self.endpoint)
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_access_key_id(KEY)
+                .with_secret_access_key(SECRET)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// Storage options as table `OPTIONS` keys.
+    fn options(&self) -> Vec<(String, String)> {
+        [
+            ("aws.endpoint", self.endpoint.as_str()),
+            ("aws.allow_http", "true"),
+            ("aws.region", "us-east-1"),
+            ("aws.access_key_id", KEY),
+            ("aws.secret_access_key", SECRET),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// `OPTIONS (...)` of a `CREATE EXTERNAL TABLE` on this server.
+    fn sql_options(&self) -> String {
+        let pairs: Vec<String> = self
+            .options()
+            .iter()
+            .map(|(k, v)| format!("'{k}' '{v}'"))
+            .collect();
+        format!("OPTIONS ({})", pairs.join(", "))
+    }
+
+    fn create_table(&self, name: &str, prefix: &str, columns: &str) -> String {
+        format!(
+            "CREATE EXTERNAL TABLE {name} {columns} STORED AS VECFUSION \
+             LOCATION 's3://{BUCKET}/{prefix}' {}",
+            self.sql_options()
+        )
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The whole life of a table on S3: create, appends, an index that serves a query, a delete,
+/// time travel, and a second session that sees the same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_on_s3_is_written_indexed_searched_and_time_travelled() {
+    let server = S3Server::start().await;
+    let ctx = new_session_context();
+    let columns = "(id BIGINT, embedding FLOAT[8])";
+    sql(&ctx, &server.create_table("t", "shop/items", columns)).await;
+    sql(&ctx, "INSERT INTO t SELECT * FROM random_vectors(2000, 8)").await;
+    sql(
+        &ctx,
+        "INSERT INTO t SELECT id + 2000, vector FROM random_vectors(1000, 8, 4, 7)",
+    )
+    .await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX t_idx ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
+    )
+    .await;
+    let query = "SELECT id FROM t ORDER BY l2_distance(embedding, \
+                 [0.1, -0.2, 0.3, 0.0, 0.5, -0.1, 0.2, 0.4]) LIMIT 10";
+    let plan = sql(&ctx, &format!("EXPLAIN {query}")).await;
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert!(plan.contains("index=t_idx"), "{plan}");
+    // Every partition probed, IVF_FLAT answers exactly: the exact plan's rows.
+    sql(&ctx, "SET vecfusion.nprobes = 8").await;
+    let ann = column_i64(&ctx, query).await;
+    sql(&ctx, "SET vecfusion.use_index = false").await;
+    let exact = column_i64(&ctx, query).await;
+    sql(&ctx, "SET vecfusion.use_index = true").await;
+    assert_eq!(ann.len(), 10);
+    assert_eq!(ann, exact);
+
+    sql(&ctx, "DELETE FROM t WHERE id < 100").await;
+    assert_eq!(scalar_i64(&ctx, "SELECT count(*) FROM t").await, 2900);
+    let first = scalar_i64(
+        &ctx,
+        "SELECT min(version) FROM vecfusion_versions('t') WHERE total_rows = 2000",
+    )
+    .await;
+    let at_first = format!("SELECT count(*) FROM t VERSION AS OF {first}");
+    assert_eq!(scalar_i64(&ctx, &at_first).await, 2000);
+
+    // The files are in the bucket, under the prefix.
+    let store = server.store();
+    let manifests: Vec<_> = store
+        .list(Some(&Path::from("shop/items/_versions")))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(manifests.len() >= 5, "{manifests:?}");
+
+    // Another session opens the dataset (no column list) and sees the same rows and index.
+    let other = new_session_context();
+    sql(&other, &server.create_table("u", "shop/items", "")).await;
+    assert_eq!(scalar_i64(&other, "SELECT count(*) FROM u").await, 2900);
+    let found = column_i64(
+        &other,
+        "SELECT id FROM vector_search('u', 'embedding', \
+         [0.1, -0.2, 0.3, 0.0, 0.5, -0.1, 0.2, 0.4], 10, 8) ORDER BY _distance",
+    )
+    .await;
+    let exact_now: Vec<i64> = exact.iter().copied().filter(|id| *id >= 100).collect();
+    assert_eq!(found[..exact_now.len()], exact_now[..]);
+}
+
+/// Writers in several sessions commit to one S3 dataset at once: every append lands exactly
+/// once (rebased past the others), and of two deletes of one fragment prepared from the same
+/// version exactly one commits — the server's conditional PUT decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_s3_never_lose_a_commit() {
+    let server = S3Server::start().await;
+    let columns = "(id BIGINT, embedding FLOAT[4])";
+    let first = new_session_context();
+    sql(&first, &server.create_table("t", "shared", columns)).await;
+    let (writers, inserts, rows) = (4, 3, 50);
+    let mut tasks = vec![];
+    for w in 0..writers {
+        let create = server.create_table("t", "shared", "");
+        tasks.push(tokio::spawn(async move {
+            let ctx = new_session_context();
+            sql(&ctx, &create).await;
+            for i in 0..inserts {
+                let start = (w * inserts + i) * rows;
+                sql(
+                    &ctx,
+                    &format!(
+                        "INSERT INTO t SELECT id + {start}, vector \
+                         FROM random_vectors({rows}, 4, 2, {start})"
+                    ),
+                )
+                .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = (writers * inserts * rows) as i64;
+    assert_eq!(scalar_i64(&first, "SELECT count(*) FROM t").await, total);
+    assert_eq!(
+        scalar_i64(&first, "SELECT count(DISTINCT id) FROM t").await,
+        total
+    );
+    let appends = scalar_i64(
+        &first,
+        "SELECT count(*) FROM vecfusion_versions('t') WHERE rows_added > 0",
+    )
+    .await;
+    assert_eq!(appends, (writers * inserts) as i64);
+
+    // Two deletes of one fragment from the same version: one commits, one conflicts.
+    let runtime = first.runtime_env();
+    let location = DatasetLocation::resolve_with_options(
+        &format!("s3://{BUCKET}/shared"),
+        &server.options(),
+        runtime.as_ref(),
+    )
+    .unwrap();
+    let ds = Dataset::open(location).await.unwrap();
+    let frag = ds.fragments()[0].id;
+    let mut results = vec![];
+    for offset in [1u32, 2] {
+        let mut rows = roaring::RoaringBitmap::new();
+        rows.insert(offset);
+        let file = deletion::write_deletions(ds.location(), frag, &rows)
+            .await
+            .unwrap();
+        results.push(
+            ds.commit(&Operation::Delete {
+                deletions: vec![(frag, file)],
+                rows_deleted: 1,
+            })
+            .await,
+        );
+    }
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    let err = results[1].as_ref().unwrap_err().to_string();
+    assert!(err.contains("commit conflict"), "{err}");
+    assert_eq!(
+        scalar_i64(&first, "SELECT count(*) FROM t").await,
+        total - 1
+    );
+}
+
+/// Wrong credentials, an unknown storage option and storage options on a local path are
+/// refused with errors that say what to fix, and create nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_s3_settings_get_clear_errors() {
+    let server = S3Server::start().await;
+    let ctx = new_session_context();
+    let wrong_secret = server
+        .create_table("t", "nope", "(id BIGINT)")
+        .replace(SECRET, "not-the-secret");
+    let err = sql_err(&ctx, &wrong_secret).await;
+    assert!(
+        err.contains(&format!(
+            "cannot read the dataset location s3://{BUCKET}/nope"
+        )) && err.contains("credentials")
+            && err.contains("SignatureDoesNotMatch"),
+        "{err}"
+    );
+
+    let unknown = server
+        .create_table("t", "nope", "(id BIGINT)")
+        .replace("'aws.region'", "'aws.regoin'");
+    let err = sql_err(&ctx, &unknown).await;
+    assert!(err.contains("unknown storage option 'aws.regoin'"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let local = format!(
+        "CREATE EXTERNAL TABLE l (id BIGINT) STORED AS VECFUSION LOCATION 'file://{}' \
+         OPTIONS ('aws.region' 'us-east-1')",
+        dir.path().display()
+    );
+    let err = sql_err(&ctx, &local).await;
+    assert!(err.contains("apply to s3:// locations only"), "{err}");
+
+    let listed: Vec<_> = server
+        .store()
+        .list(Some(&Path::from("nope")))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+/// The `vecfusion` shell binary beside this test's executable (the test command builds every
+/// binary of the workspace first).
+fn shell_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let shell = dir.join("vecfusion");
+    assert!(
+        shell.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        shell.display()
+    );
+    shell
+}
+
+/// Configured as the AWS tools are — by environment variables alone — the shell writes and
+/// reads a dataset on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_reaches_s3_through_aws_environment_variables() {
+    let server = S3Server::start().await;
+    let script = format!(
+        "CREATE EXTERNAL TABLE t (id BIGINT, embedding FLOAT[2]) STORED AS VECFUSION \
+         LOCATION 's3://{BUCKET}/from-shell'; \
+         INSERT INTO t VALUES (1, [0.0, 1.0]), (2, [1.0, 0.0]), (3, [1.0, 1.0]); \
+         SELECT id FROM t ORDER BY l2_distance(embedding, [0.9, 0.1]) LIMIT 1;"
+    );
+    let run = |allow_http: &str| {
+        Command::new(shell_binary())
+            .args(["-q", "--format", "csv", "-c", &script])
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &server.endpoint)
+            .env("AWS_ALLOW_HTTP", allow_http)
+            .output()
+            .unwrap()
+    };
+    let out = run("true");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l.trim() == "2"), "{stdout}");
+    // Plain HTTP is refused unless allowed, with an error that says how to allow it.
+    let out = run("false");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("s3://{BUCKET}/from-shell"))
+            && stderr.contains("AWS_ALLOW_HTTP=true"),
+        "{stderr}"
+    );
+}
