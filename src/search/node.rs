@@ -33,16 +33,10 @@ pub struct AnnSearchNode {
 }
 
 impl AnnSearchNode {
-    fn key(&self) -> String {
-        let bits: Vec<u32> = self.query.iter().map(|v| v.to_bits()).collect();
-        format!(
-            "{} {} {:?} {} {:?}",
-            self.column,
-            self.function.name(),
-            bits,
-            self.k,
-            self.filters
-        )
+    /// The query's bit patterns: how two nodes compare their (float) query vectors, without
+    /// formatting them (optimizer passes compare and hash plans many times per statement).
+    fn query_bits(&self) -> impl Iterator<Item = u32> + '_ {
+        self.query.iter().map(|v| v.to_bits())
     }
 
     pub fn table_scan(&self) -> Option<&TableScan> {
@@ -92,18 +86,36 @@ impl AnnSearchNode {
 
 impl PartialEq for AnnSearchNode {
     fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key() && self.scan == other.scan
+        self.column == other.column
+            && self.function == other.function
+            && self.k == other.k
+            && self.query_bits().eq(other.query_bits())
+            && self.filters == other.filters
+            && self.scan == other.scan
     }
 }
+
 impl Eq for AnnSearchNode {}
+
 impl Hash for AnnSearchNode {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
+        self.column.hash(state);
+        self.function.hash(state);
+        self.k.hash(state);
+        self.query_bits().for_each(|b| b.hash(state));
+        self.filters.hash(state);
     }
 }
+
 impl PartialOrd for AnnSearchNode {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        self.key().partial_cmp(&other.key())
+        let ordering = (&self.column, self.function, self.k)
+            .cmp(&(&other.column, other.function, other.k))
+            .then_with(|| self.query_bits().cmp(other.query_bits()));
+        match ordering {
+            Ordering::Equal => self.filters.partial_cmp(&other.filters),
+            unequal => Some(unequal),
+        }
     }
 }
 
