@@ -117,22 +117,23 @@ impl DatasetLocation {
             return Self::local(path);
         }
         let store_url = ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?;
-        let store = match (runtime.object_store(&store_url), s3) {
-            (Ok(store), _) if options.is_empty() => store,
-            (_, true) => {
+        // Options were refused above for anything but s3://, so only an s3:// store is
+        // ever built here; any other scheme needs the store registered for it.
+        let store = match runtime.object_store(&store_url) {
+            Ok(store) if options.is_empty() => store,
+            _ if s3 => {
                 let store = s3_store(&url, options)?;
                 runtime.register_object_store(store_url.as_ref(), store.clone());
                 store
             }
-            (Ok(store), false) => store,
-            (Err(e), false) => {
-                return plan_err!(
+            registered => registered.map_err(|e| {
+                plan_datafusion_err!(
                     "no object store is registered for '{}://{}' ({e}); register one with \
                      SessionContext::register_object_store before using this location",
                     url.scheme(),
                     url.host_str().unwrap_or("")
-                );
-            }
+                )
+            })?,
         };
         let root = Path::from_url_path(url.path())
             .map_err(|e| plan_datafusion_err!("invalid dataset location '{location}': {e}"))?;
@@ -162,7 +163,11 @@ impl DatasetLocation {
 fn s3_store(url: &Url, options: &[(String, String)]) -> Result<Arc<dyn ObjectStore>> {
     let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
     for (key, value) in options {
-        let name = key.to_ascii_lowercase().replace("aws.", "aws_");
+        let key_lower = key.to_ascii_lowercase();
+        let name = match key_lower.strip_prefix("aws.") {
+            Some(rest) => format!("aws_{rest}"),
+            None => key_lower,
+        };
         let config: AmazonS3ConfigKey = name.parse().map_err(|_| {
             plan_datafusion_err!(
                 "unknown storage option '{key}' for {url}: use object_store's S3 keys, e.g. \
