@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::internal_datafusion_err;
 use datafusion::error::Result;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -27,18 +26,15 @@ pub struct VecfusionExtensionPlanner;
 impl ExtensionPlanner for VecfusionExtensionPlanner {
     async fn plan_extension(
         &self,
-        _planner: &dyn PhysicalPlanner,
+        planner: &dyn PhysicalPlanner,
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
-        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        _physical_inputs: &[Arc<dyn ExecutionPlan>],
         session: &dyn Session,
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         if let Some(ann) = node.as_any().downcast_ref::<AnnSearchNode>() {
-            let exact = physical_inputs.first().cloned().ok_or_else(|| {
-                internal_datafusion_err!("AnnSearch was planned without its scan")
-            })?;
-            return Ok(Some(ann.plan(exact, session).await?));
+            return Ok(Some(ann.plan(planner, session).await?));
         }
         if let Some(create) = node.as_any().downcast_ref::<CreateVectorIndexNode>() {
             return Ok(Some(create.plan(session).await?));

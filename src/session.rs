@@ -118,7 +118,13 @@ impl VecfusionContext for SessionContext {
     }
 
     fn vf_parse(&self, sql: &str) -> Result<Vec<VfStatement>> {
-        let dialect = dialect_for(&self.state().config().options().sql_parser.dialect)?;
+        // Read in place: `state()` clones the whole session state (every registered
+        // function and table), a measurable share of a short query.
+        let dialect = {
+            let state = self.state_ref();
+            let state = state.read();
+            dialect_for(&state.config().options().sql_parser.dialect)?
+        };
         parse_statements(sql, dialect.as_ref())
     }
 

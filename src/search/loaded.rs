@@ -113,9 +113,11 @@ impl LoadedIndex {
         PreparedQuery { vector, tables }
     }
 
-    /// Partitions nearest to the query first (by the index metric), with the query's coarse
-    /// score against each (squared distance, or negated inner product).
-    pub fn rank_partitions(&self, q: &PreparedQuery) -> Vec<(f32, usize)> {
+    /// The partitions in order of the query's coarse score against their centroids (squared
+    /// distance, or negated inner product), nearest first. Only the first `head` are sorted
+    /// up front — a search probes `nprobes` of 1,024 or more — and the rest only if the
+    /// search goes on past them (see [`PartitionOrder`]).
+    pub fn rank_partitions(&self, q: &PreparedQuery, head: usize) -> PartitionOrder {
         let mut scored = vec![0.0f32; self.partitions()];
         match self.model.metric() {
             Metric::Dot => neg_dot_batch(&self.model.centroids, &q.vector, &mut scored),
@@ -126,9 +128,7 @@ impl LoadedIndex {
                 &mut scored,
             ),
         }
-        let mut order: Vec<(f32, usize)> = scored.into_iter().zip(0..).collect();
-        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        order
+        PartitionOrder::new(scored.into_iter().zip(0..).collect(), head)
     }
 
     /// Prepares the scoring of partition `p` into `scratch`, once for all segments.
@@ -158,5 +158,69 @@ impl LoadedIndex {
             .quantizer
             .scan(p, coarse, &q.vector, &q.tables, &codes, scores, scratch);
         Ok(addrs)
+    }
+}
+
+/// Partitions as `(coarse score, partition)`, nearest first, sorted as far as they are read:
+/// the first `head` at once, the rest when [`PartitionOrder::get`] first reaches them.
+#[derive(Debug)]
+pub struct PartitionOrder {
+    ranked: Vec<(f32, usize)>,
+    sorted: usize,
+}
+
+impl PartitionOrder {
+    fn new(mut ranked: Vec<(f32, usize)>, head: usize) -> Self {
+        let head = head.min(ranked.len());
+        if head > 0 && head < ranked.len() {
+            ranked.select_nth_unstable_by(head - 1, Self::nearest_first);
+        }
+        ranked[..head].sort_unstable_by(Self::nearest_first);
+        Self {
+            ranked,
+            sorted: head,
+        }
+    }
+
+    fn nearest_first(a: &(f32, usize), b: &(f32, usize)) -> std::cmp::Ordering {
+        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranked.is_empty()
+    }
+
+    /// The `i`-th nearest partition.
+    pub fn get(&mut self, i: usize) -> (f32, usize) {
+        if i >= self.sorted {
+            self.ranked[self.sorted..].sort_unstable_by(Self::nearest_first);
+            self.sorted = self.ranked.len();
+        }
+        self.ranked[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartitionOrder;
+
+    #[test]
+    fn partitions_come_nearest_first_whatever_head_was_sorted_up_front() {
+        // Scores with ties (broken by partition number) and a negative zero.
+        let scores: Vec<f32> = (0..200u32)
+            .map(|i| ((i * 7919) % 61) as f32 - 30.0)
+            .chain([-0.0, 0.0])
+            .collect();
+        let mut expected: Vec<(f32, usize)> = scores.iter().copied().zip(0..).collect();
+        expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for head in [0, 1, 5, 201, 202, 10_000] {
+            let mut order = PartitionOrder::new(scores.iter().copied().zip(0..).collect(), head);
+            let got: Vec<(f32, usize)> = (0..order.len()).map(|i| order.get(i)).collect();
+            assert_eq!(got, expected, "head {head}");
+        }
     }
 }

@@ -1,64 +1,134 @@
 //! `AnnSearch`: the logical node [`super::rule::AnnRewrite`] puts in place of a table scan,
 //! and its physical planning — an `AnnSearchExec` when the version being read has an index of
-//! the right metric on the column, otherwise the exact scan the node replaced.
+//! the right metric on the column, otherwise the exact plan: the scan with the distance
+//! computed for every row.
+//!
+//! The node is a leaf whose rows are the scan's columns and [`DISTANCE_COLUMN`], the exact
+//! distance the query orders by. Plans above it read that column instead of calling the
+//! distance function on the query literal again, so after the rewrite no optimizer pass or
+//! physical planning step formats, compares or evaluates the literal; and the scan is planned
+//! only when it is the answer (no index), not planned and then thrown away.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::catalog::Session;
-use datafusion::common::{DFSchemaRef, internal_datafusion_err};
+use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableScan, UserDefinedLogicalNodeCore};
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, Projection, TableScan, UserDefinedLogicalNodeCore,
+};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::PhysicalPlanner;
 
 use super::exec::AnnSearchExec;
-use super::request::{PreparedSearch, SearchOutput, SearchRequest};
+use super::request::{DISTANCE_COLUMN, PreparedSearch, SearchOutput, SearchRequest};
 use crate::metric::DistanceFunction;
 use crate::provider::VecfusionTable;
 
 /// A top-k distance search standing in for a table scan.
 #[derive(Debug, Clone)]
 pub struct AnnSearchNode {
-    /// The scan it replaces (planned as is when no index fits).
-    pub scan: LogicalPlan,
+    /// The scan it replaces: the table, the columns read and the filters pushed into it.
+    pub scan: TableScan,
     pub column: String,
     pub function: DistanceFunction,
     pub query: Vec<f32>,
     pub k: usize,
     /// Predicates over the table applied before the top-k.
     pub filters: Vec<Expr>,
+    /// `function(column, query)` over the scan's columns: the exact plan's distance.
+    distance: Expr,
+    /// The scan's columns the node yields (positions in its projected schema): all of them
+    /// at first, those the plan above reads once the rule has narrowed the node (the vector
+    /// column is often needed only for the distance, which the node computes itself).
+    columns: Vec<usize>,
+    /// Those columns, then [`DISTANCE_COLUMN`] (qualified by the table).
+    schema: DFSchemaRef,
 }
 
 impl AnnSearchNode {
-    /// The query's bit patterns: how two nodes compare their (float) query vectors, without
-    /// formatting them (optimizer passes compare and hash plans many times per statement).
+    /// The search for the `k` rows of `scan` closest to `query` by `distance`, which is
+    /// `function(column, query)` as the query wrote it.
+    pub fn try_new(
+        scan: TableScan,
+        distance: Expr,
+        (function, column, query): (DistanceFunction, String, Vec<f32>),
+        k: usize,
+        filters: Vec<Expr>,
+    ) -> Result<Self> {
+        let columns = (0..scan.projected_schema.fields().len()).collect();
+        let mut node = Self {
+            scan,
+            column,
+            function,
+            query,
+            k,
+            filters,
+            distance,
+            columns,
+            schema: Arc::new(DFSchema::empty()),
+        };
+        node.schema = node.schema_of(&node.columns)?;
+        Ok(node)
+    }
+
+    /// The scan's columns the node yields, by position in the scan's projected schema.
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+
+    /// The same search yielding only `columns` of the scan (and the distance).
+    pub fn with_columns(&self, columns: Vec<usize>) -> Result<Self> {
+        Ok(Self {
+            schema: self.schema_of(&columns)?,
+            columns,
+            ..self.clone()
+        })
+    }
+
+    fn schema_of(&self, columns: &[usize]) -> Result<DFSchemaRef> {
+        let scan = &self.scan.projected_schema;
+        let mut fields: Vec<_> = columns
+            .iter()
+            .map(|&i| {
+                let (qualifier, field) = scan.qualified_field(i);
+                (qualifier.cloned(), Arc::clone(field))
+            })
+            .collect();
+        fields.push((
+            Some(self.scan.table_name.clone()),
+            Arc::new(Field::new(DISTANCE_COLUMN, DataType::Float32, true)),
+        ));
+        Ok(Arc::new(DFSchema::new_with_metadata(
+            fields,
+            scan.metadata().clone(),
+        )?))
+    }
+
+    /// The query vector's bit patterns: how two nodes compare their (float) query vectors,
+    /// without formatting them (optimizer passes compare and hash plans many times per
+    /// statement).
     fn query_bits(&self) -> impl Iterator<Item = u32> + '_ {
         self.query.iter().map(|v| v.to_bits())
     }
 
-    pub fn table_scan(&self) -> Option<&TableScan> {
-        match &self.scan {
-            LogicalPlan::TableScan(t) => Some(t),
-            _ => None,
-        }
-    }
-
     /// The physical plan: the search through the index when the version read has one that
-    /// answers this distance on this column, else `exact` (the replaced scan, planned).
+    /// answers this distance on this column, else the exact plan (see [`Self::exact_plan`]).
     pub async fn plan(
         &self,
-        exact: Arc<dyn ExecutionPlan>,
+        planner: &dyn PhysicalPlanner,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(scan) = self.table_scan() else {
-            return Ok(exact);
-        };
-        let provider = source_as_provider(&scan.source)?;
+        let provider = source_as_provider(&self.scan.source)?;
         let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
-            return Ok(exact);
+            return planner
+                .create_physical_plan(&self.exact_plan()?, session)
+                .await;
         };
         let dataset = table.dataset().await?;
         let request = SearchRequest {
@@ -69,18 +139,43 @@ impl AnnSearchNode {
         };
         let search = PreparedSearch::new(session, dataset, request).await?;
         if search.index().is_none() {
-            return Ok(exact);
+            return planner
+                .create_physical_plan(&self.exact_plan()?, session)
+                .await;
         }
+        // Positions in the table of the columns yielded.
+        let projection = self
+            .columns
+            .iter()
+            .map(|&i| self.scan.projection.as_ref().map_or(i, |p| p[i]))
+            .collect();
         let output = SearchOutput {
-            projection: Some(
-                scan.projection
-                    .clone()
-                    .unwrap_or_else(|| (0..search.dataset().schema().fields().len()).collect()),
-            ),
-            with_distance: false,
+            projection: Some(projection),
+            with_distance: true,
             with_query_index: false,
         };
         Ok(Arc::new(AnnSearchExec::new(search, output)))
+    }
+
+    /// What the query computed without the rule: the scan, with the distance of every row as
+    /// one more column (the sort above picks the top k).
+    fn exact_plan(&self) -> Result<LogicalPlan> {
+        let scan_columns = self.scan.projected_schema.columns();
+        let mut columns: Vec<Expr> = self
+            .columns
+            .iter()
+            .map(|&i| Expr::Column(scan_columns[i].clone()))
+            .collect();
+        columns.push(
+            self.distance
+                .clone()
+                .alias_qualified(Some(self.scan.table_name.clone()), DISTANCE_COLUMN),
+        );
+        let scan = LogicalPlan::TableScan(self.scan.clone());
+        Ok(LogicalPlan::Projection(Projection::try_new(
+            columns,
+            Arc::new(scan),
+        )?))
     }
 }
 
@@ -91,6 +186,7 @@ impl PartialEq for AnnSearchNode {
             && self.k == other.k
             && self.query_bits().eq(other.query_bits())
             && self.filters == other.filters
+            && self.columns == other.columns
             && self.scan == other.scan
     }
 }
@@ -104,13 +200,14 @@ impl Hash for AnnSearchNode {
         self.k.hash(state);
         self.query_bits().for_each(|b| b.hash(state));
         self.filters.hash(state);
+        self.columns.hash(state);
     }
 }
 
 impl PartialOrd for AnnSearchNode {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        let ordering = (&self.column, self.function, self.k)
-            .cmp(&(&other.column, other.function, other.k))
+        let ordering = (&self.column, self.function, self.k, &self.columns)
+            .cmp(&(&other.column, other.function, other.k, &other.columns))
             .then_with(|| self.query_bits().cmp(other.query_bits()));
         match ordering {
             Ordering::Equal => self.filters.partial_cmp(&other.filters),
@@ -123,14 +220,12 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
     fn name(&self) -> &str {
         "AnnSearch"
     }
-    /// The replaced scan is the node's input, so DataFusion plans (and optimises) it as
-    /// part of the whole plan: when no index fits, the physical plan is exactly the one the
-    /// query would have had without the rule.
+    /// A leaf: the scan it replaced is planned by [`AnnSearchNode::plan`] when no index fits.
     fn inputs(&self) -> Vec<&LogicalPlan> {
-        vec![&self.scan]
+        vec![]
     }
     fn schema(&self) -> &DFSchemaRef {
-        self.scan.schema()
+        &self.schema
     }
     fn expressions(&self) -> Vec<Expr> {
         vec![]
@@ -138,11 +233,17 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "AnnSearch: {}({}, [{} values]) k={}",
+            "AnnSearch: {}({}, [{} values]) k={} table={} projection=[{}]",
             self.function.name(),
             self.column,
             self.query.len(),
-            self.k
+            self.k,
+            self.scan.table_name,
+            self.columns
+                .iter()
+                .map(|&i| self.scan.projected_schema.field(i).name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
         if !self.filters.is_empty() {
             let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
@@ -150,17 +251,7 @@ impl UserDefinedLogicalNodeCore for AnnSearchNode {
         }
         Ok(())
     }
-    fn with_exprs_and_inputs(
-        &self,
-        _exprs: Vec<Expr>,
-        mut inputs: Vec<LogicalPlan>,
-    ) -> Result<Self> {
-        let scan = inputs
-            .pop()
-            .ok_or_else(|| internal_datafusion_err!("AnnSearch needs its scan"))?;
-        Ok(Self {
-            scan,
-            ..self.clone()
-        })
+    fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, _inputs: Vec<LogicalPlan>) -> Result<Self> {
+        Ok(self.clone())
     }
 }

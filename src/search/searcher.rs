@@ -175,14 +175,15 @@ pub async fn search(
     if let Some(ix) = &index {
         stats.index = Some(ix.name.clone());
         let q = ix.prepare(query);
-        let order = ix.rank_partitions(&q);
+        let mut order = ix.rank_partitions(&q, params.nprobes);
         let (mut scores, mut lut) = (vec![], vec![]);
         let mut found = 0usize;
-        for (probed, &(coarse, p)) in order.iter().enumerate() {
+        for probed in 0..order.len() {
             // Probe `nprobes` partitions, and more while fewer than k allowed rows were seen.
             if probed >= params.nprobes && found >= k {
                 break;
             }
+            let (coarse, p) = order.get(probed);
             // The partition's rows in every segment, scored with one prepared table.
             ix.prepare_partition(p, &q, &mut lut);
             for segment in &ix.segments {

@@ -1,6 +1,7 @@
 //! `search`: recall@k and latency of vecfusion's ANN search on a dataset made by `load`, per
 //! (nprobes, refine_factor): single-query latency through the Rust API (one thread) and
-//! through SQL (`ORDER BY l2_distance(...) LIMIT k`), and batched throughput.
+//! through SQL (`ORDER BY l2_distance(...) LIMIT k`, as text and as a prepared statement), and
+//! batched throughput.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -119,7 +120,6 @@ pub async fn run(args: SearchArgs) -> Result<()> {
                 PreparedSearch::new(&state, dataset.clone(), request(queries.clone())).await?;
             search.collect(ctx.task_ctx(), &ids_only).await?;
             let qps = nq as f64 / t.elapsed().as_secs_f64();
-            // Through SQL.
             ctx.vf_sql(&format!("SET vecfusion.nprobes = {nprobes}"))
                 .await?
                 .collect()
@@ -128,22 +128,39 @@ pub async fn run(args: SearchArgs) -> Result<()> {
                 .await?
                 .collect()
                 .await?;
-            let mut sql_lat = vec![];
+            // Through SQL, as text and through a prepared statement (planned from SQL once;
+            // each EXECUTE binds the query vector, its optimizer passes and physical planning
+            // still run per query).
+            ctx.vf_sql(&format!(
+                "PREPARE knn AS SELECT id FROM t ORDER BY l2_distance(embedding, $1) LIMIT {}",
+                args.k
+            ))
+            .await?
+            .collect()
+            .await?;
+            let (mut sql_lat, mut prepared_lat) = (vec![], vec![]);
             for i in 0..args.sql_queries.min(nq) {
                 let lit: Vec<String> = q(i).iter().map(|v| format!("{v:?}")).collect();
+                let lit = lit.join(",");
                 let text = format!(
-                    "SELECT id FROM t ORDER BY l2_distance(embedding, [{}]) LIMIT {}",
-                    lit.join(","),
+                    "SELECT id FROM t ORDER BY l2_distance(embedding, [{lit}]) LIMIT {}",
                     args.k
                 );
-                let t = Instant::now();
-                ctx.vf_sql(&text).await?.collect().await?;
-                sql_lat.push(t.elapsed().as_secs_f64() * 1e3);
+                for (text, latencies) in [
+                    (text, &mut sql_lat),
+                    (format!("EXECUTE knn([{lit}])"), &mut prepared_lat),
+                ] {
+                    let t = Instant::now();
+                    ctx.vf_sql(&text).await?.collect().await?;
+                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                }
             }
+            ctx.vf_sql("DEALLOCATE knn").await?.collect().await?;
             let row = json!({
                 "nprobes": nprobes, "refine_factor": refine, "recall": recall / nq as f64,
                 "p50_ms": percentile(&mut latencies, 0.5), "p99_ms": percentile(&mut latencies, 0.99),
-                "sql_p50_ms": percentile(&mut sql_lat, 0.5), "qps_batch": qps,
+                "sql_p50_ms": percentile(&mut sql_lat, 0.5),
+                "sql_prepared_p50_ms": percentile(&mut prepared_lat, 0.5), "qps_batch": qps,
                 "build_seconds": build_seconds,
             });
             println!("{row}");
