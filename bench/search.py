@@ -5,7 +5,10 @@ without refinement (refine_factor / k_factor 10).
 Latency is one query per call on one thread: vecfusion through its Rust API (search + fetch
 of the ids) and through SQL (`ORDER BY l2_distance(...) LIMIT 10`, planning included); faiss
 with one OpenMP thread; Lance through `to_table(nearest=...)`. Batched QPS runs all queries
-with both cores. Draws recall@10 against p50 latency per dataset (PNG).
+with both cores; vecfusion's SQL is timed as text and as a prepared statement (`EXECUTE`).
+The same built indexes are searched `--repeat` times (default 3), the engines interleaved per
+run; the tables give the median and the minimum (best for QPS) of every figure, the JSON every
+run. Draws recall@10 against p50 latency per dataset (PNG).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def recall(found: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean([len(set(f[:K]) & set(g[:K])) / K for f, g in zip(found, gt)]))
 
 
-def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, nlist: int, m: int) -> list[dict]:
+def build_faiss(base: np.ndarray, nlist: int, m: int):
     import faiss
 
     d = base.shape[1]
@@ -48,6 +51,13 @@ def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, nlist: int,
     ivf.add(base)
     refined = faiss.IndexRefineFlat(ivf, faiss.swig_ptr(base))
     refined.k_factor = 10
+    return ivf, refined
+
+
+def search_faiss(built, queries: np.ndarray, gt: np.ndarray) -> list[dict]:
+    import faiss
+
+    ivf, refined = built
     rows = []
     for refine in REFINES:
         index = refined if refine > 1 else ivf
@@ -71,7 +81,7 @@ def run_faiss(base: np.ndarray, queries: np.ndarray, gt: np.ndarray, nlist: int,
     return rows
 
 
-def run_lance(base_path: Path, queries: np.ndarray, gt: np.ndarray, nlist: int, m: int, tmp: Path) -> list[dict]:
+def build_lance(base_path: Path, nlist: int, m: int, tmp: Path):
     import lance
 
     path = tmp / "lance"
@@ -79,6 +89,10 @@ def run_lance(base_path: Path, queries: np.ndarray, gt: np.ndarray, nlist: int, 
                    check=True, capture_output=True)
     ds = lance.dataset(str(path))
     ds.create_index("vector", index_type="IVF_PQ", num_partitions=nlist, num_sub_vectors=m, num_bits=8, metric="L2")
+    return ds
+
+
+def search_lance(ds, queries: np.ndarray, gt: np.ndarray) -> list[dict]:
     rows = []
     for refine in REFINES:
         for nprobe in NPROBES:
@@ -96,6 +110,36 @@ def run_lance(base_path: Path, queries: np.ndarray, gt: np.ndarray, nlist: int, 
                          "recall": recall(found, gt), "p50_ms": float(np.percentile(lat, 50)),
                          "p99_ms": float(np.percentile(lat, 99)), "qps_batch": None})
     return rows
+
+
+# Latencies: the median over runs is the figure, the minimum beside it; throughput: median and best.
+LATENCIES = ["p50_ms", "p99_ms", "sql_p50_ms", "sql_prepared_p50_ms"]
+
+
+def aggregate(runs: list[list[dict]]) -> list[dict]:
+    """One row per (engine, nprobes, refine) from several runs of the same indexes: every
+    figure as the median over runs, with `<figure>_min` (`qps_batch_max`) and `<figure>_runs`."""
+    out = []
+    for same in zip(*runs):
+        row = dict(same[0])
+        for key in LATENCIES + ["qps_batch", "recall"]:
+            values = [r[key] for r in same if r.get(key) is not None]
+            if not values:
+                continue
+            row[key] = statistics.median(values)
+            row[f"{key}_runs"] = values
+            if key in LATENCIES:
+                row[f"{key}_min"] = min(values)
+            elif key == "qps_batch":
+                row["qps_batch_max"] = max(values)
+        row["runs"] = len(same)
+        out.append(row)
+    return out
+
+
+def cell(row: dict, key: str, digits: int) -> str:
+    """`median (min)` of a latency."""
+    return f"{row[key]:.{digits}f} ({row[key + '_min']:.{digits}f})"
 
 
 def plot(name: str, rows: list[dict]) -> Path:
@@ -136,21 +180,29 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
         base = np.load(base_path)
         queries = np.load(q_path)[:1000]
         gt = np.load(gt_path)[:1000]
-        rows = []
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             np.save(tmp / "q.npy", np.ascontiguousarray(queries, dtype=np.float32))
             np.save(tmp / "gt.npy", gt.astype(np.float32))
             subprocess.run([str(binary), "load", "--data", str(base_path), "--dataset", str(tmp / "vf")],
                            check=True, capture_output=True)
-            out = subprocess.run(
-                [str(binary), "search", "--dataset", str(tmp / "vf"), "--queries", str(tmp / "q.npy"),
-                 "--groundtruth", str(tmp / "gt.npy"),
-                 "--index", f"USING IVF_PQ WITH (num_partitions = {nlist}, num_sub_vectors = {m}, accelerator = 'cpu')"],
-                check=True, capture_output=True, text=True).stdout
-            rows += [json.loads(line) | {"engine": "vecfusion"} for line in out.splitlines() if line.startswith("{")]
-            rows += run_faiss(base, queries, gt, nlist, m)
-            rows += run_lance(base_path, queries, gt, nlist, m, tmp)
+            faiss_index = build_faiss(base, nlist, m)
+            lance_ds = build_lance(base_path, nlist, m, tmp)
+            # The same three indexes searched `repeat` times, engines interleaved per run (the
+            # first vecfusion run builds its index; later runs open it).
+            runs = {"vecfusion": [], "faiss": [], "lance": []}
+            for _ in range(max(1, repeat)):
+                out = subprocess.run(
+                    [str(binary), "search", "--dataset", str(tmp / "vf"), "--queries", str(tmp / "q.npy"),
+                     "--groundtruth", str(tmp / "gt.npy"),
+                     "--index", f"USING IVF_PQ WITH (num_partitions = {nlist}, num_sub_vectors = {m}, accelerator = 'cpu')"],
+                    check=True, capture_output=True, text=True).stdout
+                runs["vecfusion"].append([json.loads(line) | {"engine": "vecfusion"}
+                                          for line in out.splitlines() if line.startswith("{")])
+                runs["faiss"].append(search_faiss(faiss_index, queries, gt))
+                runs["lance"].append(search_lance(lance_ds, queries, gt))
+            rows = [r for engine in runs.values() for r in aggregate(engine)]
+            del faiss_index, lance_ds
         png = plot(name, rows)
         for r in rows:
             r.update({"bench": "search", "dataset": name, "nlist": nlist, "m": m, "machine": env})
@@ -161,13 +213,22 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
                 v, f, l = (by.get((e, nprobe, refine)) for e in ("vecfusion", "faiss", "lance"))
                 table.append([name, nprobe, refine,
                               f"{v['recall']:.3f}", f"{f['recall']:.3f}", f"{l['recall']:.3f}",
-                              f"{v['p50_ms']:.3f}", f"{v['sql_p50_ms']:.2f}", f"{v['sql_prepared_p50_ms']:.2f}", f"{f['p50_ms']:.3f}", f"{l['p50_ms']:.2f}",
+                              cell(v, "p50_ms", 3), cell(v, "sql_p50_ms", 2), cell(v, "sql_prepared_p50_ms", 2),
+                              f"{v['sql_p50_ms'] / v['p50_ms']:.1f}×",
+                              cell(f, "p50_ms", 3), cell(l, "p50_ms", 2),
                               f"{v['p99_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{l['p99_ms']:.2f}",
-                              f"{v['qps_batch']:.0f}", f"{f['qps_batch']:.0f}"])
+                              f"{v['qps_batch']:.0f} ({v['qps_batch_max']:.0f})",
+                              f"{f['qps_batch']:.0f} ({f['qps_batch_max']:.0f})"])
         print(f"  {name}: plot {png}", flush=True)
     header = ["dataset", "nprobes", "refine", "vecfusion R@10", "faiss R@10", "lance R@10",
-              "vecfusion p50 ms (API)", "vecfusion p50 ms (SQL)", "vecfusion p50 ms (EXECUTE)", "faiss p50 ms", "lance p50 ms",
+              "vecfusion p50 ms (API)", "vecfusion p50 ms (SQL)", "vecfusion p50 ms (EXECUTE)",
+              "SQL / API", "faiss p50 ms", "lance p50 ms",
               "vecfusion p99 ms", "faiss p99 ms", "lance p99 ms", "vecfusion QPS (batch)", "faiss QPS (batch)"]
-    text = (f"ANN search, k = 10, 1,000 queries. Machine: {env.get('cpu', '?')}, {env['cpus']} CPUs.\n\n"
+    runs = max(1, repeat)
+    text = (f"ANN search, k = 10, 1,000 queries. Machine: {env.get('cpu', '?')} "
+            f"({', '.join(env.get('cpu_flags', []))}), {env['cpus']} CPUs; bench profile "
+            f"{env['profile']}; commit {env.get('git_commit')}. Every latency is the median of "
+            f"{runs} runs of the same indexes (minimum in parentheses), QPS the median (best); "
+            f"SQL / API compares the medians.\n\n"
             + markdown(header, table))
     write_results("search", all_rows, text)
