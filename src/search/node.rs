@@ -124,25 +124,11 @@ impl AnnSearchNode {
         planner: &dyn PhysicalPlanner,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let provider = source_as_provider(&self.scan.source)?;
-        let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
+        let Some(search) = self.indexed_search(session).await? else {
             return planner
                 .create_physical_plan(&self.exact_plan()?, session)
                 .await;
         };
-        let dataset = table.dataset().await?;
-        let request = SearchRequest {
-            filters: self.filters.clone(),
-            ..SearchRequest::new(self.query.clone(), self.k)
-                .column(self.column.clone())
-                .function(self.function)
-        };
-        let search = PreparedSearch::new(session, dataset, request).await?;
-        if search.index().is_none() {
-            return planner
-                .create_physical_plan(&self.exact_plan()?, session)
-                .await;
-        }
         // Positions in the table of the columns yielded.
         let projection = self
             .columns
@@ -155,6 +141,23 @@ impl AnnSearchNode {
             with_query_index: false,
         };
         Ok(Arc::new(AnnSearchExec::new(search, output)))
+    }
+
+    /// The search, resolved against the version being read, if that version has an index
+    /// that answers it.
+    async fn indexed_search(&self, session: &dyn Session) -> Result<Option<PreparedSearch>> {
+        let provider = source_as_provider(&self.scan.source)?;
+        let Some(table) = provider.downcast_ref::<VecfusionTable>() else {
+            return Ok(None);
+        };
+        let request = SearchRequest {
+            filters: self.filters.clone(),
+            ..SearchRequest::new(self.query.clone(), self.k)
+                .column(self.column.clone())
+                .function(self.function)
+        };
+        let search = PreparedSearch::new(session, table.dataset().await?, request).await?;
+        Ok(search.index().is_some().then_some(search))
     }
 
     /// What the query computed without the rule: the scan, with the distance of every row as

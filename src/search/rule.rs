@@ -18,12 +18,13 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema};
+use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
-use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::logical_plan::{Filter, Projection, Sort, SubqueryAlias};
-use datafusion::logical_expr::{Expr, Extension, LogicalPlan, SortExpr};
+use datafusion::logical_expr::{
+    Expr, Extension, LogicalPlan, SortExpr, UserDefinedLogicalNodeCore,
+};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::node::AnnSearchNode;
@@ -55,6 +56,18 @@ fn distance_call(e: &Expr) -> Option<DistanceCall> {
         }
         _ => None,
     }
+}
+
+/// `e` with every column reference qualified by `qualifier` (`None`: unqualified).
+fn requalified(e: Expr, qualifier: Option<&TableReference>) -> Result<Expr> {
+    Ok(e.transform_up(|e| match e {
+        Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new(
+            qualifier.cloned(),
+            c.name,
+        )))),
+        e => Ok(Transformed::no(e)),
+    })?
+    .data)
 }
 
 /// `e` with every occurrence of `call` replaced by the column `distance`.
@@ -130,11 +143,7 @@ fn over_search(
 /// itself goes when it only restated those columns.
 fn narrow_search(p: &Projection, ann: &AnnSearchNode) -> Result<Transformed<LogicalPlan>> {
     let plan = || LogicalPlan::Projection(p.clone());
-    let schema = LogicalPlan::Extension(Extension {
-        node: Arc::new(ann.clone()),
-    })
-    .schema()
-    .clone();
+    let schema = UserDefinedLogicalNodeCore::schema(ann);
     let yielded = ann.columns().len();
     let mut read = vec![false; yielded];
     for e in &p.expr {
@@ -239,14 +248,7 @@ impl OptimizerRule for AnnRewrite {
                     &f.input
                 }
                 LogicalPlan::SubqueryAlias(a) => {
-                    expr = expr
-                        .transform_up(|e| match &e {
-                            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(
-                                Column::new_unqualified(c.name.clone()),
-                            ))),
-                            _ => Ok(Transformed::no(e)),
-                        })?
-                        .data;
+                    expr = requalified(expr, None)?;
                     &a.input
                 }
                 LogicalPlan::TableScan(t) => break t,
@@ -277,21 +279,7 @@ impl OptimizerRule for AnnRewrite {
         }
         filters.extend(scan.filters.iter().cloned());
         // The call over the scan's own column, for the exact plan.
-        let distance = match &expr {
-            Expr::ScalarFunction(f) => Expr::ScalarFunction(ScalarFunction::new_udf(
-                f.func.clone(),
-                f.args
-                    .iter()
-                    .map(|a| match a {
-                        Expr::Column(c) => {
-                            Expr::Column(Column::new(Some(scan.table_name.clone()), &c.name))
-                        }
-                        other => other.clone(),
-                    })
-                    .collect(),
-            )),
-            _ => return Ok(Transformed::no(plan)),
-        };
+        let distance = requalified(expr, Some(&scan.table_name))?;
         let ann = AnnSearchNode::try_new(scan.clone(), distance, call.clone(), k, filters)?;
         let mut input = LogicalPlan::Extension(Extension {
             node: Arc::new(ann),
