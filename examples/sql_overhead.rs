@@ -1,5 +1,7 @@
 //! Where the time of one SQL vector query goes (parse / plan / optimize+physical / run),
-//! with and without vecfusion's constant planning of the query vector.
+//! with and without vecfusion's constant planning of the query vector, and through a
+//! prepared statement whose kept plan each `EXECUTE` reuses (parse / bind: `vf_execute`,
+//! which checks the kept plan and puts the vector in / optimize+physical / run).
 //!
 //!     cargo run --release --example sql_overhead -- DATASET_DIR [DIM [ROUNDS]]
 use datafusion::physical_plan::collect;
@@ -75,5 +77,41 @@ async fn main() -> datafusion::error::Result<()> {
             }
         );
     }
+    let ctx = context(true);
+    ctx.vf_sql(&format!(
+        "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{dir}'"
+    ))
+    .await?
+    .collect()
+    .await?;
+    ctx.vf_sql("PREPARE knn AS SELECT id FROM t ORDER BY l2_distance(embedding, $1) LIMIT 10")
+        .await?
+        .collect()
+        .await?;
+    let execute = format!("EXECUTE knn([{}])", q.join(","));
+    let mut phases: [Vec<Duration>; 5] = Default::default();
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let stmt = ctx.vf_parse(&execute)?.remove(0);
+        let t1 = Instant::now();
+        let df = ctx.vf_execute(stmt).await?;
+        let t2 = Instant::now();
+        let task = ctx.task_ctx();
+        let phys = df.create_physical_plan().await?;
+        let t3 = Instant::now();
+        collect(phys, task).await?;
+        let t4 = Instant::now();
+        for (p, d) in phases
+            .iter_mut()
+            .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0])
+        {
+            p.push(d);
+        }
+    }
+    let [parse, bind, optimize, run, total] = phases.map(median);
+    println!(
+        "{:<28} parse {parse:>10.1?}  bind {bind:>10.1?}  optimize+physical {optimize:>10.1?}  run {run:>10.1?}  total {total:>10.1?}",
+        "EXECUTE, plan kept"
+    );
     Ok(())
 }

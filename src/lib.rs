@@ -25,6 +25,7 @@ pub mod kmeans;
 pub mod metric;
 mod plan_properties;
 pub mod planner;
+pub mod prepared_queries;
 pub mod progress;
 pub mod provider;
 pub mod quantizer;

@@ -16,6 +16,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 
 use crate::index::node::CreateVectorIndexNode;
 use crate::index::optimize_node::OptimizeVectorIndexNode;
+use crate::prepared_queries::PlannedQuery;
 use crate::search::AnnSearchNode;
 
 /// Plans vecfusion's logical nodes.
@@ -46,7 +47,8 @@ impl ExtensionPlanner for VecfusionExtensionPlanner {
     }
 }
 
-/// DataFusion's physical planner with [`VecfusionExtensionPlanner`].
+/// DataFusion's physical planner with [`VecfusionExtensionPlanner`]; a [`PlannedQuery`] (an
+/// `EXECUTE` answered with a kept plan) is already planned.
 #[derive(Debug, Default)]
 pub struct VecfusionQueryPlanner;
 
@@ -57,6 +59,9 @@ impl QueryPlanner for VecfusionQueryPlanner {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(plan) = PlannedQuery::physical_plan(logical_plan)? {
+            return Ok(plan);
+        }
         DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(VecfusionExtensionPlanner)])
             .create_physical_plan(logical_plan, session)
             .await

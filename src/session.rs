@@ -18,6 +18,7 @@ use crate::embed::ChunkModelInputs;
 use crate::index::statements;
 use crate::metric::DistanceFunction;
 use crate::planner::VecfusionQueryPlanner;
+use crate::prepared_queries::{ExecuteCall, PreparedQueries};
 use crate::provider::{
     TimeTravelPlanner, VecfusionTable, VecfusionTableFactory, alter_table, name_not_null_violation,
     refresh_table, refresh_tables,
@@ -45,6 +46,8 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     } else {
         config
     };
+    // A fresh one per session even when `config` comes from another session.
+    let config = config.with_extension(Arc::new(PreparedQueries::default()));
     let mut builder = SessionStateBuilder::new()
         .with_config(config.with_information_schema(true))
         .with_default_features();
@@ -132,6 +135,22 @@ impl VecfusionContext for SessionContext {
         if let Some(table) = statement_table(&statement) {
             refresh_table(self, TableReference::from(table)).await;
         }
+        let prepared = PreparedQueries::of(self);
+        let execute = match &statement {
+            VfStatement::DataFusion(s) => ExecuteCall::of(s, parse_float_as_decimal(self)),
+            _ => None,
+        };
+        if let (Some(prepared), Some(call)) = (&prepared, &execute)
+            && let Some(df) = prepared.reuse(self, call).await?
+        {
+            return Ok(df);
+        }
+        if let Some(prepared) = &prepared
+            && execute.is_none()
+            && !is_query(&statement)
+        {
+            prepared.forget_plans();
+        }
         match statement {
             VfStatement::DataFusion(statement) => {
                 if let DFStatement::Statement(s) = statement.as_ref()
@@ -142,8 +161,17 @@ impl VecfusionContext for SessionContext {
                 refresh_tables(self, &statement).await;
                 let insert_columns = values_insert_columns(&statement);
                 let plan = self.state().statement_to_plan(*statement).await?;
-                if let LogicalPlan::Statement(PlanStatement::SetVariable(set)) = &plan {
-                    check_setting(&set.variable, &set.value)?;
+                match (&plan, &prepared) {
+                    (LogicalPlan::Statement(PlanStatement::SetVariable(set)), _) => {
+                        check_setting(&set.variable, &set.value)?;
+                    }
+                    (LogicalPlan::Statement(PlanStatement::Prepare(p)), Some(prepared)) => {
+                        prepared.prepared(p);
+                    }
+                    (LogicalPlan::Statement(PlanStatement::Deallocate(d)), Some(prepared)) => {
+                        prepared.deallocated(&d.name);
+                    }
+                    _ => {}
                 }
                 let table_columns: Option<Vec<String>> = match &plan {
                     LogicalPlan::Dml(dml) => Some(
@@ -157,6 +185,9 @@ impl VecfusionContext for SessionContext {
                     _ => None,
                 };
                 let df = self.execute_logical_plan(plan).await?;
+                if let (Some(prepared), Some(call)) = (&prepared, &execute) {
+                    return prepared.keep(self, call, df).await;
+                }
                 if let (Some(written), Some(table)) = (insert_columns, table_columns) {
                     // Planned once now so that a NULL in a NOT NULL column of VALUES is
                     // reported by the table's column name (`name_not_null_violation`).
@@ -222,8 +253,6 @@ impl VecfusionContext for SessionContext {
     }
 }
 
-/// For `INSERT INTO t [(columns)] VALUES ...` (only: other sources are not planned twice):
-/// the column list as written (empty: all columns in table order).
 /// The table one of vecfusion's own statements works on.
 fn statement_table(statement: &VfStatement) -> Option<&str> {
     match statement {
@@ -237,6 +266,31 @@ fn statement_table(statement: &VfStatement) -> Option<&str> {
     }
 }
 
+/// Whether `statement` only reads (a query or `EXPLAIN`), so that plans kept for prepared
+/// statements stay valid after it.
+fn is_query(statement: &VfStatement) -> bool {
+    match statement {
+        VfStatement::DataFusion(s) => match s.as_ref() {
+            DFStatement::Statement(s) => matches!(s.as_ref(), SqlStatement::Query(_)),
+            DFStatement::Explain(e) => matches!(
+                e.statement.as_ref(),
+                DFStatement::Statement(s) if matches!(s.as_ref(), SqlStatement::Query(_))
+            ),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether the session reads `1.5` as a decimal rather than a float.
+fn parse_float_as_decimal(ctx: &SessionContext) -> bool {
+    let state = ctx.state_ref();
+    let state = state.read();
+    state.config().options().sql_parser.parse_float_as_decimal
+}
+
+/// For `INSERT INTO t [(columns)] VALUES ...` (only: other sources are not planned twice):
+/// the column list as written (empty: all columns in table order).
 fn values_insert_columns(statement: &datafusion::sql::parser::Statement) -> Option<Vec<String>> {
     use datafusion::sql::sqlparser::ast::{SetExpr, Statement as Sql};
     let datafusion::sql::parser::Statement::Statement(s) = statement else {

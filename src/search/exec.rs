@@ -52,6 +52,14 @@ impl AnnSearchExec {
     pub fn search(&self) -> &PreparedSearch {
         &self.search
     }
+
+    /// The same plan searching for other query vectors (fresh metrics).
+    pub fn with_queries(&self, queries: Vec<f32>) -> Result<Self> {
+        Ok(Self::new(
+            self.search.with_queries(queries)?,
+            self.output.clone(),
+        ))
+    }
 }
 
 impl DisplayAs for AnnSearchExec {

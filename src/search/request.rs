@@ -89,17 +89,21 @@ impl SearchRequest {
     /// are whole vectors of its dimension. Returns `(column position, dimension)`.
     pub fn check(&self, schema: &Schema) -> Result<(usize, usize)> {
         let (column, dim) = resolve_vector_column(schema, self.column.as_deref())?;
-        let name = schema.field(column).name();
-        if self.queries.is_empty() || !self.queries.len().is_multiple_of(dim) {
-            return plan_err!(
-                "column '{name}' holds {dim}-dimensional vectors, the query has {} values; \
-                 pass a vector of {dim} numbers",
-                self.queries.len()
-            );
-        }
-        check_finite_query(&self.queries, dim)?;
+        check_queries(schema.field(column).name(), dim, &self.queries)?;
         Ok((column, dim))
     }
+}
+
+/// Refuses `queries` unless they are whole, finite vectors of `column`'s dimension `dim`.
+fn check_queries(column: &str, dim: usize, queries: &[f32]) -> Result<()> {
+    if queries.is_empty() || !queries.len().is_multiple_of(dim) {
+        return plan_err!(
+            "column '{column}' holds {dim}-dimensional vectors, the query has {} values; \
+             pass a vector of {dim} numbers",
+            queries.len()
+        );
+    }
+    check_finite_query(queries, dim)
 }
 
 /// What a search returns per row.
@@ -218,6 +222,22 @@ impl PreparedSearch {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The query vectors, row-major.
+    pub fn queries(&self) -> &[f32] {
+        &self.queries
+    }
+
+    /// The same search for other query vectors of the same dimension (a prepared statement
+    /// run again with a new vector); checked as [`SearchRequest::check`] checks them.
+    pub fn with_queries(&self, queries: Vec<f32>) -> Result<Self> {
+        let column = self.dataset().schema().field(self.column()).name();
+        check_queries(column, self.dim, &queries)?;
+        Ok(Self {
+            queries: Arc::new(queries),
+            ..self.clone()
+        })
     }
 
     pub fn num_queries(&self) -> usize {

@@ -389,3 +389,141 @@ async fn a_prepared_query_binds_its_vector_and_is_served_by_the_index() {
     let err = sql_err(&ctx, "EXECUTE knn([1.0, 2.0])").await;
     assert!(err.contains("dimension"), "{err}");
 }
+
+/// The ids and distances of `EXECUTE name(q)`, and the plan it ran.
+async fn execute(ctx: &SessionContext, name: &str, q: &[f32]) -> ((Vec<i64>, Vec<f32>), String) {
+    let df = ctx
+        .vf_sql(&format!("EXECUTE {name}({})", vector_literal(q)))
+        .await
+        .unwrap();
+    let plan = df.clone().create_physical_plan().await.unwrap();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(false)
+        .to_string();
+    let batches = df.collect().await.unwrap();
+    let (mut ids, mut ds) = (vec![], vec![]);
+    for b in &batches {
+        ids.extend(b.column(0).as_primitive::<Int64Type>().values());
+        ds.extend(b.column(1).as_primitive::<Float32Type>().values());
+    }
+    ((ids, ds), shown)
+}
+
+fn reuses(ctx: &SessionContext) -> u64 {
+    vecfusion::prepared_queries::PreparedQueries::of(ctx)
+        .unwrap()
+        .reuses()
+}
+
+#[tokio::test]
+async fn a_prepared_query_keeps_its_plan_only_while_what_it_read_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 2_000).await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
+    )
+    .await;
+    sql(
+        &ctx,
+        "PREPARE knn AS SELECT id, l2_distance(embedding, $1) AS d FROM t ORDER BY d LIMIT 5",
+    )
+    .await;
+    let text = |q: &[f32]| {
+        format!(
+            "SELECT id, l2_distance(embedding, {}) AS d FROM t ORDER BY d LIMIT 5",
+            vector_literal(q)
+        )
+    };
+    // The first EXECUTE plans; the next ones reuse that plan with their own vector and
+    // answer exactly what the same query written out answers.
+    for (n, id) in [1i64, 7, 13].into_iter().enumerate() {
+        let q = vector_of(&ctx, id).await;
+        let (rows, shown) = execute(&ctx, "knn", &q).await;
+        assert!(shown.contains("AnnSearchExec"), "{shown}");
+        assert_eq!(rows.0[0], id);
+        let b = sql(&ctx, &text(&q)).await;
+        let ids = b[0].column(0).as_primitive::<Int64Type>().values().to_vec();
+        let ds = b[0]
+            .column(1)
+            .as_primitive::<Float32Type>()
+            .values()
+            .to_vec();
+        assert_eq!(rows, (ids, ds));
+        assert_eq!(reuses(&ctx), n as u64);
+    }
+    let q1 = vector_of(&ctx, 1).await;
+
+    // A row appended from another session (a new version): planned again, the row found.
+    let other = open_table(dir.path(), "t").await;
+    sql(
+        &other,
+        "INSERT INTO t SELECT 5000, embedding FROM t WHERE id = 1",
+    )
+    .await;
+    let ((ids, ds), _) = execute(&ctx, "knn", &q1).await;
+    assert_eq!(
+        reuses(&ctx),
+        2,
+        "a plan of an older version must not be reused"
+    );
+    assert_eq!(ds[..2], [0.0, 0.0]);
+    assert!(ids[..2].contains(&5000), "{ids:?}");
+    execute(&ctx, "knn", &q1).await;
+    assert_eq!(reuses(&ctx), 3, "the plan of the new version is kept");
+
+    // A setting changed, even past vecfusion's entry point: planned again with it.
+    ctx.sql("SET vecfusion.nprobes = 1").await.unwrap();
+    let (_, shown) = execute(&ctx, "knn", &q1).await;
+    assert!(shown.contains("nprobes=1"), "{shown}");
+    assert_eq!(reuses(&ctx), 3);
+    let (_, shown) = execute(&ctx, "knn", &q1).await;
+    assert!(shown.contains("nprobes=1"), "{shown}");
+    assert_eq!(reuses(&ctx), 4);
+
+    // A wrong dimension through a kept plan is the same clear error.
+    let err = sql_err(&ctx, "EXECUTE knn([1.0, 2.0])").await;
+    assert!(
+        err.contains("32-dimensional vectors, the query has 2"),
+        "{err}"
+    );
+
+    // The vector used anywhere but as the query of the search: planned every time, and
+    // each EXECUTE sees its own vector.
+    sql(
+        &ctx,
+        "PREPARE near AS SELECT id, l2_distance(embedding, $1) AS d FROM t \
+         WHERE l2_distance(embedding, $1) < 1000 ORDER BY d LIMIT 5",
+    )
+    .await;
+    sql(
+        &ctx,
+        "PREPARE echo AS SELECT id, l2_distance(embedding, $1) AS d, $1 AS q FROM t \
+         ORDER BY d LIMIT 1",
+    )
+    .await;
+    let before = reuses(&ctx);
+    for id in [3i64, 4] {
+        let q = vector_of(&ctx, id).await;
+        let ((ids, _), _) = execute(&ctx, "near", &q).await;
+        assert_eq!(ids[0], id);
+        let b = sql(&ctx, &format!("EXECUTE echo({})", vector_literal(&q))).await;
+        let echoed = b[0].column(2).as_list::<i32>().value(0);
+        let echoed: Vec<f32> = match echoed.as_primitive_opt::<Float32Type>() {
+            Some(v) => v.values().to_vec(),
+            None => echoed
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .values()
+                .iter()
+                .map(|v| *v as f32)
+                .collect(),
+        };
+        assert_eq!(echoed, q);
+    }
+    assert_eq!(reuses(&ctx), before);
+
+    // DEALLOCATE forgets the statement (and its plan).
+    sql(&ctx, "DEALLOCATE knn").await;
+    let err = sql_err(&ctx, &format!("EXECUTE knn({})", vector_literal(&q1))).await;
+    assert!(err.contains("does not exist"), "{err}");
+}

@@ -128,9 +128,8 @@ pub async fn run(args: SearchArgs) -> Result<()> {
                 .await?
                 .collect()
                 .await?;
-            // Through SQL, as text and through a prepared statement (planned from SQL once;
-            // each EXECUTE binds the query vector, its optimizer passes and physical planning
-            // still run per query).
+            // Through SQL, as text and through a prepared statement (its first EXECUTE plans;
+            // the next ones reuse that physical plan with their own vector).
             ctx.vf_sql(&format!(
                 "PREPARE knn AS SELECT id FROM t ORDER BY l2_distance(embedding, $1) LIMIT {}",
                 args.k
