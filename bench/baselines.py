@@ -4,7 +4,7 @@
     python baselines.py lance_write <base.npy> <dataset dir> [<start> <end> [append]]
     python baselines.py lance_build <dataset dir> <nlist> <m> [<max_iterations>]
     python baselines.py lance_optimize <dataset dir>
-    python baselines.py lance_search <dataset dir> <queries.npy> <gt.npy> <nprobes,...>
+    python baselines.py lance_search <dataset dir> <queries.npy> <gt.npy> <nprobes,...> [<refine>]
 
 Each prints one JSON line: seconds (the operation only, not loading), peak_rss_mb.
 """
@@ -94,9 +94,10 @@ def lance_optimize(path: str) -> dict:
     return {"seconds": seconds, "deltas_before": before, "deltas_after": lance_index_deltas(lance.dataset(path))}
 
 
-def lance_search(path: str, queries: str, gt: str, nprobes: str, k: int = 10) -> dict:
+def lance_search(path: str, queries: str, gt: str, nprobes: str, refine: str = "1", k: int = 10) -> dict:
     """recall@k and one-query p50 latency of the dataset's index at each of `nprobes`
-    (comma-separated), no refinement: {"runs": [{nprobes, recall, p50_ms}, ...]}."""
+    (comma-separated), with `refine` candidates per result re-ranked (1: none):
+    {"runs": [{nprobes, recall, p50_ms}, ...]}."""
     import lance
 
     ds = lance.dataset(path)
@@ -106,8 +107,9 @@ def lance_search(path: str, queries: str, gt: str, nprobes: str, k: int = 10) ->
         hits, lat = 0, []
         for i, v in enumerate(q):
             t = time.perf_counter()
-            ids = ds.to_table(columns=["id"], nearest={"column": "vector", "q": v, "k": k,
-                                                       "nprobes": probes}).column("id").to_numpy()
+            ids = ds.to_table(columns=["id"], nearest={"column": "vector", "q": v, "k": k, "nprobes": probes,
+                                                       "refine_factor": int(refine) if int(refine) > 1 else None}
+                              ).column("id").to_numpy()
             lat.append((time.perf_counter() - t) * 1e3)
             hits += len(set(ids.tolist()) & set(truth[i, :k].tolist()))
         runs.append({"nprobes": probes, "recall": hits / (k * len(q)), "p50_ms": float(np.percentile(lat, 50))})

@@ -77,8 +77,10 @@ def load1() -> float:
     return os.getloadavg()[0]
 
 
-def run_json(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_json(cmd: list[str], env: dict | None = None) -> dict:
+    """The last line of what `cmd` prints, as JSON; `env` is added to the environment."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env=None if env is None else os.environ | env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -105,11 +107,9 @@ def _kmeans(binary, quick, repeat, only):
 
 
 def _take(binary, quick, repeat, only):
-    rows = "100000" if quick else "1000000"
-    subprocess.check_call(
-        [str(binary), "take", "--rows", rows, "--fetches", "200" if quick else "2000",
-         "--out", str(RESULTS / "take.jsonl")]
-    )
+    import take
+
+    take.run(binary, quick=quick, repeat=repeat, only=only)
 
 
 def _build(binary, quick, repeat, only):

@@ -1,18 +1,28 @@
 """Index builds: CREATE VECTOR INDEX ... USING IVF_PQ vs faiss IndexIVFPQ (train + add) vs
 pylance create_index(IVF_PQ), on the same vectors, engines interleaved in every repetition.
 
-vecfusion runs with Faiss's iteration counts (IVF 10, PQ 25) so the comparison is at equal
-work; every engine builds in its own process, whose peak RSS is reported (faiss's includes
-the base vectors it holds in RAM; vecfusion reads them from its dataset, memory-mapped).
+Equal work: vecfusion runs Faiss's iteration counts (IVF 10, PQ 25) with `tolerance = 0`, so
+every iteration runs as in Faiss, which has no early stop; Lance gets `max_iterations = 10`
+(its IVF KMeans; pylance exposes no PQ iteration count, so its PQ training runs its own).
+Faiss runs under both OpenMP wait policies, each in its own process (the policy is read when
+OpenMP starts): PASSIVE (idle threads sleep) and ACTIVE (they spin); the better median is the
+one compared. Every engine builds in its own process, whose peak RSS is reported (faiss's
+includes the base vectors it holds in RAM; vecfusion reads them from its dataset,
+memory-mapped). Each timed index is then searched — recall@10 at nprobes 20, refine 1 and 10
+— so the quality beside a time is that of the very index timed. Figures are the median over
+repetitions with the minimum beside it.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 import datasets
 from cases import load1, machine, markdown, run_json, write_results
@@ -27,10 +37,56 @@ CASES = [
     ("fashion-mnist-60k-784", 256, 16),
 ]
 QUICK = [("gmm-100k-128", 256, 16)]
+POLICIES = ("PASSIVE", "ACTIVE")
+RECALL_NPROBES = 20
+REFINES = (1, 10)
+K = 10
 
 
 def engine(*args: str) -> dict:
     return run_json([sys.executable, str(HERE / "baselines.py"), *args])
+
+
+def recall(found: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.mean([len(set(f[:K]) & set(g[:K])) / K for f, g in zip(found, gt)]))
+
+
+def faiss_recall(index_path: Path, base: np.ndarray, queries: np.ndarray, gt: np.ndarray) -> dict:
+    """recall@10 of a saved faiss index at RECALL_NPROBES, per refine factor."""
+    import faiss
+
+    ivf = faiss.read_index(str(index_path))
+    ivf.nprobe = RECALL_NPROBES
+    out = {}
+    for refine in REFINES:
+        index = ivf
+        if refine > 1:
+            index = faiss.IndexRefineFlat(ivf, faiss.swig_ptr(base))
+            index.k_factor = refine
+        _, ids = index.search(queries, K)
+        out[refine] = recall(ids, gt)
+    return out
+
+
+def vecfusion_recall(binary: Path, vf_dir: Path, q_path: Path, gt_path: Path) -> dict:
+    """recall@10 of the dataset's index (the one just built) at RECALL_NPROBES, per refine factor."""
+    out = subprocess.run([str(binary), "search", "--dataset", str(vf_dir), "--queries", str(q_path),
+                          "--groundtruth", str(gt_path), "--index", "", "--nprobes", str(RECALL_NPROBES),
+                          "--refine", ",".join(map(str, REFINES)), "--sql-queries", "1"],
+                         check=True, capture_output=True, text=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {r["refine_factor"]: r["recall"] for r in rows}
+
+
+def lance_recall(lance_dir: Path, q_path: Path, gt_path: Path) -> dict:
+    return {refine: engine("lance_search", str(lance_dir), str(q_path), str(gt_path), str(RECALL_NPROBES),
+                           str(refine))["runs"][0]["recall"] for refine in REFINES}
+
+
+def fig(runs: list[dict], key: str, digits: int = 2) -> str:
+    """`median (min)` of `key` over runs."""
+    values = [r[key] for r in runs]
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f})"
 
 
 def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
@@ -39,36 +95,63 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
     for name, nlist, m in QUICK if quick else CASES:
         if only and name not in only:
             continue
-        base, _, _ = datasets.ensure(name)
+        base, q_src, _ = datasets.ensure(name)
+        gt = np.load(datasets.ground_truth(name))[:1000]
+        queries = np.ascontiguousarray(np.load(q_src)[:1000], dtype=np.float32)
+        base_rows = np.load(base)
         with tempfile.TemporaryDirectory() as tmp:
-            vf_dir, lance_dir = Path(tmp) / "vf", Path(tmp) / "lance"
+            tmp = Path(tmp)
+            vf_dir, lance_dir, faiss_path = tmp / "vf", tmp / "lance", tmp / "index.faiss"
+            q_path, gt_path = tmp / "q.npy", tmp / "gt.npy"
+            np.save(q_path, queries)
+            np.save(gt_path, gt.astype(np.float32))
             subprocess.run([str(binary), "load", "--data", str(base), "--dataset", str(vf_dir)],
                            check=True, capture_output=True)
             engine("lance_write", str(base), str(lance_dir))
             index = (f"USING IVF_PQ WITH (num_partitions = {nlist}, num_sub_vectors = {m}, "
-                     "max_iterations = 10, pq_max_iterations = 25, accelerator = 'cpu')")
-            vf, fa, la = [], [], []
+                     "max_iterations = 10, pq_max_iterations = 25, tolerance = 0, accelerator = 'cpu')")
+            vf, la = [], []
+            fa = {p: [] for p in POLICIES}
             for _ in range(repeat):
-                vf.append(run_json([str(binary), "build", "--dataset", str(vf_dir), "--index", index]) | {"load1": load1()})
-                fa.append(engine("faiss_build", str(base), str(nlist), str(m)) | {"load1": load1()})
-                la.append(engine("lance_build", str(lance_dir), str(nlist), str(m)) | {"load1": load1()})
-                print(f"  {name}: vecfusion {vf[-1]['wall_seconds']:.2f} s, faiss {fa[-1]['seconds']:.2f} s, "
-                      f"lance {la[-1]['seconds']:.2f} s", flush=True)
+                r = run_json([str(binary), "build", "--dataset", str(vf_dir), "--index", index, "--keep"])
+                r |= {"load1": load1(), "recall": vecfusion_recall(binary, vf_dir, q_path, gt_path)}
+                subprocess.run([str(binary), "sql", "--dataset", str(vf_dir), "DROP VECTOR INDEX bench_idx ON t"],
+                               check=True, capture_output=True)
+                vf.append(r)
+                for policy in POLICIES:
+                    r = run_json([sys.executable, str(HERE / "baselines.py"), "faiss_build", str(base), str(nlist),
+                                  str(m), str(faiss_path)], env={"OMP_WAIT_POLICY": policy})
+                    fa[policy].append(r | {"load1": load1(), "omp_wait_policy": policy,
+                                           "recall": faiss_recall(faiss_path, base_rows, queries, gt)})
+                r = engine("lance_build", str(lance_dir), str(nlist), str(m), "10")
+                la.append(r | {"load1": load1(), "recall": lance_recall(lance_dir, q_path, gt_path)})
+                print(f"  {name}: vecfusion {vf[-1]['wall_seconds']:.2f} s, "
+                      + ", ".join(f"faiss {p} {fa[p][-1]['seconds']:.2f} s" for p in POLICIES)
+                      + f", lance {la[-1]['seconds']:.2f} s", flush=True)
         med = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
-        v, f, l = med(vf, "wall_seconds"), med(fa, "seconds"), med(la, "seconds")
+        best = min(POLICIES, key=lambda p: med(fa[p], "seconds"))
+        v, f, l = med(vf, "wall_seconds"), med(fa[best], "seconds"), med(la, "seconds")
         phases = " / ".join(f"{med(vf, 'seconds_' + p):.2f}" for p in
                             ["sample", "train_ivf", "train_quantizer", "encode", "write"])
+        rec = lambda runs, refine: statistics.median(r["recall"][refine] for r in runs)  # noqa: E731
+        recalls = " / ".join(f"{rec(runs, 1):.3f}, {rec(runs, 10):.3f}" for runs in (vf, fa[best], la))
         rows.append({"bench": "build", "dataset": name, "nlist": nlist, "m": m, "repeat": repeat,
-                     "machine": env, "vecfusion": vf, "faiss": fa, "lance": la,
+                     "machine": env, "vecfusion": vf, "faiss": fa, "faiss_better_policy": best, "lance": la,
+                     "lance_max_iterations": 10, "vecfusion_tolerance": 0,
                      "ratio_vecfusion_over_faiss": v / f, "ratio_vecfusion_over_lance": v / l})
-        table.append([name, nlist, m, f"{v:.2f}", f"{f:.2f}", f"{l:.2f}", f"{v / f:.2f}", f"{v / l:.2f}",
-                      phases, f"{med(vf, 'peak_rss_mb'):.0f}", f"{med(fa, 'peak_rss_mb'):.0f}",
+        table.append([name, nlist, m, fig(vf, "wall_seconds"), fig(fa["PASSIVE"], "seconds"),
+                      fig(fa["ACTIVE"], "seconds"), fig(la, "seconds"), f"{v / f:.2f}", f"{v / l:.2f}",
+                      recalls, phases, f"{med(vf, 'peak_rss_mb'):.0f}", f"{med(fa[best], 'peak_rss_mb'):.0f}",
                       f"{med(la, 'peak_rss_mb'):.0f}"])
-    header = ["dataset", "partitions", "sub-vectors", "vecfusion s", "faiss s", "lance s",
-              "vecfusion / faiss", "vecfusion / lance",
+    header = ["dataset", "partitions", "sub-vectors", "vecfusion s", "faiss s (PASSIVE)", "faiss s (ACTIVE)",
+              "lance s", "vecfusion / faiss (better policy)", "vecfusion / lance",
+              f"recall@10 at nprobes {RECALL_NPROBES}, refine 1, 10 (vecfusion / faiss / lance)",
               "vecfusion phases s (sample / IVF / PQ / encode / write)",
               "vecfusion peak RSS MB", "faiss peak RSS MB", "lance peak RSS MB"]
-    text = (f"IVF_PQ build (train + encode + write), medians of {repeat} run(s), engines interleaved. "
-            f"Machine: {env.get('cpu', '?')}, {env['cpus']} CPUs, faiss OMP_WAIT_POLICY={env['omp_wait_policy']}.\n\n"
+    text = (f"IVF_PQ build (train + encode + write), median (min) of {repeat} run(s), engines interleaved. "
+            "Equal work: vecfusion and faiss IVF 10 / PQ 25 iterations, vecfusion tolerance 0; "
+            "lance max_iterations 10 (IVF; its PQ iterations are its own). "
+            f"Machine: {env.get('cpu', '?')} ({', '.join(env.get('cpu_flags', []))}), {env['cpus']} CPUs, "
+            f"profile {env['profile']}, commit {env.get('git_commit')}.\n\n"
             + markdown(header, table))
     write_results("build", rows, text)

@@ -23,18 +23,6 @@ pub fn append_jsonl(out: &Path, rows: &[Value]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Prints a markdown table.
-pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    println!("| {} |", header.join(" | "));
-    println!(
-        "|{}|",
-        header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
-    );
-    for r in rows {
-        println!("| {} |", r.join(" | "));
-    }
-}
-
 /// Median of a sample (sorted copy).
 pub fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
