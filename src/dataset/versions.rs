@@ -1,6 +1,6 @@
 //! Finding and reading the manifests of a dataset's versions.
 
-use datafusion::common::exec_err;
+use datafusion::common::{exec_datafusion_err, exec_err};
 use datafusion::error::{DataFusionError, Result};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -46,6 +46,15 @@ pub async fn read_manifest(location: &DatasetLocation, version: u64) -> Result<O
 
 /// Whether `version` has been committed (one metadata request, no listing).
 pub async fn manifest_exists(location: &DatasetLocation, version: u64) -> Result<bool> {
+    // Every query asks this of its table (is there a newer version?). For a local dataset one
+    // stat answers it here, instead of a round trip through object_store's blocking pool.
+    if let Some(dir) = &location.local_root {
+        let file = manifest_file(version);
+        return dir
+            .join(&file)
+            .try_exists()
+            .map_err(|e| exec_datafusion_err!("cannot check for {}/{file}: {e}", location.uri));
+    }
     match location.store.head(&manifest_path(location, version)).await {
         Ok(_) => Ok(true),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
