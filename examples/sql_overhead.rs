@@ -20,6 +20,47 @@ fn context(fold_literals: bool) -> SessionContext {
     ctx
 }
 
+/// A session with table `t` on `dir`.
+async fn table_context(
+    fold_literals: bool,
+    dir: &str,
+) -> datafusion::error::Result<SessionContext> {
+    let ctx = context(fold_literals);
+    ctx.vf_sql(&format!(
+        "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{dir}'"
+    ))
+    .await?
+    .collect()
+    .await?;
+    Ok(ctx)
+}
+
+/// The durations of a query's four phases, one entry per round.
+#[derive(Default)]
+struct Phases([Vec<Duration>; 4]);
+
+impl Phases {
+    /// Records one round from the instants at its phase boundaries.
+    fn record(&mut self, t: [Instant; 5]) {
+        for (i, p) in self.0.iter_mut().enumerate() {
+            p.push(t[i + 1] - t[i]);
+        }
+    }
+
+    /// Prints the median of each phase (the second one named `second`) and of the total.
+    fn print(self, label: &str, second: &str) {
+        let total = median(
+            (0..self.0[0].len())
+                .map(|r| self.0.iter().map(|p| p[r]).sum())
+                .collect(),
+        );
+        let [parse, middle, optimize, run] = self.0.map(median);
+        println!(
+            "{label:<28} parse {parse:>10.1?}  {second} {middle:>10.1?}  optimize+physical {optimize:>10.1?}  run {run:>10.1?}  total {total:>10.1?}"
+        );
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -38,14 +79,8 @@ async fn main() -> datafusion::error::Result<()> {
         q.join(",")
     );
     for fold in [false, true] {
-        let ctx = context(fold);
-        ctx.vf_sql(&format!(
-            "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{dir}'"
-        ))
-        .await?
-        .collect()
-        .await?;
-        let mut phases: [Vec<Duration>; 5] = Default::default();
+        let ctx = table_context(fold, &dir).await?;
+        let mut phases = Phases::default();
         for _ in 0..rounds {
             let t0 = Instant::now();
             let stmt = ctx.vf_parse(&sql)?.remove(0);
@@ -59,37 +94,22 @@ async fn main() -> datafusion::error::Result<()> {
             let phys = df.create_physical_plan().await?;
             let t3 = Instant::now();
             collect(phys, ctx.task_ctx()).await?;
-            let t4 = Instant::now();
-            for (p, d) in phases
-                .iter_mut()
-                .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0])
-            {
-                p.push(d);
-            }
+            phases.record([t0, t1, t2, t3, Instant::now()]);
         }
-        let [parse, plan, optimize, run, total] = phases.map(median);
-        println!(
-            "{:<28} parse {parse:>10.1?}  plan {plan:>10.1?}  optimize+physical {optimize:>10.1?}  run {run:>10.1?}  total {total:>10.1?}",
-            if fold {
-                "query vector as a constant"
-            } else {
-                "make_array (DataFusion)"
-            }
-        );
+        let label = if fold {
+            "query vector as a constant"
+        } else {
+            "make_array (DataFusion)"
+        };
+        phases.print(label, "plan");
     }
-    let ctx = context(true);
-    ctx.vf_sql(&format!(
-        "CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{dir}'"
-    ))
-    .await?
-    .collect()
-    .await?;
+    let ctx = table_context(true, &dir).await?;
     ctx.vf_sql("PREPARE knn AS SELECT id FROM t ORDER BY l2_distance(embedding, $1) LIMIT 10")
         .await?
         .collect()
         .await?;
     let execute = format!("EXECUTE knn([{}])", q.join(","));
-    let mut phases: [Vec<Duration>; 5] = Default::default();
+    let mut phases = Phases::default();
     for _ in 0..rounds {
         let t0 = Instant::now();
         let stmt = ctx.vf_parse(&execute)?.remove(0);
@@ -100,18 +120,8 @@ async fn main() -> datafusion::error::Result<()> {
         let phys = df.create_physical_plan().await?;
         let t3 = Instant::now();
         collect(phys, task).await?;
-        let t4 = Instant::now();
-        for (p, d) in phases
-            .iter_mut()
-            .zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0])
-        {
-            p.push(d);
-        }
+        phases.record([t0, t1, t2, t3, Instant::now()]);
     }
-    let [parse, bind, optimize, run, total] = phases.map(median);
-    println!(
-        "{:<28} parse {parse:>10.1?}  bind {bind:>10.1?}  optimize+physical {optimize:>10.1?}  run {run:>10.1?}  total {total:>10.1?}",
-        "EXECUTE, plan kept"
-    );
+    phases.print("EXECUTE, plan kept", "bind");
     Ok(())
 }

@@ -223,8 +223,12 @@ impl PreparedQueries {
         let Some(Some(kept)) = self.statements().get(&call.name).cloned() else {
             return Ok(None);
         };
-        let state = ctx.state();
-        if !Arc::ptr_eq(state.config().options(), &kept.config) {
+        let same_config = {
+            let state = ctx.state_ref();
+            let state = state.read();
+            Arc::ptr_eq(state.config().options(), &kept.config)
+        };
+        if !same_config {
             return Ok(None);
         }
         let Ok(provider) = ctx.table_provider(kept.table.clone()).await else {
@@ -242,8 +246,9 @@ impl PreparedQueries {
         }
         let plan = with_query(&kept.plan, vector.clone())?;
         self.reuses.fetch_add(1, AtomicOrdering::Relaxed);
+        // The session state is cloned (a DataFrame owns one) only once the plan is reused.
         Ok(Some(DataFrame::new(
-            state,
+            ctx.state(),
             PlannedQuery::plan(&call.name, plan, kept.schema.clone()),
         )))
     }
@@ -267,11 +272,10 @@ impl PreparedQueries {
             .create_physical_plan(&optimized, &state)
             .await?;
         let schema = optimized.schema().clone();
-        if let Some(table) = searched_table(&optimized, vector)?
+        if let Some((table, source)) = searched_table(&optimized, vector)?
             && let Some(search) = single_search(&physical)?
             && search.queries() == vector
             && let Ok(provider) = ctx.table_provider(table.clone()).await
-            && let Some(source) = ann_source(&optimized)?
             && same_provider(&provider, &source)
         {
             let kept = KeptPlan {
@@ -351,11 +355,14 @@ fn qualifies(prepare: &Prepare) -> bool {
     ok
 }
 
-/// The table of the optimized plan's only `AnnSearch`, when it searches for `vector` and
-/// no other expression of the plan holds a list constant (the vector, or anything derived
-/// from it, that a new vector would have to change).
-fn searched_table(optimized: &LogicalPlan, vector: &[f32]) -> Result<Option<TableReference>> {
-    let (mut found, mut clean) = (None::<TableReference>, true);
+/// The table (name and provider) of the optimized plan's only `AnnSearch`, when it searches
+/// for `vector` and no other expression of the plan holds a list constant (the vector, or
+/// anything derived from it, that a new vector would have to change).
+fn searched_table(
+    optimized: &LogicalPlan,
+    vector: &[f32],
+) -> Result<Option<(TableReference, Arc<dyn TableProvider>)>> {
+    let (mut found, mut clean) = (None, true);
     let mut searches = 0;
     optimized.apply_with_subqueries(|node| {
         if let Some(ann) = ann_node(node) {
@@ -367,7 +374,10 @@ fn searched_table(optimized: &LogicalPlan, vector: &[f32]) -> Result<Option<Tabl
                     .zip(vector)
                     .all(|(a, b)| a.to_bits() == b.to_bits());
             clean &= same && !ann.filters.iter().any(holds_list_constant);
-            found = Some(ann.scan.table_name.clone());
+            found = Some((
+                ann.scan.table_name.clone(),
+                source_as_provider(&ann.scan.source)?,
+            ));
         }
         node.apply_expressions(|e| {
             clean &= !holds_list_constant(e);
@@ -376,19 +386,6 @@ fn searched_table(optimized: &LogicalPlan, vector: &[f32]) -> Result<Option<Tabl
         Ok(TreeNodeRecursion::Continue)
     })?;
     Ok(found.filter(|_| clean && searches == 1))
-}
-
-/// The provider the optimized plan's `AnnSearch` reads.
-fn ann_source(optimized: &LogicalPlan) -> Result<Option<Arc<dyn TableProvider>>> {
-    let mut source = None;
-    optimized.apply_with_subqueries(|node| {
-        if let Some(ann) = ann_node(node) {
-            source = Some(source_as_provider(&ann.scan.source)?);
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    Ok(source)
 }
 
 fn ann_node(node: &LogicalPlan) -> Option<&AnnSearchNode> {

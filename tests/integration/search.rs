@@ -349,7 +349,28 @@ async fn vector_search_returns_rows_and_distances_like_the_sql_form() {
 #[tokio::test]
 async fn a_prepared_query_binds_its_vector_and_is_served_by_the_index() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = dataset(dir.path(), 2_000).await;
+    let ctx = prepared_knn(dir.path()).await;
+    for id in [1, 7] {
+        let q = vector_of(&ctx, id).await;
+        let ((ids, ds), shown) = execute(&ctx, "knn", &q).await;
+        assert!(shown.contains("AnnSearchExec"), "{shown}");
+        // The index answers with the exact distances, as the unprepared form does.
+        assert_eq!(ids[0], id, "a stored vector is its own nearest row");
+        assert_eq!(ds[0], 0.0);
+        let (_, expected) = top_k(&ctx, &q, 5, "", true).await;
+        let mut got = ds;
+        got.sort_by(f32::total_cmp);
+        assert_eq!(got, expected);
+    }
+    // A wrong dimension is a clear error, not a panic.
+    let err = sql_err(&ctx, "EXECUTE knn([1.0, 2.0])").await;
+    assert!(err.contains("dimension"), "{err}");
+}
+
+/// A 2,000-row table with an IVF_FLAT index and `knn` prepared: the 5 nearest rows to `$1`
+/// with their distance `d`.
+async fn prepared_knn(dir: &std::path::Path) -> SessionContext {
+    let ctx = dataset(dir, 2_000).await;
     sql(
         &ctx,
         "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
@@ -360,34 +381,7 @@ async fn a_prepared_query_binds_its_vector_and_is_served_by_the_index() {
         "PREPARE knn AS SELECT id, l2_distance(embedding, $1) AS d FROM t ORDER BY d LIMIT 5",
     )
     .await;
-    for id in [1, 7] {
-        let q = vector_of(&ctx, id).await;
-        let execute = format!("EXECUTE knn({})", vector_literal(&q));
-        let plan = ctx
-            .vf_sql(&execute)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
-        let shown = datafusion::physical_plan::displayable(plan.as_ref())
-            .indent(false)
-            .to_string();
-        assert!(shown.contains("AnnSearchExec"), "{shown}");
-        // The index answers with the exact distances, as the unprepared form does.
-        let batches = sql(&ctx, &execute).await;
-        let ids = batches[0].column(0).as_primitive::<Int64Type>().values();
-        let ds = batches[0].column(1).as_primitive::<Float32Type>().values();
-        assert_eq!(ids[0], id, "a stored vector is its own nearest row");
-        assert_eq!(ds[0], 0.0);
-        let (_, expected) = top_k(&ctx, &q, 5, "", true).await;
-        let mut got = ds.to_vec();
-        got.sort_by(f32::total_cmp);
-        assert_eq!(got, expected);
-    }
-    // A wrong dimension is a clear error, not a panic.
-    let err = sql_err(&ctx, "EXECUTE knn([1.0, 2.0])").await;
-    assert!(err.contains("dimension"), "{err}");
+    ctx
 }
 
 /// The ids and distances of `EXECUTE name(q)`, and the plan it ran.
@@ -418,17 +412,7 @@ fn reuses(ctx: &SessionContext) -> u64 {
 #[tokio::test]
 async fn a_prepared_query_keeps_its_plan_only_while_what_it_read_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = dataset(dir.path(), 2_000).await;
-    sql(
-        &ctx,
-        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
-    )
-    .await;
-    sql(
-        &ctx,
-        "PREPARE knn AS SELECT id, l2_distance(embedding, $1) AS d FROM t ORDER BY d LIMIT 5",
-    )
-    .await;
+    let ctx = prepared_knn(dir.path()).await;
     let text = |q: &[f32]| {
         format!(
             "SELECT id, l2_distance(embedding, {}) AS d FROM t ORDER BY d LIMIT 5",
