@@ -67,7 +67,43 @@ struct FileCache {
     readers: Mutex<HashMap<String, Arc<FragmentReader>>>,
     deletions: Mutex<HashMap<String, Arc<RoaringBitmap>>>,
     /// Objects derived from one immutable file (opened indexes), by file name.
-    derived: Mutex<HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
+    derived: Derived,
+}
+
+/// What is derived from one version as a whole, shared by the clones of its handle and
+/// dropped with the last of them: another version, even of the same dataset, has its own.
+#[derive(Debug)]
+struct VersionCache {
+    /// Position in the manifest's fragment list of every fragment id.
+    fragment_positions: HashMap<u32, usize>,
+    /// Objects derived from the version (what searches of a column read of it), by key.
+    derived: Derived,
+}
+
+/// Objects built once from immutable inputs and shared, by key, of any type.
+#[derive(Debug, Default)]
+struct Derived(Mutex<HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>);
+
+impl Derived {
+    async fn get_or_open<T, F, Fut>(&self, key: &str, open: F) -> Result<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if let Some(v) = self.0.lock().expect("cache").get(key)
+            && let Ok(v) = v.clone().downcast::<T>()
+        {
+            return Ok(v);
+        }
+        // Not held across the await: two first users may both open; the later one wins.
+        let v = Arc::new(open().await?);
+        self.0
+            .lock()
+            .expect("cache")
+            .insert(key.to_string(), v.clone());
+        Ok(v)
+    }
 }
 
 /// A handle on one version of a dataset. Cheap to clone.
@@ -77,6 +113,7 @@ pub struct Dataset {
     manifest: Arc<Manifest>,
     schema: SchemaRef,
     cache: Arc<FileCache>,
+    version_cache: Arc<VersionCache>,
 }
 
 impl Dataset {
@@ -119,11 +156,18 @@ impl Dataset {
 
     fn from_manifest(location: DatasetLocation, manifest: Manifest, cache: Arc<FileCache>) -> Self {
         let schema = manifest.schema();
+        let version_cache = Arc::new(VersionCache {
+            fragment_positions: (manifest.fragments.iter().enumerate())
+                .map(|(i, f)| (f.id, i))
+                .collect(),
+            derived: Derived::default(),
+        });
         Self {
             location,
             manifest: Arc::new(manifest),
             schema,
             cache,
+            version_cache,
         }
     }
 
@@ -255,6 +299,13 @@ impl Dataset {
         &self.manifest.fragments
     }
 
+    /// The fragment `id` of this version, if it has one (a hash lookup, unlike
+    /// [`Manifest::fragment`]: rows are fetched by address one fragment id at a time).
+    pub fn fragment(&self, id: u32) -> Option<&FragmentMeta> {
+        let position = *self.version_cache.fragment_positions.get(&id)?;
+        self.manifest.fragments.get(position)
+    }
+
     /// Rows visible in this version.
     pub fn count_rows(&self) -> u64 {
         self.manifest.live_rows()
@@ -310,18 +361,19 @@ impl Dataset {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        if let Some(v) = self.cache.derived.lock().expect("cache").get(file)
-            && let Ok(v) = v.clone().downcast::<T>()
-        {
-            return Ok(v);
-        }
-        let v = Arc::new(open().await?);
-        self.cache
-            .derived
-            .lock()
-            .expect("cache")
-            .insert(file.to_string(), v.clone());
-        Ok(v)
+        self.cache.derived.get_or_open(file, open).await
+    }
+
+    /// An object built from this version as a whole (what every search of one column reads
+    /// of it, say), built once with `open` and shared by the clones of this handle; a handle
+    /// on another version builds its own.
+    pub async fn cached_for_version<T, F, Fut>(&self, key: &str, open: F) -> Result<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.version_cache.derived.get_or_open(key, open).await
     }
 
     /// The deleted row offsets of `fragment` in this version (cached).

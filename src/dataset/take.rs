@@ -33,7 +33,6 @@ impl Dataset {
             }
         };
         let schema = Arc::new(self.schema().project(projection)?);
-        let fragments: HashMap<u32, _> = self.fragments().iter().map(|f| (f.id, f)).collect();
         let mut readers: HashMap<u32, Arc<FragmentReader>> = HashMap::new();
         // (fragment, batch) -> slot; picks are (slot, row in batch).
         let mut slots: HashMap<(u32, usize), usize> = HashMap::new();
@@ -41,7 +40,7 @@ impl Dataset {
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(addresses.len());
         for &addr in addresses {
             let (frag_id, offset) = split_row_address(addr);
-            let frag = fragments.get(&frag_id).ok_or_else(|| {
+            let frag = self.fragment(frag_id).ok_or_else(|| {
                 exec_datafusion_err!(
                     "row address {addr:#x} names fragment {frag_id}, which version {} of {} \
                      does not have",

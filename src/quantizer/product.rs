@@ -6,7 +6,9 @@ use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use vecfusion_kernels::distance::{add_assign, sub_assign};
-use vecfusion_kernels::scan::{add, pq_adc, pq_codeword_norms, pq_dot_table};
+use vecfusion_kernels::scan::{
+    add, pq_adc, pq_codebooks_by_dimension, pq_codeword_norms, pq_dot_table, resize_scratch,
+};
 
 use super::{Quantizer, QuantizerParams, QueryTables, TrainingData, TrainingOptions};
 use crate::kmeans::pq::{PqParams, ProductQuantizer};
@@ -26,6 +28,8 @@ pub struct ProductCodes {
     /// Codewords per sub-space (`2^num_bits`).
     ksub: usize,
     codebooks: ScalarBuffer<f32>,
+    /// The codebooks as [`pq_dot_table`] reads them (`m × dim/m × ksub`).
+    by_dimension: Vec<f32>,
     centroids: ScalarBuffer<f32>,
     /// l2/cosine: `‖codeword‖²` per table entry (`m × ksub`).
     codeword_norms: Vec<f32>,
@@ -108,6 +112,7 @@ impl ProductCodes {
             return exec_err!("num_sub_vectors = {m} does not divide the dimension {dim}");
         }
         let ksub = 1usize << params.num_bits;
+        let by_dimension = pq_codebooks_by_dimension(&codebooks, m, ksub);
         let (mut codeword_norms, mut partition_tables) = (vec![], vec![]);
         if params.metric != Metric::Dot {
             codeword_norms = pq_codeword_norms(&codebooks, m, ksub, dim / m);
@@ -117,7 +122,7 @@ impl ProductCodes {
                 partition_tables = vec![0.0; partitions * table];
                 for (p, out) in partition_tables.chunks_exact_mut(table).enumerate() {
                     let c = centroid(&centroids, dim, p);
-                    pq_dot_table(c, &codebooks, m, ksub, 2.0, &codeword_norms, out);
+                    pq_dot_table(c, &by_dimension, m, ksub, 2.0, &codeword_norms, out);
                 }
             }
         }
@@ -125,6 +130,7 @@ impl ProductCodes {
             params,
             ksub,
             codebooks,
+            by_dimension,
             centroids,
             codeword_norms,
             partition_tables,
@@ -176,7 +182,15 @@ impl Quantizer for ProductCodes {
             -2.0
         };
         let mut lut = vec![0.0; m * self.ksub];
-        pq_dot_table(query, &self.codebooks, m, self.ksub, scale, &[], &mut lut);
+        pq_dot_table(
+            query,
+            &self.by_dimension,
+            m,
+            self.ksub,
+            scale,
+            &[],
+            &mut lut,
+        );
         QueryTables::new(lut)
     }
 
@@ -188,12 +202,12 @@ impl Quantizer for ProductCodes {
         }
         // ‖q − c_p − r‖² = ‖q − c_p‖² + Σ_s (−2·q_s·w + 2·c_p,s·w + ‖w‖²)
         let table = m * ksub;
-        scratch.resize(table, 0.0);
+        resize_scratch(scratch, table);
         if self.partition_tables.is_empty() {
             let c = centroid(&self.centroids, self.params.dim, partition);
             pq_dot_table(
                 c,
-                &self.codebooks,
+                &self.by_dimension,
                 m,
                 ksub,
                 2.0,

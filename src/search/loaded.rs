@@ -8,7 +8,8 @@ use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::common::exec_datafusion_err;
 use datafusion::error::Result;
 use vecfusion_kernels::distance::l2_squared_batch;
-use vecfusion_kernels::scan::neg_dot_batch;
+use vecfusion_kernels::scan::{neg_dot_batch, resize_scratch};
+use vecfusion_kernels::topk::sort_head;
 
 use crate::dataset::{Dataset, IndexMeta};
 use crate::index_format::{IndexModel, SegmentFile};
@@ -128,7 +129,7 @@ impl LoadedIndex {
                 &mut scored,
             ),
         }
-        PartitionOrder::new(scored.into_iter().zip(0..).collect(), head)
+        PartitionOrder::new(scored.into_iter().zip(0u64..).collect(), head)
     }
 
     /// Prepares the scoring of partition `p` into `scratch`, once for all segments.
@@ -152,8 +153,7 @@ impl LoadedIndex {
         scratch: &mut Vec<f32>,
     ) -> Result<ScalarBuffer<u64>> {
         let (addrs, codes) = segment.partition(p)?;
-        scores.clear();
-        scores.resize(addrs.len(), 0.0);
+        resize_scratch(scores, addrs.len());
         self.model
             .quantizer
             .scan(p, coarse, &q.vector, &q.tables, &codes, scores, scratch);
@@ -165,25 +165,18 @@ impl LoadedIndex {
 /// the first `head` at once, the rest when [`PartitionOrder::get`] first reaches them.
 #[derive(Debug)]
 pub struct PartitionOrder {
-    ranked: Vec<(f32, usize)>,
+    ranked: Vec<(f32, u64)>,
     sorted: usize,
 }
 
 impl PartitionOrder {
-    fn new(mut ranked: Vec<(f32, usize)>, head: usize) -> Self {
+    fn new(mut ranked: Vec<(f32, u64)>, head: usize) -> Self {
         let head = head.min(ranked.len());
-        if head > 0 && head < ranked.len() {
-            ranked.select_nth_unstable_by(head - 1, Self::nearest_first);
-        }
-        ranked[..head].sort_unstable_by(Self::nearest_first);
+        sort_head(&mut ranked, head);
         Self {
             ranked,
             sorted: head,
         }
-    }
-
-    fn nearest_first(a: &(f32, usize), b: &(f32, usize)) -> std::cmp::Ordering {
-        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
     }
 
     pub fn len(&self) -> usize {
@@ -197,10 +190,12 @@ impl PartitionOrder {
     /// The `i`-th nearest partition.
     pub fn get(&mut self, i: usize) -> (f32, usize) {
         if i >= self.sorted {
-            self.ranked[self.sorted..].sort_unstable_by(Self::nearest_first);
-            self.sorted = self.ranked.len();
+            let all = self.ranked.len();
+            sort_head(&mut self.ranked[self.sorted..], all);
+            self.sorted = all;
         }
-        self.ranked[i]
+        let (score, p) = self.ranked[i];
+        (score, p as usize)
     }
 }
 
@@ -218,7 +213,7 @@ mod tests {
         let mut expected: Vec<(f32, usize)> = scores.iter().copied().zip(0..).collect();
         expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for head in [0, 1, 5, 201, 202, 10_000] {
-            let mut order = PartitionOrder::new(scores.iter().copied().zip(0..).collect(), head);
+            let mut order = PartitionOrder::new(scores.iter().copied().zip(0u64..).collect(), head);
             let got: Vec<(f32, usize)> = (0..order.len()).map(|i| order.get(i)).collect();
             assert_eq!(got, expected, "head {head}");
         }

@@ -5,7 +5,8 @@
 //! Files, top (surfaces) to bottom:
 //! - [`rule`] (`AnnRewrite`) → [`node`] (`AnnSearch`, its physical planning) → [`exec`]
 //!   (`AnnSearchExec`) → [`request`] (the API every surface calls) → [`prefilter`] and
-//!   [`searcher`] (the top-k over one version) → [`loaded`] (an index opened for search);
+//!   [`searcher`] (the top-k over one version) → [`version_vectors`] (what searches of one
+//!   version read, gathered once) → [`loaded`] (an index opened for search);
 //! - [`settings`] and [`query_vector`] are read by all of them.
 
 pub mod exec;
@@ -17,6 +18,7 @@ pub mod request;
 pub mod rule;
 pub mod searcher;
 pub mod settings;
+pub mod version_vectors;
 
 pub use exec::AnnSearchExec;
 pub use node::AnnSearchNode;

@@ -26,10 +26,12 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
+use rayon::prelude::*;
 
 use super::prefilter::{AllowedRows, collect_allowed, prefilter_scan};
 use super::searcher::{SearchOutcome, SearchTarget, search};
 use super::settings::{SearchParams, SearchSettings};
+use super::version_vectors::VersionVectors;
 use crate::dataset::{Dataset, resolve_vector_column};
 use crate::metric::{DistanceFunction, Metric, check_finite_query};
 
@@ -273,40 +275,28 @@ impl PreparedSearch {
     }
 
     /// Searches every query among the `allowed` rows; several queries run in parallel on
-    /// every core. One outcome per query, in query order.
+    /// every core (rayon's pool, off the async runtime's threads). One outcome per query, in
+    /// query order.
     pub async fn search(&self, allowed: Option<Arc<AllowedRows>>) -> Result<Vec<SearchOutcome>> {
-        let n = self.num_queries();
-        if n == 1 {
-            return Ok(vec![
-                search(&self.target, &self.queries, allowed.as_deref()).await?,
-            ]);
+        let target = &self.target;
+        let version = VersionVectors::of(&target.dataset, target.column, target.index).await?;
+        if self.num_queries() == 1 {
+            return Ok(vec![search(
+                target,
+                &version,
+                &self.queries,
+                allowed.as_deref(),
+            )?]);
         }
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |c| c.get())
-            .min(n);
-        let mut tasks = Vec::with_capacity(workers);
-        for w in 0..workers {
-            let (target, queries, allowed) =
-                (self.target.clone(), self.queries.clone(), allowed.clone());
-            let dim = self.dim;
-            tasks.push(tokio::spawn(async move {
-                let mut out = vec![];
-                for i in (w..n).step_by(workers) {
-                    let q = &queries[i * dim..(i + 1) * dim];
-                    out.push((i, search(&target, q, allowed.as_deref()).await?));
-                }
-                Ok::<_, datafusion::error::DataFusionError>(out)
-            }));
-        }
-        let mut found = Vec::with_capacity(n);
-        for t in tasks {
-            found.extend(
-                t.await
-                    .map_err(|e| exec_datafusion_err!("a search task failed: {e}"))??,
-            );
-        }
-        found.sort_by_key(|(i, _)| *i);
-        Ok(found.into_iter().map(|(_, o)| o).collect())
+        let (target, queries, dim) = (target.clone(), self.queries.clone(), self.dim);
+        tokio::task::spawn_blocking(move || {
+            queries
+                .par_chunks(dim)
+                .map(|q| search(&target, &version, q, allowed.as_deref()))
+                .collect()
+        })
+        .await
+        .map_err(|e| exec_datafusion_err!("a search task failed: {e}"))?
     }
 
     /// The rows of `outcomes`, fetched by address, shaped as `output` says.

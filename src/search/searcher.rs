@@ -10,17 +10,13 @@
 //! - the final k are ordered by the exact distance, so results and `_distance` equal what the
 //!   SQL distance function computes.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use datafusion::error::Result;
-use roaring::RoaringBitmap;
 use vecfusion_kernels::topk::TopK;
 
-use super::loaded::LoadedIndex;
 use super::prefilter::{AllowedRows, allowed_count};
 use super::settings::SearchParams;
-use crate::dataset::{Dataset, IndexMeta, VectorColumn, row_address, split_row_address};
+use super::version_vectors::VersionVectors;
+use crate::dataset::{Dataset, IndexMeta, row_address, split_row_address};
 use crate::metric::DistanceFunction;
 
 /// Below this many allowed rows a filtered search scores them exactly rather than probing
@@ -69,53 +65,18 @@ pub struct SearchOutcome {
     pub stats: SearchStats,
 }
 
-/// Per-fragment state the search needs: deletions, and the vector column when read.
-struct Fragments {
-    deleted: HashMap<u32, Arc<RoaringBitmap>>,
-    vectors: HashMap<u32, Arc<VectorColumn>>,
-}
-
-impl Fragments {
-    async fn load(dataset: &Dataset, column: usize) -> Result<Self> {
-        let mut deleted = HashMap::new();
-        let mut vectors = HashMap::new();
-        for f in dataset.fragments() {
-            let d = dataset.deletions(f).await?;
-            if !d.is_empty() {
-                deleted.insert(f.id, d);
-            }
-            let reader = dataset.fragment_reader(f).await?;
-            vectors.insert(f.id, reader.vector_column(column)?);
-        }
-        Ok(Self { deleted, vectors })
-    }
-
-    fn visible(&self, frag: u32, offset: u32, allowed: Option<&AllowedRows>) -> bool {
-        if self.deleted.get(&frag).is_some_and(|d| d.contains(offset)) {
-            return false;
-        }
-        allowed.is_none_or(|a| a.get(&frag).is_some_and(|rows| rows.contains(offset)))
-    }
-
-    fn vector(&self, addr: u64) -> Option<&[f32]> {
-        let (frag, offset) = split_row_address(addr);
-        self.vectors.get(&frag)?.get(offset as usize)
-    }
-}
-
-/// Searches the target's dataset version for the `params.k` rows whose vector is closest to
-/// `query`, among the rows `allowed` (all rows when `None`).
-pub async fn search(
+/// Searches the target's dataset version — whose vectors and index are `version`, see
+/// [`VersionVectors::of`] — for the `params.k` rows whose vector is closest to `query`,
+/// among the rows `allowed` (all rows when `None`). Runs on the calling thread: nothing
+/// in it waits.
+pub fn search(
     target: &SearchTarget,
+    version: &VersionVectors,
     query: &[f32],
     allowed: Option<&AllowedRows>,
 ) -> Result<SearchOutcome> {
     let (dataset, function, params) = (&target.dataset, target.function, target.params);
-    let fragments = Fragments::load(dataset, target.column).await?;
-    let index = match target.index_meta() {
-        Some(meta) => Some(LoadedIndex::open(dataset, meta).await?),
-        None => None,
-    };
+    let index = version.index();
     let mut stats = SearchStats::default();
     let k = params.k;
     let mut exact = TopK::new(k);
@@ -137,19 +98,19 @@ pub async fn search(
     };
 
     let visit_exact = |exact: &mut TopK, stats: &mut SearchStats, addr: u64| {
-        if let Some(v) = fragments.vector(addr) {
+        if let Some(v) = version.vector(addr) {
             stats.rows_exact += 1;
             exact.push(function.closeness_key(function.eval(v, query)), addr);
         }
     };
     // Rows the index does not hold, searched exactly: everything without an index, else the
     // fragments it does not cover.
-    for f in dataset.fragments() {
-        if index.as_ref().is_some_and(|ix| ix.covers(f.id)) {
+    for f in version.fragments() {
+        let id = f.meta.id;
+        if index.is_some_and(|ix| ix.covers(id)) {
             continue;
         }
-        let vectors = &fragments.vectors[&f.id];
-        let deleted = fragments.deleted.get(&f.id);
+        let (vectors, deleted) = (&f.vectors, f.deleted.as_ref());
         let mut visit = |offset: u32| {
             if deleted.is_some_and(|d| d.contains(offset)) {
                 return;
@@ -158,21 +119,22 @@ pub async fn search(
                 stats.rows_exact += 1;
                 exact.push(
                     function.closeness_key(function.eval(v, query)),
-                    row_address(f.id, offset),
+                    row_address(id, offset),
                 );
             }
         };
         match allowed {
             Some(a) => a
-                .get(&f.id)
+                .get(&id)
                 .into_iter()
                 .flat_map(|b| b.iter())
                 .for_each(&mut visit),
-            None => (0..f.physical_rows as u32).for_each(&mut visit),
+            None => (0..f.meta.physical_rows as u32).for_each(&mut visit),
         }
     }
 
-    if let Some(ix) = &index {
+    let unfiltered = allowed.is_none() && !version.has_deletions();
+    if let Some(ix) = index {
         stats.index = Some(ix.name.clone());
         let q = ix.prepare(query);
         let mut order = ix.rank_partitions(&q, params.nprobes);
@@ -189,13 +151,13 @@ pub async fn search(
             for segment in &ix.segments {
                 let addrs = ix.scan_partition(segment, p, coarse, &q, &mut scores, &mut lut)?;
                 stats.rows_scored += addrs.len();
-                if allowed.is_none() && fragments.deleted.is_empty() {
+                if unfiltered {
                     found += addrs.len();
                     approx.push_all(&scores, &addrs);
                 } else {
                     for (a, s) in addrs.iter().zip(&scores) {
                         let (frag, offset) = split_row_address(*a);
-                        if fragments.visible(frag, offset, allowed) {
+                        if version.visible(frag, offset, allowed) {
                             found += 1;
                             approx.push(*s, *a);
                         }
@@ -218,7 +180,7 @@ pub async fn search(
     };
     for (_, addr) in best {
         // Every candidate was scored from its vector, so each has one.
-        if let Some(v) = fragments.vector(addr) {
+        if let Some(v) = version.vector(addr) {
             out.addresses.push(addr);
             out.distances.push(function.eval(v, query));
         }

@@ -54,9 +54,11 @@ fn list(s: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
+/// The `p`-quantile of `v`; `None` when nothing was timed (`--sql-queries 0`).
+fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * p).round() as usize]
+    let last = v.len().checked_sub(1)?;
+    Some(v[(last as f64 * p).round() as usize])
 }
 
 pub async fn run(args: SearchArgs) -> Result<()> {
@@ -77,7 +79,9 @@ pub async fn run(args: SearchArgs) -> Result<()> {
         build_seconds = t.elapsed().as_secs_f64();
         dataset = dataset.checkout_latest().await?;
     }
-    let state = ctx.state();
+    // One session state and task context for every query, as a program searching
+    // repeatedly would hold them (each `ctx.state()` copies the session's registries).
+    let (state, task) = (ctx.state(), ctx.task_ctx());
     let q = |i: usize| &queries[i * dim..(i + 1) * dim];
     let recall_of = |i: usize, ids: &[i64]| {
         let truth: std::collections::HashSet<i64> = gt[i * gt_k..i * gt_k + args.k]
@@ -109,7 +113,7 @@ pub async fn run(args: SearchArgs) -> Result<()> {
                 let t = Instant::now();
                 let search =
                     PreparedSearch::new(&state, dataset.clone(), request(q(i).to_vec())).await?;
-                let rows = search.collect(ctx.task_ctx(), &ids_only).await?;
+                let rows = search.collect(task.clone(), &ids_only).await?;
                 latencies.push(t.elapsed().as_secs_f64() * 1e3);
                 let ids = rows.column(0).as_primitive::<Int64Type>().values().to_vec();
                 recall += recall_of(i, &ids);
@@ -118,7 +122,7 @@ pub async fn run(args: SearchArgs) -> Result<()> {
             let t = Instant::now();
             let search =
                 PreparedSearch::new(&state, dataset.clone(), request(queries.clone())).await?;
-            search.collect(ctx.task_ctx(), &ids_only).await?;
+            search.collect(task.clone(), &ids_only).await?;
             let qps = nq as f64 / t.elapsed().as_secs_f64();
             ctx.vf_sql(&format!("SET vecfusion.nprobes = {nprobes}"))
                 .await?

@@ -1,17 +1,20 @@
 //! Distance kernels over `f32` slices.
 //!
 //! Public functions are deliberately not `#[inline]`: an inlined copy would be compiled with the
-//! *caller's* optimisation level, and the point of this crate is that these loops are always
-//! compiled at `opt-level = 3`.
+//! *caller's* optimisation level and instruction set, and the point of this crate is that these
+//! loops are always compiled at `opt-level = 3`, for the widest instruction set the CPU has
+//! (see [`crate::path`]).
 //!
 //! Each kernel keeps `LANES` independent accumulators so that LLVM can turn the loop into
-//! packed FMA instructions without reassociating floating point sums itself (which it may not
+//! packed instructions without reassociating floating point sums itself (which it may not
 //! do under IEEE semantics). The accumulators are summed at the end, so results can differ
-//! from a naive left-to-right sum in the last bits, never more.
+//! from a naive left-to-right sum in the last bits, never more, and never between paths.
+
+use crate::path::kernel;
 
 const LANES: usize = 16;
 
-#[inline]
+#[inline(always)]
 fn reduce(acc: [f32; LANES]) -> f32 {
     let mut s = 0.0f32;
     for v in acc {
@@ -20,8 +23,8 @@ fn reduce(acc: [f32; LANES]) -> f32 {
     s
 }
 
-/// Squared Euclidean distance `Σ (aᵢ − bᵢ)²`. `a` and `b` must have equal length.
-pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+pub(crate) fn l2_squared_body(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -42,8 +45,8 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// Inner product `Σ aᵢ·bᵢ`.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+pub(crate) fn dot_body(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -62,26 +65,49 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+kernel! {
+    /// Squared Euclidean distance `Σ (aᵢ − bᵢ)²`. `a` and `b` must have equal length.
+    pub fn l2_squared / l2_squared_on(a: &[f32], b: &[f32]) -> f32 = l2_squared_body;
+}
+
+kernel! {
+    /// Inner product `Σ aᵢ·bᵢ`.
+    pub fn dot / dot_on(a: &[f32], b: &[f32]) -> f32 = dot_body;
+}
+
 /// Squared norm `Σ aᵢ²`.
 pub fn norm_squared(a: &[f32]) -> f32 {
     dot(a, a)
 }
 
-/// Cosine distance `1 − a·b / (‖a‖‖b‖)`; `NaN` when either vector is all zeros (the angle is
-/// undefined), like scipy's `cosine`.
-pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+fn cosine_distance_body(a: &[f32], b: &[f32]) -> f32 {
     let (ab, aa, bb) = dot3(a, b);
     1.0 - ab / (aa.sqrt() * bb.sqrt())
 }
 
-/// Cosine distance with the query's norm computed once by the caller (`b_norm = ‖b‖`).
-pub fn cosine_distance_with_norm(a: &[f32], b: &[f32], b_norm: f32) -> f32 {
+kernel! {
+    /// Cosine distance `1 − a·b / (‖a‖‖b‖)`; `NaN` when either vector is all zeros (the angle
+    /// is undefined), like scipy's `cosine`.
+    pub fn cosine_distance / cosine_distance_on(a: &[f32], b: &[f32]) -> f32
+        = cosine_distance_body;
+}
+
+#[inline(always)]
+fn cosine_distance_with_norm_body(a: &[f32], b: &[f32], b_norm: f32) -> f32 {
     let (ab, aa) = dot2(a, b);
     1.0 - ab / (aa.sqrt() * b_norm)
 }
 
+kernel! {
+    /// Cosine distance with the query's norm computed once by the caller (`b_norm = ‖b‖`).
+    pub fn cosine_distance_with_norm / cosine_distance_with_norm_on(
+        a: &[f32], b: &[f32], b_norm: f32
+    ) -> f32 = cosine_distance_with_norm_body;
+}
+
 /// `(a·b, a·a)` in one pass.
-#[inline]
+#[inline(always)]
 fn dot2(a: &[f32], b: &[f32]) -> (f32, f32) {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -104,7 +130,7 @@ fn dot2(a: &[f32], b: &[f32]) -> (f32, f32) {
 }
 
 /// `(a·b, a·a, b·b)` in one pass.
-#[inline]
+#[inline(always)]
 fn dot3(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -129,49 +155,77 @@ fn dot3(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     (sab, saa, sbb)
 }
 
-/// `acc += v`, element-wise (centroid sums in Lloyd's update step).
-pub fn add_assign(acc: &mut [f32], v: &[f32]) {
+#[inline(always)]
+fn add_assign_body(acc: &mut [f32], v: &[f32]) {
     for (a, x) in acc.iter_mut().zip(v) {
         *a += x;
     }
 }
 
-/// `acc -= v`, element-wise (residuals `x − centroid`).
-pub fn sub_assign(acc: &mut [f32], v: &[f32]) {
+kernel! {
+    /// `acc += v`, element-wise (centroid sums in Lloyd's update step).
+    pub fn add_assign / add_assign_on(acc: &mut [f32], v: &[f32]) = add_assign_body;
+}
+
+#[inline(always)]
+fn sub_assign_body(acc: &mut [f32], v: &[f32]) {
     for (a, x) in acc.iter_mut().zip(v) {
         *a -= x;
     }
 }
 
-/// Whether every value is finite (no NaN, no ±∞).
-pub fn all_finite(values: &[f32]) -> bool {
+kernel! {
+    /// `acc -= v`, element-wise (residuals `x − centroid`).
+    pub fn sub_assign / sub_assign_on(acc: &mut [f32], v: &[f32]) = sub_assign_body;
+}
+
+#[inline(always)]
+fn all_finite_body(values: &[f32]) -> bool {
     // Branch-free over the slice so it vectorises; NaN and ∞ both have an all-ones exponent.
     values.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
-/// Multiplies every value by `factor`.
-pub fn scale(values: &mut [f32], factor: f32) {
+kernel! {
+    /// Whether every value is finite (no NaN, no ±∞).
+    pub fn all_finite / all_finite_on(values: &[f32]) -> bool = all_finite_body;
+}
+
+#[inline(always)]
+fn scale_body(values: &mut [f32], factor: f32) {
     values.iter_mut().for_each(|v| *v *= factor);
 }
 
-/// Fills `out[i]` with the squared L2 distance between row `i` of `rows` (row-major, `dim`
-/// columns) and `query`.
-pub fn l2_squared_batch(rows: &[f32], dim: usize, query: &[f32], out: &mut [f32]) {
+kernel! {
+    /// Multiplies every value by `factor`.
+    pub fn scale / scale_on(values: &mut [f32], factor: f32) = scale_body;
+}
+
+#[inline(always)]
+fn l2_squared_batch_body(rows: &[f32], dim: usize, query: &[f32], out: &mut [f32]) {
     for (row, o) in rows.chunks_exact(dim).zip(out.iter_mut()) {
-        *o = l2_squared(row, query);
+        *o = l2_squared_body(row, query);
     }
 }
 
+kernel! {
+    /// Fills `out[i]` with the squared L2 distance between row `i` of `rows` (row-major, `dim`
+    /// columns) and `query`.
+    pub fn l2_squared_batch / l2_squared_batch_on(
+        rows: &[f32], dim: usize, query: &[f32], out: &mut [f32]
+    ) = l2_squared_batch_body;
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::path::KernelPath;
 
     fn naive_l2(a: &[f32], b: &[f32]) -> f64 {
         a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
     }
 
-    fn vecs(n: usize, seed: u32) -> Vec<f32> {
-        // A small deterministic sequence with both signs.
+    /// A small deterministic sequence with both signs, in [−1, 1] (the kernels' tests' data).
+    pub(crate) fn vecs(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..n)
             .map(|_| {
@@ -184,24 +238,68 @@ mod tests {
     }
 
     #[test]
-    fn kernels_match_naive_sums_for_every_length() {
-        for n in [0, 1, 3, 15, 16, 17, 31, 128, 129, 784, 1536] {
-            let a = vecs(n, 1);
-            let b = vecs(n, 2);
-            let want = naive_l2(&a, &b);
-            assert!(
-                (l2_squared(&a, &b) as f64 - want).abs() <= 1e-4 * want.max(1.0),
-                "n={n}"
-            );
-            let d: f64 = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| (*x as f64) * (*y as f64))
-                .sum();
-            assert!(
-                (dot(&a, &b) as f64 - d).abs() <= 1e-4 * d.abs().max(1.0),
-                "n={n}"
-            );
+    fn every_path_matches_naive_sums_for_every_length() {
+        for path in KernelPath::supported() {
+            for n in [0, 1, 3, 15, 16, 17, 31, 128, 129, 784, 1536] {
+                let a = vecs(n, 1);
+                let b = vecs(n, 2);
+                let want = naive_l2(&a, &b);
+                let got = l2_squared_on(path, &a, &b);
+                assert!(
+                    (got as f64 - want).abs() <= 1e-4 * want.max(1.0),
+                    "{path:?} n={n}"
+                );
+                let d: f64 = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (*x as f64) * (*y as f64))
+                    .sum();
+                let got = dot_on(path, &a, &b);
+                assert!(
+                    (got as f64 - d).abs() <= 1e-4 * d.abs().max(1.0),
+                    "{path:?} n={n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_path_computes_the_same_bits() {
+        let portable = KernelPath::Portable;
+        for path in KernelPath::supported() {
+            for n in [1, 8, 17, 128, 769] {
+                let (a, b) = (vecs(n, 7), vecs(n, 8));
+                assert_eq!(l2_squared_on(path, &a, &b), l2_squared_on(portable, &a, &b));
+                assert_eq!(dot_on(path, &a, &b), dot_on(portable, &a, &b));
+                assert_eq!(
+                    cosine_distance_on(path, &a, &b),
+                    cosine_distance_on(portable, &a, &b)
+                );
+                assert_eq!(
+                    cosine_distance_with_norm_on(path, &a, &b, 2.5),
+                    cosine_distance_with_norm_on(portable, &a, &b, 2.5)
+                );
+                let rows = vecs(5 * n, 9);
+                let (mut got, mut want) = (vec![0.0; 5], vec![0.0; 5]);
+                l2_squared_batch_on(path, &rows, n, &a, &mut got);
+                l2_squared_batch_on(portable, &rows, n, &a, &mut want);
+                assert_eq!(got, want);
+                let (mut x, mut y) = (a.clone(), a.clone());
+                add_assign_on(path, &mut x, &b);
+                add_assign_on(portable, &mut y, &b);
+                assert_eq!(x, y, "{path:?}");
+                sub_assign_on(path, &mut x, &rows[..n]);
+                sub_assign_on(portable, &mut y, &rows[..n]);
+                scale_on(path, &mut x, 0.3);
+                scale_on(portable, &mut y, 0.3);
+                assert_eq!(x, y, "{path:?}");
+                let mut bad = a.clone();
+                assert!(all_finite_on(path, &bad));
+                bad[n / 2] = f32::NAN;
+                assert!(!all_finite_on(path, &bad), "{path:?}");
+                bad[n / 2] = f32::NEG_INFINITY;
+                assert!(!all_finite_on(path, &bad), "{path:?}");
+            }
         }
     }
 

@@ -17,6 +17,8 @@
 //! so both operands are reused from cache. Rows may be strided (`stride ≥ dim`), which lets
 //! product quantization run the same kernel on sub-vectors in place.
 
+use crate::path::KernelPath;
+
 /// Centroids per panel (two 8-lane vectors).
 pub const NR: usize = 16;
 /// Rows per register tile.
@@ -130,45 +132,6 @@ pub fn nearest(
     }
 }
 
-/// The implementations of the nearest-centroid block. [`nearest`] runs the widest one the
-/// CPU supports; tests run every one the host supports, so an AVX-512 machine also tests the
-/// AVX2 path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelPath {
-    /// AVX-512F, 4- or 6-row register tiles.
-    Avx512,
-    /// AVX2 + FMA.
-    Avx2,
-    /// Plain Rust, any CPU.
-    Portable,
-}
-
-impl KernelPath {
-    /// Every path this CPU can run, widest first (always ends with `Portable`).
-    pub fn supported() -> Vec<KernelPath> {
-        let mut paths = vec![];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                paths.push(KernelPath::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                paths.push(KernelPath::Avx2);
-            }
-        }
-        paths.push(KernelPath::Portable);
-        paths
-    }
-
-    /// The widest path this CPU can run (detected once).
-    pub fn best() -> KernelPath {
-        static BEST: std::sync::OnceLock<KernelPath> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| Self::supported()[0])
-    }
-}
-
 /// One block of at most `MC` rows on `path`, one of [`KernelPath::supported`] (a path the
 /// CPU lacks falls back to the portable code).
 #[allow(clippy::too_many_arguments)]
@@ -185,7 +148,7 @@ fn block(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if path == KernelPath::Avx512 && std::arch::is_x86_feature_detected!("avx512f") {
+        if path == KernelPath::Avx512 && path.available() {
             // SAFETY: the CPU supports AVX-512F (checked above); the caller checked that every
             // row read lies inside `x`. Small sub-vectors (PQ) use 4-row tiles so the running
             // minimum stays in registers; long vectors use 6-row tiles.
@@ -198,10 +161,7 @@ fn block(
             };
             return;
         }
-        if path == KernelPath::Avx2
-            && std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
+        if path == KernelPath::Avx2 && path.available() {
             // SAFETY: the CPU supports AVX2 and FMA (checked above); bounds as above.
             unsafe { x86::block_avx2(x, off, stride, n, packed, idx, score) };
             return;
@@ -621,19 +581,6 @@ mod tests {
                 best
             })
             .collect()
-    }
-
-    #[test]
-    fn the_supported_paths_include_avx2_wherever_it_exists() {
-        let paths = KernelPath::supported();
-        // An AVX-512 host runs the AVX2 path too, so machines of either kind test both.
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            assert!(paths.contains(&KernelPath::Avx2), "{paths:?}");
-        }
-        assert_eq!(paths[0], KernelPath::best());
-        assert_eq!(paths.last(), Some(&KernelPath::Portable));
     }
 
     #[test]

@@ -1,76 +1,192 @@
-//! Approximate-distance scans over the codes of one index partition.
+//! Approximate-distance scans over the codes of one index partition, and the per-query
+//! tables they read.
 //!
 //! Each scan walks a partition's code block sequentially (row-major codes, as stored in the
 //! index file) and writes one distance per row; no allocation, no per-row branching beyond
-//! the loops themselves.
+//! the loops themselves. Every kernel is compiled per instruction set (see [`crate::path`]).
 
-/// Product-quantization asymmetric distance: `out[i] = bias + Σ_s lut[s·ksub + codes[i·m + s]]`.
-/// `lut` holds, for every sub-space `s` and each of its `ksub` codewords `j`, the query's
-/// distance contribution (a table of `m × ksub`: 16 entries per sub-space for 4-bit codes).
-pub fn pq_adc(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
-    debug_assert!(lut.len() >= m * ksub);
-    // The table stride as a constant for the two code sizes that exist: this is the hot loop
-    // of every PQ search, and a constant stride is a shift instead of a multiply per lookup.
+use crate::distance::dot_body;
+use crate::path::kernel;
+
+#[inline(always)]
+fn pq_adc_body(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
+    // One table per sub-space as a fixed-size array: a code byte indexes a 256-entry table
+    // without a bounds check, and the common sub-vector counts get fully unrolled rows. This
+    // is the hot loop of every PQ search.
     match ksub {
-        256 => adc::<256>(codes, m, lut, bias, out),
-        16 => adc::<16>(codes, m, lut, bias, out),
-        _ => adc_any(codes, m, ksub, lut, bias, out),
+        256 => {
+            let tables = &lut.as_chunks::<256>().0[..m];
+            match m {
+                8 => adc::<256, 8>(codes, tables, bias, out),
+                16 => adc::<256, 16>(codes, tables, bias, out),
+                32 => adc::<256, 32>(codes, tables, bias, out),
+                48 => adc::<256, 48>(codes, tables, bias, out),
+                64 => adc::<256, 64>(codes, tables, bias, out),
+                _ => adc_any(codes, tables, bias, out),
+            }
+        }
+        16 => {
+            let tables = &lut.as_chunks::<16>().0[..m];
+            match m {
+                16 => adc::<16, 16>(codes, tables, bias, out),
+                32 => adc::<16, 32>(codes, tables, bias, out),
+                _ => adc_any(codes, tables, bias, out),
+            }
+        }
+        _ => {
+            for (row, o) in codes.chunks_exact(m).zip(out.iter_mut()) {
+                let mut acc = [0.0f32; 4];
+                for (s, c) in row.iter().enumerate() {
+                    acc[s % 4] += lut[s * ksub + *c as usize];
+                }
+                *o = bias + (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            }
+        }
     }
 }
 
-fn adc<const KSUB: usize>(codes: &[u8], m: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
-    adc_any(codes, m, KSUB, lut, bias, out)
+/// Looks up one code: `K` is a power of two, so masking keeps a damaged code byte of a 4-bit
+/// index inside its table instead of panicking.
+#[inline(always)]
+fn entry<const K: usize>(table: &[f32; K], code: u8) -> f32 {
+    table[code as usize & (K - 1)]
 }
 
 #[inline(always)]
-fn adc_any(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
-    for (row, o) in codes.chunks_exact(m).zip(out.iter_mut()) {
+fn adc<const K: usize, const M: usize>(
+    codes: &[u8],
+    tables: &[[f32; K]],
+    bias: f32,
+    out: &mut [f32],
+) {
+    let Ok(tables) = <&[[f32; K]; M]>::try_from(tables) else {
+        return adc_any(codes, tables, bias, out);
+    };
+    for (row, o) in codes.as_chunks::<M>().0.iter().zip(out.iter_mut()) {
         // Four partial sums break the add dependency chain.
         let mut acc = [0.0f32; 4];
-        let mut chunks = row.chunks_exact(4);
-        let mut s = 0;
-        for c in &mut chunks {
-            acc[0] += lut[s * ksub + c[0] as usize];
-            acc[1] += lut[(s + 1) * ksub + c[1] as usize];
-            acc[2] += lut[(s + 2) * ksub + c[2] as usize];
-            acc[3] += lut[(s + 3) * ksub + c[3] as usize];
-            s += 4;
-        }
-        for (i, c) in chunks.remainder().iter().enumerate() {
-            acc[i] += lut[(s + i) * ksub + *c as usize];
+        for s in 0..M {
+            acc[s % 4] += entry(&tables[s], row[s]);
         }
         *o = bias + (acc[0] + acc[1]) + (acc[2] + acc[3]);
     }
 }
 
-/// For every codeword `j` of every sub-space `s` (codebooks `m × ksub × ds`), writes
-/// `out[s·ksub + j] = scale · (q_s · codeword_{s,j}) + add[s·ksub + j]` (`add` may be empty,
-/// meaning zeros). The per-query half of an IVF-PQ distance table (`m × ksub`).
-pub fn pq_dot_table(
+#[inline(always)]
+fn adc_any<const K: usize>(codes: &[u8], tables: &[[f32; K]], bias: f32, out: &mut [f32]) {
+    let m = tables.len();
+    if m == 0 {
+        return out.fill(bias);
+    }
+    for (row, o) in codes.chunks_exact(m).zip(out.iter_mut()) {
+        let mut acc = [0.0f32; 4];
+        for (s, (t, c)) in tables.iter().zip(row).enumerate() {
+            acc[s % 4] += entry(t, *c);
+        }
+        *o = bias + (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+}
+
+kernel! {
+    /// Product-quantization asymmetric distance:
+    /// `out[i] = bias + Σ_s lut[s·ksub + codes[i·m + s]]`. `lut` holds, for every sub-space
+    /// `s` and each of its `ksub` codewords `j`, the query's distance contribution (a table of
+    /// `m × ksub`: 16 entries per sub-space for 4-bit codes).
+    pub fn pq_adc / pq_adc_on(
+        codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]
+    ) = pq_adc_body;
+}
+
+/// The codebooks (`m × ksub × ds`, one codeword after another) laid out for
+/// [`pq_dot_table`]: `m × ds × ksub`, the `d`-th component of every codeword of a sub-space
+/// side by side, so building a table is `ds` contiguous multiply-adds of `ksub` lanes.
+pub fn pq_codebooks_by_dimension(codebooks: &[f32], m: usize, ksub: usize) -> Vec<f32> {
+    let ds = codebooks.len() / (m * ksub).max(1);
+    let mut out = vec![0.0; m * ds * ksub];
+    for s in 0..m {
+        for j in 0..ksub {
+            for d in 0..ds {
+                out[(s * ds + d) * ksub + j] = codebooks[(s * ksub + j) * ds + d];
+            }
+        }
+    }
+    out
+}
+
+/// Codewords whose table entries are accumulated together in registers by [`pq_dot_table`]
+/// (four 16-lane or eight 8-lane vectors).
+const TABLE_BLOCK: usize = 64;
+
+#[inline(always)]
+fn pq_dot_table_body(
     query: &[f32],
-    codebooks: &[f32],
+    by_dimension: &[f32],
     m: usize,
     ksub: usize,
     scale: f32,
     add: &[f32],
     out: &mut [f32],
 ) {
-    let ds = query.len() / m;
+    let ds = query.len() / m.max(1);
     for s in 0..m {
         let q = &query[s * ds..(s + 1) * ds];
-        for j in 0..ksub {
-            let w = &codebooks[(s * ksub + j) * ds..(s * ksub + j + 1) * ds];
-            let extra = if add.is_empty() {
-                0.0
-            } else {
-                add[s * ksub + j]
-            };
-            out[s * ksub + j] = scale * crate::distance::dot(q, w) + extra;
+        let columns = &by_dimension[s * ds * ksub..(s + 1) * ds * ksub];
+        let addend = add.get(s * ksub..(s + 1) * ksub);
+        let o = &mut out[s * ksub..(s + 1) * ksub];
+        // Blocks of codewords: each block's sums stay in registers across the sub-vector.
+        let mut j = 0;
+        while j + TABLE_BLOCK <= ksub {
+            let mut acc = [0.0f32; TABLE_BLOCK];
+            for (d, qd) in q.iter().enumerate() {
+                let w = &columns[d * ksub + j..][..TABLE_BLOCK];
+                for l in 0..TABLE_BLOCK {
+                    acc[l] += qd * w[l];
+                }
+            }
+            let o = &mut o[j..j + TABLE_BLOCK];
+            match addend {
+                Some(a) => {
+                    for l in 0..TABLE_BLOCK {
+                        o[l] = scale * acc[l] + a[j + l];
+                    }
+                }
+                None => {
+                    for l in 0..TABLE_BLOCK {
+                        o[l] = scale * acc[l];
+                    }
+                }
+            }
+            j += TABLE_BLOCK;
+        }
+        // Tables narrower than a block (4-bit codes) or its remainder, one codeword at a time.
+        for j in j..ksub {
+            let mut acc = 0.0f32;
+            for (d, qd) in q.iter().enumerate() {
+                acc += qd * columns[d * ksub + j];
+            }
+            o[j] = scale * acc + addend.map_or(0.0, |a| a[j]);
         }
     }
 }
 
-/// Squared norms of every codeword, laid out like a distance table (`m × ksub`).
+kernel! {
+    /// For every codeword `j` of every sub-space `s`, writes
+    /// `out[s·ksub + j] = scale · (q_s · codeword_{s,j}) + add[s·ksub + j]` (`add` may be
+    /// empty, meaning zeros), with the codebooks as [`pq_codebooks_by_dimension`] lays them
+    /// out. The per-query half of an IVF-PQ distance table (`m × ksub`).
+    pub fn pq_dot_table / pq_dot_table_on(
+        query: &[f32],
+        by_dimension: &[f32],
+        m: usize,
+        ksub: usize,
+        scale: f32,
+        add: &[f32],
+        out: &mut [f32],
+    ) = pq_dot_table_body;
+}
+
+/// Squared norms of every codeword (codebooks `m × ksub × ds`), laid out like a distance table
+/// (`m × ksub`).
 pub fn pq_codeword_norms(codebooks: &[f32], m: usize, ksub: usize, ds: usize) -> Vec<f32> {
     let mut out = vec![0.0; m * ksub];
     for s in 0..m {
@@ -82,81 +198,244 @@ pub fn pq_codeword_norms(codebooks: &[f32], m: usize, ksub: usize, ds: usize) ->
     out
 }
 
-/// `out = a + b`, element-wise.
-pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) {
+#[inline(always)]
+fn add_body(a: &[f32], b: &[f32], out: &mut [f32]) {
     for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
         *o = x + y;
     }
 }
 
-/// Scalar-quantization squared L2: `out[i] = bias + Σ_d w[d] · (a[d] − codes[i·dim + d])²`.
-pub fn sq_l2(codes: &[u8], a: &[f32], w: &[f32], bias: f32, out: &mut [f32]) {
+kernel! {
+    /// `out = a + b`, element-wise.
+    pub fn add / add_on(a: &[f32], b: &[f32], out: &mut [f32]) = add_body;
+}
+
+/// Independent partial sums per row of the scalar-quantization scans (see
+/// [`crate::distance`] for why).
+const SQ_LANES: usize = 16;
+
+#[inline(always)]
+fn sq_l2_body(codes: &[u8], a: &[f32], w: &[f32], bias: f32, out: &mut [f32]) {
     let dim = a.len();
+    let w = &w[..dim];
     for (row, o) in codes.chunks_exact(dim).zip(out.iter_mut()) {
-        let mut acc = 0.0f32;
-        for ((c, a), w) in row.iter().zip(a).zip(w) {
-            let d = a - *c as f32;
-            acc += w * d * d;
+        let mut acc = [0.0f32; SQ_LANES];
+        let (rows, rest) = (row.chunks_exact(SQ_LANES), row.len() / SQ_LANES * SQ_LANES);
+        for (i, c) in rows.enumerate() {
+            let (a, w) = (
+                &a[i * SQ_LANES..][..SQ_LANES],
+                &w[i * SQ_LANES..][..SQ_LANES],
+            );
+            for l in 0..SQ_LANES {
+                let d = a[l] - c[l] as f32;
+                acc[l] += w[l] * d * d;
+            }
         }
-        *o = bias + acc;
+        let mut sum = acc.iter().sum::<f32>();
+        for d in rest..dim {
+            let x = a[d] - row[d] as f32;
+            sum += w[d] * x * x;
+        }
+        *o = bias + sum;
     }
 }
 
-/// Scalar-quantization linear form (inner products): `out[i] = bias + Σ_d w[d] · codes[i·dim + d]`.
-pub fn sq_linear(codes: &[u8], w: &[f32], bias: f32, out: &mut [f32]) {
+kernel! {
+    /// Scalar-quantization squared L2: `out[i] = bias + Σ_d w[d] · (a[d] − codes[i·dim + d])²`.
+    pub fn sq_l2 / sq_l2_on(codes: &[u8], a: &[f32], w: &[f32], bias: f32, out: &mut [f32])
+        = sq_l2_body;
+}
+
+#[inline(always)]
+fn sq_linear_body(codes: &[u8], w: &[f32], bias: f32, out: &mut [f32]) {
     let dim = w.len();
     for (row, o) in codes.chunks_exact(dim).zip(out.iter_mut()) {
-        let mut acc = 0.0f32;
-        for (c, w) in row.iter().zip(w) {
-            acc += w * *c as f32;
+        let mut acc = [0.0f32; SQ_LANES];
+        let (rows, rest) = (row.chunks_exact(SQ_LANES), row.len() / SQ_LANES * SQ_LANES);
+        for (i, c) in rows.enumerate() {
+            let w = &w[i * SQ_LANES..][..SQ_LANES];
+            for l in 0..SQ_LANES {
+                acc[l] += w[l] * c[l] as f32;
+            }
         }
-        *o = bias + acc;
+        let mut sum = acc.iter().sum::<f32>();
+        for d in rest..dim {
+            sum += w[d] * row[d] as f32;
+        }
+        *o = bias + sum;
     }
 }
 
-/// Negated inner products of every row (row-major, `query.len()` columns) with `query`.
-pub fn neg_dot_batch(rows: &[f32], query: &[f32], out: &mut [f32]) {
+kernel! {
+    /// Scalar-quantization linear form (inner products):
+    /// `out[i] = bias + Σ_d w[d] · codes[i·dim + d]`.
+    pub fn sq_linear / sq_linear_on(codes: &[u8], w: &[f32], bias: f32, out: &mut [f32])
+        = sq_linear_body;
+}
+
+#[inline(always)]
+fn neg_dot_batch_body(rows: &[f32], query: &[f32], out: &mut [f32]) {
     for (row, o) in rows.chunks_exact(query.len()).zip(out.iter_mut()) {
-        *o = -crate::distance::dot(row, query);
+        *o = -dot_body(row, query);
+    }
+}
+
+kernel! {
+    /// Negated inner products of every row (row-major, `query.len()` columns) with `query`.
+    pub fn neg_dot_batch / neg_dot_batch_on(rows: &[f32], query: &[f32], out: &mut [f32])
+        = neg_dot_batch_body;
+}
+
+/// Sets `buf` to `n` values for a kernel to overwrite. Growing allocates zeroed memory, and
+/// shrinking keeps the allocation: both cost nothing per element, unlike `Vec::resize`,
+/// whose fill loop would be compiled at the caller's optimisation level.
+pub fn resize_scratch(buf: &mut Vec<f32>, n: usize) {
+    if buf.capacity() < n {
+        *buf = vec![0.0; n];
+    } else if buf.len() < n {
+        buf.resize(n, 0.0);
+    } else {
+        buf.truncate(n);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distance::tests::vecs as values;
+    use crate::path::KernelPath;
 
-    #[test]
-    fn pq_sums_the_looked_up_entries() {
-        let m = 5;
-        let lut: Vec<f32> = (0..m * 256).map(|i| i as f32).collect();
-        let codes = [1u8, 2, 3, 4, 5, 0, 0, 0, 0, 255];
-        let mut out = [0.0; 2];
-        pq_adc(&codes, m, 256, &lut, 0.5, &mut out);
-        let want0: f32 = (0..m).map(|s| (s * 256 + codes[s] as usize) as f32).sum();
-        let want1: f32 = (0..m)
-            .map(|s| (s * 256 + codes[m + s] as usize) as f32)
-            .sum();
-        assert_eq!(out, [want0 + 0.5, want1 + 0.5]);
+    fn codes(n: usize, seed: u32, ksub: usize) -> Vec<u8> {
+        values(n, seed)
+            .iter()
+            .map(|v| (((v + 1.0) * 1000.0) as usize % ksub) as u8)
+            .collect()
     }
 
     #[test]
-    fn four_bit_tables_are_sixteen_entries_per_sub_space() {
-        let (m, ksub) = (3, 16);
+    fn pq_sums_the_looked_up_entries_on_every_path() {
+        for path in KernelPath::supported() {
+            for (m, ksub) in [
+                (5, 256),
+                (8, 256),
+                (16, 256),
+                (48, 256),
+                (16, 16),
+                (3, 16),
+                (4, 8),
+            ] {
+                let lut = values(m * ksub, 1);
+                let codes = codes(37 * m, 2, ksub);
+                let mut out = vec![0.0; 37];
+                pq_adc_on(path, &codes, m, ksub, &lut, 0.5, &mut out);
+                for (row, got) in codes.chunks(m).zip(&out) {
+                    let want: f32 = 0.5
+                        + row
+                            .iter()
+                            .enumerate()
+                            .map(|(s, c)| lut[s * ksub + *c as usize])
+                            .sum::<f32>();
+                    assert!((got - want).abs() < 1e-5, "{path:?} m={m} ksub={ksub}");
+                }
+                let mut portable = vec![0.0; 37];
+                pq_adc_on(
+                    KernelPath::Portable,
+                    &codes,
+                    m,
+                    ksub,
+                    &lut,
+                    0.5,
+                    &mut portable,
+                );
+                assert_eq!(out, portable, "{path:?} m={m} ksub={ksub}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_four_bit_code_stays_inside_its_table() {
+        let (m, ksub) = (16, 16);
         let lut: Vec<f32> = (0..m * ksub).map(|i| i as f32).collect();
-        let codes = [15u8, 0, 7];
-        let mut out = [0.0; 1];
+        let mut codes = vec![0u8; m];
+        codes[15] = 0xff;
+        let mut out = [0.0];
         pq_adc(&codes, m, ksub, &lut, 0.0, &mut out);
-        assert_eq!(out[0], (15 + 16 + 32 + 7) as f32);
+        let want: usize = (0..15).map(|s| s * ksub).sum::<usize>() + 15 * ksub + 15;
+        assert_eq!(out[0], want as f32);
     }
 
     #[test]
-    fn sq_forms_match_their_definitions() {
-        let codes = [0u8, 10, 255, 3];
-        let (a, w) = ([1.0, 2.0], [0.5, 2.0]);
-        let mut out = [0.0; 2];
-        sq_l2(&codes, &a, &w, 1.0, &mut out);
-        assert_eq!(out[0], 1.0 + 0.5 * 1.0 + 2.0 * 64.0);
-        sq_linear(&codes, &w, 0.0, &mut out);
-        assert_eq!(out[1], 0.5 * 255.0 + 2.0 * 3.0);
+    fn pq_tables_are_scaled_dot_products_plus_the_addend_on_every_path() {
+        for path in KernelPath::supported() {
+            for (m, ksub, ds) in [(4, 256, 8), (16, 16, 2), (3, 7, 5)] {
+                let codebooks = values(m * ksub * ds, 3);
+                let query = values(m * ds, 4);
+                let add = values(m * ksub, 5);
+                let by_dim = pq_codebooks_by_dimension(&codebooks, m, ksub);
+                for addend in [&add[..], &[]] {
+                    let mut out = vec![0.0; m * ksub];
+                    pq_dot_table_on(path, &query, &by_dim, m, ksub, -2.0, addend, &mut out);
+                    for s in 0..m {
+                        for j in 0..ksub {
+                            let w = &codebooks[(s * ksub + j) * ds..][..ds];
+                            let q = &query[s * ds..][..ds];
+                            let d: f32 = q.iter().zip(w).map(|(a, b)| a * b).sum();
+                            let want = -2.0 * d + addend.get(s * ksub + j).copied().unwrap_or(0.0);
+                            let got = out[s * ksub + j];
+                            assert!((got - want).abs() < 1e-4, "{path:?} s={s} j={j}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sq_forms_match_their_definitions_on_every_path() {
+        for path in KernelPath::supported() {
+            for dim in [1, 2, 16, 33, 128] {
+                let codes = codes(9 * dim, 6, 256);
+                let (a, w) = (values(dim, 7), values(dim, 8));
+                let (mut l2, mut lin) = (vec![0.0; 9], vec![0.0; 9]);
+                sq_l2_on(path, &codes, &a, &w, 1.0, &mut l2);
+                sq_linear_on(path, &codes, &w, 0.5, &mut lin);
+                for (i, row) in codes.chunks(dim).enumerate() {
+                    let want_l2: f32 = 1.0
+                        + (0..dim)
+                            .map(|d| w[d] * (a[d] - row[d] as f32).powi(2))
+                            .sum::<f32>();
+                    let want_lin: f32 = 0.5 + (0..dim).map(|d| w[d] * row[d] as f32).sum::<f32>();
+                    assert!(
+                        (l2[i] - want_l2).abs() < 1e-3 * want_l2.abs().max(1.0),
+                        "{path:?}"
+                    );
+                    assert!(
+                        (lin[i] - want_lin).abs() < 1e-3 * want_lin.abs().max(1.0),
+                        "{path:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batches_and_sums_agree_on_every_path() {
+        for path in KernelPath::supported() {
+            let (a, b) = (values(100, 9), values(100, 10));
+            let mut out = vec![0.0; 100];
+            add_on(path, &a, &b, &mut out);
+            assert!(
+                out.iter()
+                    .zip(a.iter().zip(&b))
+                    .all(|(o, (x, y))| *o == x + y)
+            );
+            let rows = values(4 * 25, 11);
+            let mut neg = vec![0.0; 4];
+            neg_dot_batch_on(path, &rows, &a[..25], &mut neg);
+            for (r, n) in rows.chunks(25).zip(&neg) {
+                let d: f32 = r.iter().zip(&a[..25]).map(|(x, y)| x * y).sum();
+                assert!((n + d).abs() < 1e-4, "{path:?}");
+            }
+        }
     }
 }

@@ -16,6 +16,17 @@ fn order(a: &(f32, u64), b: &(f32, u64)) -> std::cmp::Ordering {
     a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
 }
 
+/// Puts the `head` smallest items first, sorted by score (ties by id), and the rest after
+/// them in no particular order: ranking a query's partitions, of which it probes the first
+/// few.
+pub fn sort_head(items: &mut [(f32, u64)], head: usize) {
+    let head = head.min(items.len());
+    if head > 0 && head < items.len() {
+        items.select_nth_unstable_by(head - 1, order);
+    }
+    items[..head].sort_unstable_by(order);
+}
+
 impl TopK {
     pub fn new(k: usize) -> Self {
         // Capped so that a `k` far above what a search can return reserves nothing it will not
@@ -77,6 +88,24 @@ impl TopK {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sort_head_puts_the_smallest_first_in_order() {
+        let scores: Vec<(f32, u64)> = (0..200u64)
+            .map(|i| (((i * 7919) % 61) as f32 - 30.0, i))
+            .chain([(-0.0, 200), (0.0, 201)])
+            .collect();
+        let mut all = scores.clone();
+        all.sort_by(order);
+        for head in [0, 1, 5, 201, 202, 10_000] {
+            let mut got = scores.clone();
+            sort_head(&mut got, head);
+            let head = head.min(got.len());
+            assert_eq!(got[..head], all[..head], "head {head}");
+            got[head..].sort_by(order);
+            assert_eq!(got, all, "head {head}");
+        }
+    }
 
     #[test]
     fn keeps_the_k_smallest_in_order() {

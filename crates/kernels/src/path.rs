@@ -1,0 +1,131 @@
+//! Which instruction set a kernel runs with.
+//!
+//! The workspace is compiled for the baseline x86-64 CPU (SSE2), so that one binary runs on
+//! every machine; the kernels choose at run time. Two kinds of kernel exist:
+//!
+//! - hand-written intrinsics ([`crate::nearest`]'s register tiles), one function per path;
+//! - plain Rust loops written so that LLVM vectorises them, compiled once per path by
+//!   [`kernel!`]: the same source becomes 4-lane SSE2, 8-lane AVX2 or 16-lane AVX-512 code.
+//!   The loops keep independent per-lane accumulators and never fuse multiplies into FMAs
+//!   (Rust does not contract `a * b + c`), so every path computes bit-identical results.
+//!
+//! Every kernel has a `*_on(path, ...)` form that runs one given path, so the tests run every
+//! path the host supports: an AVX-512 machine tests its AVX2 and portable code too.
+
+/// The implementations a kernel has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelPath {
+    /// AVX-512 F, BW, VL and DQ (Skylake-SP and later Xeons, Zen 4 and later EPYCs).
+    Avx512,
+    /// AVX2 + FMA.
+    Avx2,
+    /// Plain Rust for the baseline CPU.
+    Portable,
+}
+
+impl KernelPath {
+    /// Every path this CPU can run, widest first (always ends with `Portable`).
+    pub fn supported() -> Vec<KernelPath> {
+        [KernelPath::Avx512, KernelPath::Avx2, KernelPath::Portable]
+            .into_iter()
+            .filter(|p| p.available())
+            .collect()
+    }
+
+    /// The widest path this CPU can run (detected once).
+    pub fn best() -> KernelPath {
+        static BEST: std::sync::OnceLock<KernelPath> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| Self::supported()[0])
+    }
+
+    /// Whether this CPU can run the path (the standard library caches the detection).
+    #[inline]
+    pub fn available(self) -> bool {
+        match self {
+            KernelPath::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            KernelPath::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && KernelPath::Avx2.available()
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// Defines a kernel from an `#[inline(always)]` body function: `pub fn $name(args)` runs
+/// the body compiled for [`KernelPath::best`], and `pub fn $on(path, args)` for `path` (a
+/// path the CPU lacks runs the portable code). Arguments are plain `name: Type` pairs.
+macro_rules! kernel {
+    (
+        $(#[$attr:meta])*
+        pub fn $name:ident / $on:ident ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+            = $body:path;
+    ) => {
+        $(#[$attr])*
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+            $on($crate::path::KernelPath::best(), $($arg),*)
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] on one [`KernelPath`](crate::path::KernelPath).")]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $on(path: $crate::path::KernelPath, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $body($($arg),*)
+                }
+                match path {
+                    // SAFETY: `available` checked that the CPU has every feature the
+                    // function is compiled with; the body itself is safe Rust.
+                    $crate::path::KernelPath::Avx512 if path.available() => {
+                        return unsafe { avx512($($arg),*) };
+                    }
+                    // SAFETY: as above.
+                    $crate::path::KernelPath::Avx2 if path.available() => {
+                        return unsafe { avx2($($arg),*) };
+                    }
+                    _ => {}
+                }
+            }
+            let _ = path;
+            $body($($arg),*)
+        }
+    };
+}
+
+pub(crate) use kernel;
+
+#[cfg(test)]
+mod tests {
+    use super::KernelPath;
+
+    #[test]
+    fn the_supported_paths_include_avx2_wherever_it_exists() {
+        let paths = KernelPath::supported();
+        // An AVX-512 host runs the AVX2 path too, so machines of either kind test both.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            assert!(paths.contains(&KernelPath::Avx2), "{paths:?}");
+        }
+        assert_eq!(paths[0], KernelPath::best());
+        assert_eq!(paths.last(), Some(&KernelPath::Portable));
+    }
+}
