@@ -1,8 +1,9 @@
-//! Stopping a training run from outside. Training runs on a blocking thread, which keeps
-//! going when the statement that started it is cancelled (its future dropped, e.g. Ctrl-C in
-//! the shell) — and a runtime waits for its blocking threads before it shuts down. The build
-//! holds a [`CancelOnDrop`] while it awaits training; the Lloyd loop checks the [`Cancel`]
-//! token before every iteration and stops with an error once the guard is gone.
+//! Stopping work on a blocking thread from outside. Training (and a batch of searches) runs
+//! on a blocking thread, which keeps going when the statement that started it is cancelled
+//! (its future dropped, e.g. Ctrl-C in the shell) — and a runtime waits for its blocking
+//! threads before it shuts down. The statement holds a [`CancelOnDrop`] while it awaits the
+//! work; the Lloyd loop checks the [`Cancel`] token before every iteration (a batch search
+//! before every query) and stops with an error once the guard is gone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

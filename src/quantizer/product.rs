@@ -7,7 +7,7 @@ use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use vecfusion_kernels::distance::{add_assign, sub_assign};
 use vecfusion_kernels::scan::{
-    add, pq_adc, pq_codebooks_by_dimension, pq_codeword_norms, pq_dot_table, resize_scratch,
+    add, pq_adc, pq_codebook_panels, pq_codeword_norms, pq_dot_table, resize_scratch,
 };
 
 use super::{Quantizer, QuantizerParams, QueryTables, TrainingData, TrainingOptions};
@@ -28,8 +28,8 @@ pub struct ProductCodes {
     /// Codewords per sub-space (`2^num_bits`).
     ksub: usize,
     codebooks: ScalarBuffer<f32>,
-    /// The codebooks as [`pq_dot_table`] reads them (`m × dim/m × ksub`).
-    by_dimension: Vec<f32>,
+    /// The codebooks as [`pq_dot_table`] reads them ([`pq_codebook_panels`]).
+    panels: Vec<f32>,
     centroids: ScalarBuffer<f32>,
     /// l2/cosine: `‖codeword‖²` per table entry (`m × ksub`).
     codeword_norms: Vec<f32>,
@@ -112,7 +112,7 @@ impl ProductCodes {
             return exec_err!("num_sub_vectors = {m} does not divide the dimension {dim}");
         }
         let ksub = 1usize << params.num_bits;
-        let by_dimension = pq_codebooks_by_dimension(&codebooks, m, ksub);
+        let panels = pq_codebook_panels(&codebooks, m, ksub);
         let (mut codeword_norms, mut partition_tables) = (vec![], vec![]);
         if params.metric != Metric::Dot {
             codeword_norms = pq_codeword_norms(&codebooks, m, ksub, dim / m);
@@ -122,7 +122,7 @@ impl ProductCodes {
                 partition_tables = vec![0.0; partitions * table];
                 for (p, out) in partition_tables.chunks_exact_mut(table).enumerate() {
                     let c = centroid(&centroids, dim, p);
-                    pq_dot_table(c, &by_dimension, m, ksub, 2.0, &codeword_norms, out);
+                    pq_dot_table(c, &panels, m, ksub, 2.0, &codeword_norms, out);
                 }
             }
         }
@@ -130,7 +130,7 @@ impl ProductCodes {
             params,
             ksub,
             codebooks,
-            by_dimension,
+            panels,
             centroids,
             codeword_norms,
             partition_tables,
@@ -182,15 +182,7 @@ impl Quantizer for ProductCodes {
             -2.0
         };
         let mut lut = vec![0.0; m * self.ksub];
-        pq_dot_table(
-            query,
-            &self.by_dimension,
-            m,
-            self.ksub,
-            scale,
-            &[],
-            &mut lut,
-        );
+        pq_dot_table(query, &self.panels, m, self.ksub, scale, &[], &mut lut);
         QueryTables::new(lut)
     }
 
@@ -205,15 +197,7 @@ impl Quantizer for ProductCodes {
         resize_scratch(scratch, table);
         if self.partition_tables.is_empty() {
             let c = centroid(&self.centroids, self.params.dim, partition);
-            pq_dot_table(
-                c,
-                &self.by_dimension,
-                m,
-                ksub,
-                2.0,
-                &self.codeword_norms,
-                scratch,
-            );
+            pq_dot_table(c, &self.panels, m, ksub, 2.0, &self.codeword_norms, scratch);
             add_assign(scratch, query_lut);
         } else {
             let pre = &self.partition_tables[partition * table..(partition + 1) * table];

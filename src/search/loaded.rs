@@ -7,9 +7,11 @@ use std::sync::Arc;
 use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::common::exec_datafusion_err;
 use datafusion::error::Result;
-use vecfusion_kernels::distance::l2_squared_batch;
-use vecfusion_kernels::scan::{neg_dot_batch, resize_scratch};
-use vecfusion_kernels::topk::sort_head;
+use vecfusion_kernels::distance::norm_squared;
+use vecfusion_kernels::scan::{
+    pq_codebook_panels, pq_codeword_norms, pq_dot_table, resize_scratch,
+};
+use vecfusion_kernels::topk::{rank_head, sort_head};
 
 use crate::dataset::{Dataset, IndexMeta};
 use crate::index_format::{IndexModel, SegmentFile};
@@ -24,6 +26,11 @@ pub struct LoadedIndex {
     pub segments: Vec<Arc<SegmentFile>>,
     covered: HashSet<u32>,
     rows_indexed: u64,
+    /// The centroids as one codebook of `partitions` codewords, laid out by
+    /// [`pq_codebook_panels`]: ranking a query's partitions is the PQ table kernel.
+    centroid_panels: Vec<f32>,
+    /// l2/cosine: `‖c‖²` per centroid (empty for dot).
+    centroid_norms: Vec<f32>,
 }
 
 /// What a query needs per index, prepared once.
@@ -79,7 +86,14 @@ impl LoadedIndex {
                     .await?,
             );
         }
+        let (partitions, dim) = (model.num_partitions, model.dim());
+        let centroid_norms = match model.metric() {
+            Metric::Dot => vec![],
+            Metric::L2 | Metric::Cosine => pq_codeword_norms(&model.centroids, 1, partitions, dim),
+        };
         Ok(Self {
+            centroid_panels: pq_codebook_panels(&model.centroids, 1, partitions),
+            centroid_norms,
             name: meta.name.clone(),
             covered: meta
                 .segments
@@ -119,17 +133,17 @@ impl LoadedIndex {
     /// up front — a search probes `nprobes` of 1,024 or more — and the rest only if the
     /// search goes on past them (see [`PartitionOrder`]).
     pub fn rank_partitions(&self, q: &PreparedQuery, head: usize) -> PartitionOrder {
-        let mut scored = vec![0.0f32; self.partitions()];
-        match self.model.metric() {
-            Metric::Dot => neg_dot_batch(&self.model.centroids, &q.vector, &mut scored),
-            Metric::L2 | Metric::Cosine => l2_squared_batch(
-                &self.model.centroids,
-                self.model.dim(),
-                &q.vector,
-                &mut scored,
-            ),
-        }
-        PartitionOrder::new(scored.into_iter().zip(0u64..).collect(), head)
+        let partitions = self.partitions();
+        let mut scored = vec![0.0f32; partitions];
+        // −q·c for dot; ‖q − c‖² = ‖q‖² − 2·q·c + ‖c‖² for l2/cosine, the query's own norm
+        // (the same for every partition) added only to the partitions read.
+        let (scale, shift) = match self.model.metric() {
+            Metric::Dot => (-1.0, 0.0),
+            Metric::L2 | Metric::Cosine => (-2.0, norm_squared(&q.vector)),
+        };
+        let (panels, norms) = (&self.centroid_panels, &self.centroid_norms);
+        pq_dot_table(&q.vector, panels, 1, partitions, scale, norms, &mut scored);
+        PartitionOrder::new(rank_head(&scored, head), head, shift)
     }
 
     /// Prepares the scoring of partition `p` into `scratch`, once for all segments.
@@ -165,17 +179,20 @@ impl LoadedIndex {
 /// the first `head` at once, the rest when [`PartitionOrder::get`] first reaches them.
 #[derive(Debug)]
 pub struct PartitionOrder {
+    /// `(score − shift, partition)`, the first `sorted` in order.
     ranked: Vec<(f32, u64)>,
     sorted: usize,
+    /// Added to every score read (a term common to all partitions).
+    shift: f32,
 }
 
 impl PartitionOrder {
-    fn new(mut ranked: Vec<(f32, u64)>, head: usize) -> Self {
-        let head = head.min(ranked.len());
-        sort_head(&mut ranked, head);
+    /// `ranked` as [`rank_head`] leaves it, its first `head` sorted.
+    fn new(ranked: Vec<(f32, u64)>, head: usize, shift: f32) -> Self {
         Self {
+            sorted: head.min(ranked.len()),
             ranked,
-            sorted: head,
+            shift,
         }
     }
 
@@ -195,12 +212,14 @@ impl PartitionOrder {
             self.sorted = all;
         }
         let (score, p) = self.ranked[i];
-        (score, p as usize)
+        (score + self.shift, p as usize)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use vecfusion_kernels::topk::rank_head;
+
     use super::PartitionOrder;
 
     #[test]
@@ -213,9 +232,13 @@ mod tests {
         let mut expected: Vec<(f32, usize)> = scores.iter().copied().zip(0..).collect();
         expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for head in [0, 1, 5, 201, 202, 10_000] {
-            let mut order = PartitionOrder::new(scores.iter().copied().zip(0u64..).collect(), head);
+            let mut order = PartitionOrder::new(rank_head(&scores, head), head, 0.0);
             let got: Vec<(f32, usize)> = (0..order.len()).map(|i| order.get(i)).collect();
             assert_eq!(got, expected, "head {head}");
         }
+        // A shift common to every partition (the query's own norm) is added as they are read.
+        let mut order = PartitionOrder::new(rank_head(&scores, 3), 3, 1.5);
+        assert_eq!(order.get(0), (expected[0].0 + 1.5, expected[0].1));
+        assert_eq!(order.get(150), (expected[150].0 + 1.5, expected[150].1));
     }
 }

@@ -21,7 +21,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::{exec_datafusion_err, plan_err};
+use datafusion::common::{exec_datafusion_err, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
@@ -33,6 +33,7 @@ use super::searcher::{SearchOutcome, SearchTarget, search};
 use super::settings::{SearchParams, SearchSettings};
 use super::version_vectors::VersionVectors;
 use crate::dataset::{Dataset, resolve_vector_column};
+use crate::kmeans::cancel::Cancel;
 use crate::metric::{DistanceFunction, Metric, check_finite_query};
 
 /// Name of the distance column searches add.
@@ -94,6 +95,27 @@ impl SearchRequest {
         check_queries(schema.field(column).name(), dim, &self.queries)?;
         Ok((column, dim))
     }
+}
+
+/// Searches each of `queries` (row-major, `dim` columns) in parallel, in query order; stops
+/// with an error at the next query once `cancel` is cancelled.
+fn search_all(
+    target: &SearchTarget,
+    version: &VersionVectors,
+    queries: &[f32],
+    dim: usize,
+    allowed: Option<&AllowedRows>,
+    cancel: &Cancel,
+) -> Result<Vec<SearchOutcome>> {
+    queries
+        .par_chunks(dim)
+        .map(|q| {
+            if cancel.is_cancelled() {
+                return exec_err!("the search was cancelled");
+            }
+            search(target, version, q, allowed)
+        })
+        .collect()
 }
 
 /// Refuses `queries` unless they are whole, finite vectors of `column`'s dimension `dim`.
@@ -275,8 +297,9 @@ impl PreparedSearch {
     }
 
     /// Searches every query among the `allowed` rows; several queries run in parallel on
-    /// every core (rayon's pool, off the async runtime's threads). One outcome per query, in
-    /// query order.
+    /// every core (rayon's pool, off the async runtime's threads), and stop at the next query
+    /// once this future is dropped (a cancelled statement). One outcome per query, in query
+    /// order.
     pub async fn search(&self, allowed: Option<Arc<AllowedRows>>) -> Result<Vec<SearchOutcome>> {
         let target = &self.target;
         let version = VersionVectors::of(&target.dataset, target.column, target.index).await?;
@@ -289,11 +312,16 @@ impl PreparedSearch {
             )?]);
         }
         let (target, queries, dim) = (target.clone(), self.queries.clone(), self.dim);
+        let (cancel, _cancel_on_drop) = Cancel::on_drop();
         tokio::task::spawn_blocking(move || {
-            queries
-                .par_chunks(dim)
-                .map(|q| search(&target, &version, q, allowed.as_deref()))
-                .collect()
+            search_all(
+                &target,
+                &version,
+                &queries,
+                dim,
+                allowed.as_deref(),
+                &cancel,
+            )
         })
         .await
         .map_err(|e| exec_datafusion_err!("a search task failed: {e}"))?
@@ -342,5 +370,41 @@ impl PreparedSearch {
         let allowed = self.allowed_rows(context).await?;
         let outcomes = self.search(allowed.map(Arc::new)).await?;
         self.rows(&outcomes, output).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{create_table, latest, session_after};
+
+    #[tokio::test]
+    async fn a_cancelled_batch_stops_before_its_next_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = session_after(&[
+            create_table(dir.path(), "id BIGINT, embedding FLOAT[8]"),
+            "INSERT INTO t SELECT * FROM random_vectors(500, 8)".into(),
+        ])
+        .await;
+        let queries: Vec<f32> = (0..8 * 40).map(|i| (i % 7) as f32 / 7.0).collect();
+        let request = SearchRequest::new(queries.clone(), 3);
+        let prepared = PreparedSearch::new(&ctx.state(), latest(dir.path()).await, request)
+            .await
+            .unwrap();
+        let t = &prepared.target;
+        let version = VersionVectors::of(&t.dataset, t.column, t.index)
+            .await
+            .unwrap();
+        let found = search_all(t, &version, &queries, 8, None, &Cancel::default()).unwrap();
+        assert_eq!(found.len(), 40);
+        assert!(found.iter().all(|o| o.len() == 3));
+        // In query order: each outcome is that query's own search.
+        let fifth = search(t, &version, &queries[5 * 8..6 * 8], None).unwrap();
+        assert_eq!(found[5].addresses, fifth.addresses);
+
+        let (cancel, cancel_on_drop) = Cancel::on_drop();
+        drop(cancel_on_drop);
+        let err = search_all(t, &version, &queries, 8, None, &cancel).unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{err}");
     }
 }

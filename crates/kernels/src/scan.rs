@@ -98,15 +98,22 @@ kernel! {
 }
 
 /// The codebooks (`m × ksub × ds`, one codeword after another) laid out for
-/// [`pq_dot_table`]: `m × ds × ksub`, the `d`-th component of every codeword of a sub-space
-/// side by side, so building a table is `ds` contiguous multiply-adds of `ksub` lanes.
-pub fn pq_codebooks_by_dimension(codebooks: &[f32], m: usize, ksub: usize) -> Vec<f32> {
+/// [`pq_dot_table`]: per sub-space, panels of [`TABLE_BLOCK`] codewords (the last panel
+/// holds what remains), each panel dimension-major — the `d`-th component of its codewords
+/// side by side — so building a block of the table reads one contiguous panel with
+/// `TABLE_BLOCK`-wide multiply-adds. (A plain dimension-major layout would stride by `ksub`
+/// floats: 4 KiB for 1,024 IVF centroids, which maps every row to the same L1 cache set.)
+pub fn pq_codebook_panels(codebooks: &[f32], m: usize, ksub: usize) -> Vec<f32> {
     let ds = codebooks.len() / (m * ksub).max(1);
     let mut out = vec![0.0; m * ds * ksub];
     for s in 0..m {
+        let base = s * ds * ksub;
         for j in 0..ksub {
+            let (block, l) = (j / TABLE_BLOCK, j % TABLE_BLOCK);
+            let width = TABLE_BLOCK.min(ksub - block * TABLE_BLOCK);
+            let panel = base + block * TABLE_BLOCK * ds;
             for d in 0..ds {
-                out[(s * ds + d) * ksub + j] = codebooks[(s * ksub + j) * ds + d];
+                out[panel + d * width + l] = codebooks[(s * ksub + j) * ds + d];
             }
         }
     }
@@ -120,7 +127,7 @@ const TABLE_BLOCK: usize = 64;
 #[inline(always)]
 fn pq_dot_table_body(
     query: &[f32],
-    by_dimension: &[f32],
+    panels: &[f32],
     m: usize,
     ksub: usize,
     scale: f32,
@@ -130,15 +137,15 @@ fn pq_dot_table_body(
     let ds = query.len() / m.max(1);
     for s in 0..m {
         let q = &query[s * ds..(s + 1) * ds];
-        let columns = &by_dimension[s * ds * ksub..(s + 1) * ds * ksub];
+        let base = s * ds * ksub;
         let addend = add.get(s * ksub..(s + 1) * ksub);
         let o = &mut out[s * ksub..(s + 1) * ksub];
-        // Blocks of codewords: each block's sums stay in registers across the sub-vector.
+        // Whole panels: each block's sums stay in registers across the sub-vector.
         let mut j = 0;
         while j + TABLE_BLOCK <= ksub {
+            let panel = &panels[base + j * ds..][..ds * TABLE_BLOCK];
             let mut acc = [0.0f32; TABLE_BLOCK];
-            for (d, qd) in q.iter().enumerate() {
-                let w = &columns[d * ksub + j..][..TABLE_BLOCK];
+            for (qd, w) in q.iter().zip(panel.chunks_exact(TABLE_BLOCK)) {
                 for l in 0..TABLE_BLOCK {
                     acc[l] += qd * w[l];
                 }
@@ -158,13 +165,17 @@ fn pq_dot_table_body(
             }
             j += TABLE_BLOCK;
         }
-        // Tables narrower than a block (4-bit codes) or its remainder, one codeword at a time.
-        for j in j..ksub {
-            let mut acc = 0.0f32;
-            for (d, qd) in q.iter().enumerate() {
-                acc += qd * columns[d * ksub + j];
+        // The narrower last panel (all of a 4-bit table), one codeword at a time.
+        let width = ksub - j;
+        if width > 0 {
+            let panel = &panels[base + j * ds..][..ds * width];
+            for l in 0..width {
+                let mut acc = 0.0f32;
+                for (d, qd) in q.iter().enumerate() {
+                    acc += qd * panel[d * width + l];
+                }
+                o[j + l] = scale * acc + addend.map_or(0.0, |a| a[j + l]);
             }
-            o[j] = scale * acc + addend.map_or(0.0, |a| a[j]);
         }
     }
 }
@@ -172,11 +183,12 @@ fn pq_dot_table_body(
 kernel! {
     /// For every codeword `j` of every sub-space `s`, writes
     /// `out[s·ksub + j] = scale · (q_s · codeword_{s,j}) + add[s·ksub + j]` (`add` may be
-    /// empty, meaning zeros), with the codebooks as [`pq_codebooks_by_dimension`] lays them
-    /// out. The per-query half of an IVF-PQ distance table (`m × ksub`).
+    /// empty, meaning zeros), with the codebooks as [`pq_codebook_panels`] lays them out.
+    /// The per-query half of an IVF-PQ distance table (`m × ksub`), and the ranking of a
+    /// query's IVF partitions (one codebook of `partitions` codewords).
     pub fn pq_dot_table / pq_dot_table_on(
         query: &[f32],
-        by_dimension: &[f32],
+        panels: &[f32],
         m: usize,
         ksub: usize,
         scale: f32,
@@ -367,14 +379,20 @@ mod tests {
     #[test]
     fn pq_tables_are_scaled_dot_products_plus_the_addend_on_every_path() {
         for path in KernelPath::supported() {
-            for (m, ksub, ds) in [(4, 256, 8), (16, 16, 2), (3, 7, 5)] {
+            for (m, ksub, ds) in [
+                (4, 256, 8),
+                (16, 16, 2),
+                (3, 7, 5),
+                (1, 300, 33),
+                (2, 128, 3),
+            ] {
                 let codebooks = values(m * ksub * ds, 3);
                 let query = values(m * ds, 4);
                 let add = values(m * ksub, 5);
-                let by_dim = pq_codebooks_by_dimension(&codebooks, m, ksub);
+                let panels = pq_codebook_panels(&codebooks, m, ksub);
                 for addend in [&add[..], &[]] {
                     let mut out = vec![0.0; m * ksub];
-                    pq_dot_table_on(path, &query, &by_dim, m, ksub, -2.0, addend, &mut out);
+                    pq_dot_table_on(path, &query, &panels, m, ksub, -2.0, addend, &mut out);
                     for s in 0..m {
                         for j in 0..ksub {
                             let w = &codebooks[(s * ksub + j) * ds..][..ds];

@@ -16,9 +16,16 @@ fn order(a: &(f32, u64), b: &(f32, u64)) -> std::cmp::Ordering {
     a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
 }
 
+/// Pairs every score with its position and sorts the `head` smallest first, as
+/// [`sort_head`] does: ranking a query's partitions, of which it probes the first few.
+pub fn rank_head(scores: &[f32], head: usize) -> Vec<(f32, u64)> {
+    let mut items: Vec<(f32, u64)> = scores.iter().copied().zip(0u64..).collect();
+    sort_head(&mut items, head);
+    items
+}
+
 /// Puts the `head` smallest items first, sorted by score (ties by id), and the rest after
-/// them in no particular order: ranking a query's partitions, of which it probes the first
-/// few.
+/// them in no particular order.
 pub fn sort_head(items: &mut [(f32, u64)], head: usize) {
     let head = head.min(items.len());
     if head > 0 && head < items.len() {
@@ -104,6 +111,8 @@ mod tests {
             assert_eq!(got[..head], all[..head], "head {head}");
             got[head..].sort_by(order);
             assert_eq!(got, all, "head {head}");
+            let plain: Vec<f32> = scores.iter().map(|s| s.0).collect();
+            assert_eq!(rank_head(&plain, head)[..head], all[..head], "head {head}");
         }
     }
 
