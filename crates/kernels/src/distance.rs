@@ -156,7 +156,7 @@ fn dot3(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
 }
 
 #[inline(always)]
-fn add_assign_body(acc: &mut [f32], v: &[f32]) {
+pub(crate) fn add_assign_body(acc: &mut [f32], v: &[f32]) {
     for (a, x) in acc.iter_mut().zip(v) {
         *a += x;
     }

@@ -176,7 +176,7 @@ fn block(
 #[inline]
 fn distance(row: &[f32], score: f32, squared_l2: bool) -> f32 {
     if squared_l2 {
-        (crate::distance::norm_squared(row) + 2.0 * score).max(0.0)
+        (crate::distance::dot_body(row, row) + 2.0 * score).max(0.0)
     } else {
         score
     }
@@ -206,7 +206,10 @@ pub fn nearest_accumulate(
         let j = idx[r] as usize;
         counts[j] += 1;
         objective += distance(row, score[r], squared_l2) as f64;
-        crate::distance::add_assign(&mut sums[j * dim..(j + 1) * dim], row);
+        // The loop body inlined, not the dispatched kernel: this runs once per row and
+        // sub-space (PQ training), where choosing a path per call would cost more than it
+        // saves on a few dimensions.
+        crate::distance::add_assign_body(&mut sums[j * dim..(j + 1) * dim], row);
     }
     objective
 }

@@ -38,28 +38,31 @@ impl KernelPath {
         *BEST.get_or_init(|| Self::supported()[0])
     }
 
-    /// Whether this CPU can run the path (the standard library caches the detection).
+    /// Whether this CPU can run the path (detected once: kernels ask on every call).
     #[inline]
     pub fn available(self) -> bool {
+        static WIDE: std::sync::OnceLock<[bool; 2]> = std::sync::OnceLock::new();
+        let [avx512, avx2] = *WIDE.get_or_init(detect_wide_paths);
         match self {
+            KernelPath::Avx512 => avx512,
+            KernelPath::Avx2 => avx2,
             KernelPath::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-            }
-            #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                    && KernelPath::Avx2.available()
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
         }
     }
+}
+
+/// `[AVX-512, AVX2]`: whether the CPU has every feature each path is compiled with.
+fn detect_wide_paths() -> [bool; 2] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma");
+        let avx512 =
+            avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq");
+        [avx512, avx2]
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    [false, false]
 }
 
 /// Defines a kernel from an `#[inline(always)]` body function: `pub fn $name(args)` runs
