@@ -59,7 +59,7 @@ impl Dataset {
             let written: Result<()> = async {
                 let mut next = 0u32;
                 for source in bin {
-                    let meta = self.manifest().fragment(*source).ok_or_else(|| {
+                    let meta = self.fragment(*source).ok_or_else(|| {
                         exec_datafusion_err!(
                             "fragment {source} is not in version {}",
                             self.version()

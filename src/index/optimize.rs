@@ -212,7 +212,7 @@ pub async fn optimize_index(
         let expected = spec
             .new_fragments
             .iter()
-            .filter_map(|id| dataset.manifest().fragment(*id))
+            .filter_map(|id| dataset.fragment(*id))
             .map(|f| f.live_rows())
             .sum();
         let segment = blocks::encode(

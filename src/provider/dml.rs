@@ -69,7 +69,6 @@ async fn write_deletion_vectors(
     let mut total = 0;
     for (frag_id, rows) in new {
         let frag = dataset
-            .manifest()
             .fragment(frag_id)
             .ok_or_else(|| internal_datafusion_err!("scan returned unknown fragment {frag_id}"))?;
         let mut all = dataset.deletions(frag).await?.as_ref().clone();

@@ -143,7 +143,7 @@ impl LoadedIndex {
         };
         let (panels, norms) = (&self.centroid_panels, &self.centroid_norms);
         pq_dot_table(&q.vector, panels, 1, partitions, scale, norms, &mut scored);
-        PartitionOrder::new(rank_head(&scored, head), head, shift)
+        PartitionOrder::new(&scored, head, shift)
     }
 
     /// Prepares the scoring of partition `p` into `scratch`, once for all segments.
@@ -187,11 +187,12 @@ pub struct PartitionOrder {
 }
 
 impl PartitionOrder {
-    /// `ranked` as [`rank_head`] leaves it, its first `head` sorted.
-    fn new(ranked: Vec<(f32, u64)>, head: usize, shift: f32) -> Self {
+    /// The partitions of `scores` (one per partition, less `shift`), the first `head`
+    /// sorted.
+    fn new(scores: &[f32], head: usize, shift: f32) -> Self {
         Self {
-            sorted: head.min(ranked.len()),
-            ranked,
+            ranked: rank_head(scores, head),
+            sorted: head.min(scores.len()),
             shift,
         }
     }
@@ -218,8 +219,6 @@ impl PartitionOrder {
 
 #[cfg(test)]
 mod tests {
-    use vecfusion_kernels::topk::rank_head;
-
     use super::PartitionOrder;
 
     #[test]
@@ -232,12 +231,12 @@ mod tests {
         let mut expected: Vec<(f32, usize)> = scores.iter().copied().zip(0..).collect();
         expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for head in [0, 1, 5, 201, 202, 10_000] {
-            let mut order = PartitionOrder::new(rank_head(&scores, head), head, 0.0);
+            let mut order = PartitionOrder::new(&scores, head, 0.0);
             let got: Vec<(f32, usize)> = (0..order.len()).map(|i| order.get(i)).collect();
             assert_eq!(got, expected, "head {head}");
         }
         // A shift common to every partition (the query's own norm) is added as they are read.
-        let mut order = PartitionOrder::new(rank_head(&scores, 3), 3, 1.5);
+        let mut order = PartitionOrder::new(&scores, 3, 1.5);
         assert_eq!(order.get(0), (expected[0].0 + 1.5, expected[0].1));
         assert_eq!(order.get(150), (expected[150].0 + 1.5, expected[150].1));
     }
