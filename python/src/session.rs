@@ -14,6 +14,7 @@ use vecfusion::progress::{ProgressEvent, ProgressHook};
 use vecfusion::provider::{VecfusionTable, conform_batch};
 use vecfusion::search::{PreparedSearch, SearchOutput, SearchRequest};
 use vecfusion::{VecfusionContext, new_session_context_with_config};
+use vecfusion_cluster::remote_session_context_with_config;
 
 use crate::arrow_stream;
 use crate::runtime::wait;
@@ -58,6 +59,8 @@ impl QueryResult {
 #[pyclass(module = "vecfusion._native", frozen)]
 pub struct Session {
     ctx: SessionContext,
+    /// The cluster's address when statements run on one (`connect("df://...")`).
+    remote: Option<String>,
     /// The Python callable receiving progress events during the current call, if any.
     progress: Arc<Mutex<Option<Py<PyAny>>>>,
 }
@@ -70,8 +73,11 @@ impl Session {
 
 #[pymethods]
 impl Session {
+    /// A session in this process, or (`remote = "df://HOST:PORT"`) one whose statements run on
+    /// the vecfusion cluster whose scheduler is there.
     #[new]
-    fn new() -> Self {
+    #[pyo3(signature = (remote = None))]
+    fn new(py: Python<'_>, remote: Option<String>) -> PyResult<Self> {
         let progress: Arc<Mutex<Option<Py<PyAny>>>> = Arc::new(Mutex::new(None));
         let slot = progress.clone();
         let hook = ProgressHook::new(move |e: &ProgressEvent| {
@@ -88,10 +94,26 @@ impl Session {
             }
         });
         let config = SessionConfig::new().with_extension(Arc::new(hook));
-        Self {
-            ctx: new_session_context_with_config(config),
+        let ctx = match &remote {
+            None => new_session_context_with_config(config),
+            Some(url) => {
+                let url = url.clone();
+                wait(py, async move {
+                    remote_session_context_with_config(&url, config).await
+                })?
+            }
+        };
+        Ok(Self {
+            ctx,
+            remote,
             progress,
-        }
+        })
+    }
+
+    /// The cluster's address, or `None` for an in-process session.
+    #[getter]
+    fn remote(&self) -> Option<String> {
+        self.remote.clone()
     }
 
     /// Runs every statement of `query` in order and returns the last one's result.
@@ -177,6 +199,13 @@ impl Session {
             refine_factor,
             ..SearchRequest::new(queries, k)
         };
+        if let Some(url) = &self.remote {
+            return Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
+                "Table.search runs in this process and this session runs on the cluster at \
+                 {url}; search through SQL there instead (ORDER BY l2_distance(column, [...]) \
+                 LIMIT k, or vector_search(...))"
+            )));
+        }
         let ctx = self.ctx.clone();
         let table = table.to_string();
         let batch = wait(py, async move {

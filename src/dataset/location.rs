@@ -34,6 +34,9 @@ pub struct DatasetLocation {
     pub root: Path,
     /// The dataset directory when `store` is the local file system.
     pub local_root: Option<PathBuf>,
+    /// The storage options the location was resolved with, so that another process (a
+    /// cluster executor) can resolve the same store.
+    pub storage_options: Vec<(String, String)>,
 }
 
 impl DatasetLocation {
@@ -62,6 +65,7 @@ impl DatasetLocation {
             store: Arc::new(LocalFileSystem::new()),
             root,
             local_root: Some(abs),
+            storage_options: vec![],
         })
     }
 
@@ -142,6 +146,7 @@ impl DatasetLocation {
             store,
             root,
             local_root: None,
+            storage_options: options.to_vec(),
         })
     }
 

@@ -54,7 +54,7 @@ use crate::quantizer::{QuantizerParams, TrainingData, TrainingOptions, training_
 const ENCODE_CHUNK_ROWS: usize = 65_536;
 
 /// What to build: an index `name` on `column` with `options`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BuildSpec {
     pub name: String,
     pub column: String,

@@ -102,6 +102,21 @@ impl CreateVectorIndexExec {
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
+
+    /// What is built.
+    pub fn spec(&self) -> &BuildSpec {
+        &self.spec
+    }
+
+    /// The version the index is built over.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// The dimension of the indexed column.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
 }
 
 impl DisplayAs for CreateVectorIndexExec {

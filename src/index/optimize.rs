@@ -24,7 +24,7 @@ use crate::progress::{ProgressHook, report};
 use object_store::ObjectStoreExt;
 
 /// What to optimize.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OptimizeSpec {
     /// The index as the planned version records it.
     pub index: IndexMeta,

@@ -105,6 +105,21 @@ impl OptimizeVectorIndexExec {
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
+
+    /// What is optimized.
+    pub fn spec(&self) -> &OptimizeSpec {
+        &self.spec
+    }
+
+    /// The version optimized.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// The dimension of the indexed column.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
 }
 
 impl DisplayAs for OptimizeVectorIndexExec {

@@ -266,7 +266,7 @@ impl IndexOptions {
 }
 
 /// `OPTIMIZE VECTOR INDEX ... WITH (...)`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OptimizeOptions {
     /// Merge this many of the smallest segments (the new one included) into one.
     pub merge_segments: Option<usize>,

@@ -111,12 +111,22 @@ impl DeleteExec {
         let input = Arc::new(
             VecfusionScanExec::row_addresses(state, dataset.clone(), Some(vec![]), filters).await?,
         );
-        Ok(Arc::new(Self {
+        Ok(Arc::new(Self::new(dataset, input)))
+    }
+
+    /// Deletes from `dataset` the rows `input` yields (it ends with the row-address column).
+    pub fn new(dataset: Dataset, input: Arc<dyn ExecutionPlan>) -> Self {
+        Self {
             dataset,
             input,
             properties: single_partition_properties(),
             metrics: ExecutionPlanMetricsSet::new(),
-        }))
+        }
+    }
+
+    /// The version the rows are deleted from.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
     }
 }
 
@@ -214,14 +224,45 @@ impl UpdateExec {
         let input = Arc::new(
             VecfusionScanExec::row_addresses(state, dataset.clone(), None, filters).await?,
         );
-        Ok(Arc::new(Self {
+        Ok(Arc::new(Self::new(dataset, input, assignments, computed)))
+    }
+
+    fn new(
+        dataset: Dataset,
+        input: Arc<dyn ExecutionPlan>,
+        assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+        computed: ComputedColumns,
+    ) -> Self {
+        Self {
             dataset,
             input,
             assignments,
             computed,
             properties: single_partition_properties(),
             metrics: ExecutionPlanMetricsSet::new(),
-        }))
+        }
+    }
+
+    /// An update planned by another process of a cluster, made again here: the table's
+    /// computed columns are planned in `state`.
+    pub fn from_parts(
+        state: &dyn Session,
+        dataset: Dataset,
+        input: Arc<dyn ExecutionPlan>,
+        assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+    ) -> Result<Self> {
+        let computed = ComputedColumns::plan(state, dataset.schema())?;
+        Ok(Self::new(dataset, input, assignments, computed))
+    }
+
+    /// The version updated.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    /// (table column index, new value over the table's columns)
+    pub fn assignments(&self) -> &[(usize, Arc<dyn PhysicalExpr>)] {
+        &self.assignments
     }
 }
 

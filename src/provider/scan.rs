@@ -195,6 +195,12 @@ impl VecfusionScanExec {
         &self.shared.dataset
     }
 
+    /// What this scan reads (with [`Self::dataset`] and its partition count, all that is
+    /// needed to make the same scan again: `codec` ships scans so).
+    pub fn request(&self) -> &ScanRequest {
+        &self.request
+    }
+
     /// Live (not deleted) rows the given tasks cover.
     fn live_rows(&self, tasks: &[ScanTask]) -> usize {
         tasks

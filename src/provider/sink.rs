@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
 use datafusion::datasource::sink::DataSink;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -31,6 +32,18 @@ impl VecfusionSink {
             schema,
             computed,
         }
+    }
+
+    /// A sink appending rows of a table of `schema` to `dataset`, with the table's computed
+    /// columns planned in `state`.
+    pub fn for_table(state: &dyn Session, dataset: Dataset, schema: SchemaRef) -> Result<Self> {
+        let computed = ComputedColumns::plan(state, &schema)?;
+        Ok(Self::new(dataset, schema, computed))
+    }
+
+    /// The version the rows are appended to.
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
     }
 }
 

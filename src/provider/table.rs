@@ -23,7 +23,7 @@ use super::sink::VecfusionSink;
 use crate::dataset::Dataset;
 
 /// Which version of the dataset a table reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum VersionTarget {
     /// The newest version at the time of each query (the table follows new commits).
     Latest,
@@ -218,8 +218,7 @@ impl datafusion::catalog::TableProvider for VecfusionTable {
             )));
         }
         let dataset = self.writable_dataset("insert into").await?;
-        let computed = ComputedColumns::plan(state, &self.schema)?;
-        let sink = VecfusionSink::new(dataset, self.schema.clone(), computed);
+        let sink = VecfusionSink::for_table(state, dataset, self.schema.clone())?;
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 

@@ -53,6 +53,11 @@ impl AnnSearchExec {
         &self.search
     }
 
+    /// What it returns per row.
+    pub fn output(&self) -> &SearchOutput {
+        &self.output
+    }
+
     /// The same plan searching for other query vectors (fresh metrics).
     pub fn with_queries(&self, queries: Vec<f32>) -> Result<Self> {
         Ok(Self::new(

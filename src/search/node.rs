@@ -77,6 +77,11 @@ impl AnnSearchNode {
         Ok(node)
     }
 
+    /// `function(column, query)` as the query wrote it.
+    pub fn distance(&self) -> &Expr {
+        &self.distance
+    }
+
     /// The scan's columns the node yields, by position in the scan's projected schema.
     pub fn columns(&self) -> &[usize] {
         &self.columns

@@ -131,7 +131,7 @@ fn check_queries(column: &str, dim: usize, queries: &[f32]) -> Result<()> {
 }
 
 /// What a search returns per row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SearchOutput {
     /// Table columns, in this order (every column when `None`).
     pub projection: Option<Vec<usize>>,
@@ -227,8 +227,65 @@ impl PreparedSearch {
         })
     }
 
+    /// A search resolved by another process of a cluster (the scheduler), made again on
+    /// this one from what it reported: [`Self::dataset`], [`Self::column`],
+    /// [`Self::function`], [`Self::index_position`], [`Self::params`], [`Self::queries`] and
+    /// [`Self::prefilter`]. Checked like a new request, since the parts crossed a network.
+    pub fn from_parts(
+        dataset: Dataset,
+        (column, function, index): (usize, DistanceFunction, Option<usize>),
+        params: SearchParams,
+        queries: Vec<f32>,
+        prefilter: Option<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Self> {
+        let schema = dataset.schema().clone();
+        if column >= schema.fields().len() {
+            return plan_err!(
+                "the search names column {column} of a table with {} columns",
+                schema.fields().len()
+            );
+        }
+        let name = schema.field(column).name();
+        let (_, dim) = resolve_vector_column(&schema, Some(name))?;
+        check_queries(name, dim, &queries)?;
+        if let Some(i) = index {
+            let indexes = &dataset.manifest().indexes;
+            if indexes
+                .get(i)
+                .is_none_or(|meta| &meta.column != name || meta.metric != function.metric())
+            {
+                return plan_err!(
+                    "version {} of dataset {} has no index {i} on '{name}' for {}",
+                    dataset.version(),
+                    dataset.uri(),
+                    function.name()
+                );
+            }
+        }
+        if params.nprobes == 0 || params.refine_factor == 0 {
+            return plan_err!("nprobes and refine_factor must be at least 1");
+        }
+        Ok(Self {
+            target: SearchTarget {
+                dataset,
+                column,
+                function,
+                index,
+                params,
+            },
+            queries: Arc::new(queries),
+            dim,
+            prefilter,
+        })
+    }
+
     pub fn dataset(&self) -> &Dataset {
         &self.target.dataset
+    }
+
+    /// Position in the version's `manifest().indexes` of the index probed (`None`: exact).
+    pub fn index_position(&self) -> Option<usize> {
+        self.target.index
     }
 
     /// Position of the vector column in the table schema.

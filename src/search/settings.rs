@@ -78,7 +78,7 @@ pub fn check_setting(variable: &str, value: &str) -> Result<()> {
 }
 
 /// How one top-k search runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SearchParams {
     pub k: usize,
     /// Partitions probed at least (more while fewer than k allowed rows were found).

@@ -35,6 +35,11 @@ impl ComputedTable {
             compute: Box::new(compute),
         }
     }
+
+    /// The rows, computed now.
+    pub async fn compute(&self) -> Result<RecordBatch> {
+        (self.compute)().await
+    }
 }
 
 impl fmt::Debug for ComputedTable {
@@ -60,7 +65,7 @@ impl TableProvider for ComputedTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = (self.compute)().await?;
+        let batch = self.compute().await?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],
             self.schema.clone(),

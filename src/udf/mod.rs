@@ -2,7 +2,7 @@
 //! embedding models (which are SQL functions).
 
 pub mod cleanup;
-mod computed;
+pub mod computed;
 pub mod distance;
 pub mod embedding_models;
 pub mod lookup;

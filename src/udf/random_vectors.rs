@@ -43,7 +43,7 @@ pub const DEFAULT_CLUSTERS: u64 = 32;
 pub const DEFAULT_SEED: u64 = 42;
 
 /// Parameters of a generated table.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RandomVectorsSpec {
     pub rows: u64,
     pub dim: usize,
@@ -123,20 +123,29 @@ impl TableFunctionImpl for RandomVectorsFunction {
             Some(e) => literal_u64(e, "seed")?,
             None => DEFAULT_SEED,
         };
-        Ok(Arc::new(RandomVectorsTable {
-            spec: RandomVectorsSpec {
-                rows,
-                dim: dim as usize,
-                clusters,
-                seed,
-            },
-        }))
+        Ok(Arc::new(RandomVectorsTable::new(RandomVectorsSpec {
+            rows,
+            dim: dim as usize,
+            clusters,
+            seed,
+        })))
     }
 }
 
+/// The table `random_vectors(...)` returns.
 #[derive(Debug)]
-struct RandomVectorsTable {
+pub struct RandomVectorsTable {
     spec: RandomVectorsSpec,
+}
+
+impl RandomVectorsTable {
+    pub fn new(spec: RandomVectorsSpec) -> Self {
+        Self { spec }
+    }
+
+    pub fn spec(&self) -> &RandomVectorsSpec {
+        &self.spec
+    }
 }
 
 #[async_trait]
@@ -201,6 +210,15 @@ impl RandomVectorsExec {
             partitions,
             properties,
         })
+    }
+
+    pub fn spec(&self) -> &RandomVectorsSpec {
+        &self.spec
+    }
+
+    /// Columns generated (all when `None`).
+    pub fn projection(&self) -> Option<&[usize]> {
+        self.projection.as_deref()
     }
 }
 

@@ -95,20 +95,39 @@ impl TableFunctionImpl for VectorSearchFunction {
         if let Err(e) = request.check(&table_schema) {
             return plan_err!("{USAGE}: table '{table}': {}", e.strip_backtrace());
         }
-        let output = SearchOutput::all_columns();
-        Ok(Arc::new(VectorSearchTable {
-            schema: output.schema(&table_schema),
+        Ok(Arc::new(VectorSearchTable::new(
             target,
             request,
-        }))
+            &table_schema,
+        )))
     }
 }
 
+/// The table `vector_search(...)` returns: the rows of `request` over `target`.
 #[derive(Debug)]
-struct VectorSearchTable {
+pub struct VectorSearchTable {
     target: DatasetArg,
     request: SearchRequest,
     schema: SchemaRef,
+}
+
+impl VectorSearchTable {
+    /// `request` over `target`, a table of `table_schema`.
+    pub fn new(target: DatasetArg, request: SearchRequest, table_schema: &Schema) -> Self {
+        Self {
+            schema: SearchOutput::all_columns().schema(table_schema),
+            target,
+            request,
+        }
+    }
+
+    pub fn target(&self) -> &DatasetArg {
+        &self.target
+    }
+
+    pub fn request(&self) -> &SearchRequest {
+        &self.request
+    }
 }
 
 #[async_trait]

@@ -32,6 +32,10 @@ struct Args {
     /// Do not print timing lines.
     #[arg(short, long)]
     quiet: bool,
+    /// Run every statement on the vecfusion cluster whose scheduler is at this address
+    /// (df://HOST:PORT) instead of in this process.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    remote: Option<String>,
 }
 
 /// Stack of the runtime threads statements run on. DataFusion plans and drops expression
@@ -71,13 +75,27 @@ async fn shell(args: Args) -> ExitCode {
     if !args.quiet {
         config = config.with_extension(std::sync::Arc::new(progress_bars()));
     }
-    let ctx = vecfusion::new_session_context_with_config(config);
+    let (ctx, connected) = match &args.remote {
+        None => (
+            vecfusion::new_session_context_with_config(config),
+            "this process (in-process session)".to_string(),
+        ),
+        Some(url) => {
+            match vecfusion_cluster::remote_session_context_with_config(url, config).await {
+                Ok(ctx) => (ctx, format!("the vecfusion cluster at {url}")),
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     let options = PrintOptions {
         format: args.format,
         quiet: args.quiet,
     };
     if args.commands.is_empty() && args.files.is_empty() {
-        return match run_repl(&ctx, options).await {
+        return match run_repl(&ctx, options, &connected).await {
             // Piped input is a script: a failed statement fails the run, as with -f.
             Ok(false) if !std::io::stdin().is_terminal() => ExitCode::FAILURE,
             Ok(_) => ExitCode::SUCCESS,

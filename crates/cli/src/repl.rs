@@ -21,7 +21,11 @@ fn history_path() -> Option<std::path::PathBuf> {
 
 /// Runs the prompt until `\q` or end of input. Returns whether every statement succeeded, so
 /// that piped input (`vecfusion < script.sql`) exits non-zero after a failure.
-pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline::Result<bool> {
+pub async fn run_repl(
+    ctx: &SessionContext,
+    options: PrintOptions,
+    connected: &str,
+) -> rustyline::Result<bool> {
     let mut editor = DefaultEditor::new()?;
     if let Some(p) = history_path() {
         let _ = editor.load_history(&p);
@@ -46,7 +50,9 @@ pub async fn run_repl(ctx: &SessionContext, options: PrintOptions) -> rustyline:
                     let mut parts = trimmed.splitn(2, char::is_whitespace);
                     match (parts.next(), parts.next().map(str::trim)) {
                         (Some("\\q"), _) => break,
-                        (Some("\\?"), _) | (Some("\\h"), _) => println!("{HELP}"),
+                        (Some("\\?"), _) | (Some("\\h"), _) => {
+                            println!("{HELP}\nStatements run in {connected}.")
+                        }
                         (Some("\\d"), None) => {
                             all_ok &= execute(ctx, "SHOW TABLES;", options).await
                         }

@@ -279,8 +279,13 @@ class Table:
 class Session:
     """A DataFusion session with vecfusion installed."""
 
-    def __init__(self) -> None:
-        self._native = _native.Session()
+    def __init__(self, remote: Optional[str] = None) -> None:
+        self._native = _native.Session(remote)
+
+    @property
+    def remote(self) -> Optional[str]:
+        """The cluster's address (``df://HOST:PORT``) when statements run on one, else None."""
+        return self._native.remote
 
     def sql(self, query: str, *, progress: bool = False) -> Result:
         """Runs one or more statements (the last one's result is returned). Everything the
@@ -327,9 +332,12 @@ class Session:
         return list(self._native.tables())
 
 
-def connect() -> Session:
-    """A new session."""
-    return Session()
+def connect(remote: Optional[str] = None) -> Session:
+    """A new session: in this process, or with ``remote="df://HOST:PORT"`` on the vecfusion
+    cluster whose scheduler listens there (``vecfusion-scheduler``; see the README's "Running
+    on a cluster"). On a cluster, SQL runs there and ``Table.search`` is refused (search with
+    SQL instead); datasets must be where every executor sees them."""
+    return Session(remote)
 
 
 def dataset(path: str, version: Optional[int] = None) -> "_native.DatasetProvider":

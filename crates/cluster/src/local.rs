@@ -1,0 +1,154 @@
+//! A cluster on this machine: `vecfusion-scheduler` and `vecfusion-executor` started as child
+//! processes on 127.0.0.1 with free ports, stopped when dropped. What the tests, the shell's
+//! tests and the distributed benchmark run against.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use datafusion::common::exec_datafusion_err;
+use datafusion::error::Result;
+
+/// How long a process may take to listen on its port.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A scheduler and executors as child processes; killed when dropped.
+pub struct LocalCluster {
+    scheduler: Child,
+    executors: Vec<Child>,
+    port: u16,
+    work: tempfile::TempDir,
+}
+
+impl LocalCluster {
+    /// Starts a scheduler and `executors` executors (each with `vcores` task slots) from the
+    /// binaries in `bin_dir`, and waits until each listens.
+    pub fn start(bin_dir: &Path, executors: usize, vcores: usize) -> Result<Self> {
+        let work = tempfile::tempdir()?;
+        let port = free_port()?;
+        let scheduler = Command::new(binary(bin_dir, "vecfusion-scheduler")?)
+            .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
+            .args(["--bind-port", &port.to_string()])
+            .stdout(Stdio::from(log_file(work.path(), "scheduler")?))
+            .stderr(Stdio::from(log_file(work.path(), "scheduler.err")?))
+            .spawn()?;
+        let mut cluster = Self {
+            scheduler,
+            executors: vec![],
+            port,
+            work,
+        };
+        cluster.wait_listening(port, "vecfusion-scheduler")?;
+        for _ in 0..executors {
+            cluster.add_executor(bin_dir, vcores)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts one more executor.
+    pub fn add_executor(&mut self, bin_dir: &Path, vcores: usize) -> Result<()> {
+        let i = self.executors.len();
+        let (flight, grpc, health) = (free_port()?, free_port()?, free_port()?);
+        let dir = self.work.path().join(format!("executor-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let executor = Command::new(binary(bin_dir, "vecfusion-executor")?)
+            .args(["--scheduler-host", "127.0.0.1"])
+            .args(["--scheduler-port", &self.port.to_string()])
+            .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
+            .args(["--bind-port", &flight.to_string()])
+            .args(["--bind-grpc-port", &grpc.to_string()])
+            .args(["--bind-health-port", &health.to_string()])
+            .args(["--vcores", &vcores.to_string()])
+            .arg("--work-dir")
+            .arg(&dir)
+            .stdout(Stdio::from(log_file(
+                self.work.path(),
+                &format!("executor-{i}"),
+            )?))
+            .stderr(Stdio::from(log_file(
+                self.work.path(),
+                &format!("executor-{i}.err"),
+            )?))
+            .spawn()?;
+        self.executors.push(executor);
+        self.wait_listening(flight, "vecfusion-executor")
+    }
+
+    /// The address clients connect to.
+    pub fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.port)
+    }
+
+    /// Process ids of the executors, in start order (to stop one in a fault test).
+    pub fn executor_pids(&self) -> Vec<u32> {
+        self.executors.iter().map(Child::id).collect()
+    }
+
+    /// The last lines each process printed, for an error message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let Ok(entries) = std::fs::read_dir(self.work.path()) else {
+            return out;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths.iter().filter(|p| p.is_file()) {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            out += &format!("== {}\n{tail}\n", path.display());
+        }
+        out
+    }
+
+    fn wait_listening(&mut self, port: u16, what: &str) -> Result<()> {
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = std::iter::once(&mut self.scheduler)
+                .chain(self.executors.iter_mut())
+                .any(|p| matches!(p.try_wait(), Ok(Some(_))));
+            if exited || start.elapsed() > START_TIMEOUT {
+                return Err(exec_datafusion_err!(
+                    "{what} did not start listening on 127.0.0.1:{port}\n{}",
+                    self.logs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for p in self
+            .executors
+            .iter_mut()
+            .chain(std::iter::once(&mut self.scheduler))
+        {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        return Err(exec_datafusion_err!(
+            "{} is missing; build it first (`cargo build -p vecfusion-cluster`)",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
+    Ok(std::fs::File::create(dir.join(format!("{name}.log")))?)
+}

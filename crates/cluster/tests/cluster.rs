@@ -1,0 +1,174 @@
+//! A real cluster on 127.0.0.1: one `vecfusion-scheduler` and two `vecfusion-executor`
+//! processes, driven through `remote_session_context` as a Rust program would. The same
+//! statements run in-process on a second copy of the data, and the answers must agree.
+
+use std::path::Path;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::prelude::SessionContext;
+use vecfusion::{VecfusionContext, new_session_context};
+use vecfusion_cluster::local::{LocalCluster, free_port};
+use vecfusion_cluster::remote_session_context;
+
+/// A scheduler and two executors from this package's binaries.
+fn start_cluster() -> LocalCluster {
+    let bin = Path::new(env!("CARGO_BIN_EXE_vecfusion-scheduler"))
+        .parent()
+        .unwrap();
+    LocalCluster::start(bin, 2, 2).unwrap()
+}
+
+async fn run(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    ctx.vf_sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn text(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect()
+}
+
+/// The statements of one session, on the dataset at `dir`.
+fn script(dir: &Path) -> Vec<String> {
+    vec![
+        format!(
+            "CREATE EXTERNAL TABLE items (id BIGINT NOT NULL, tag TEXT, embedding FLOAT[16]) \
+             STORED AS VECFUSION LOCATION '{}'",
+            dir.display()
+        ),
+        "INSERT INTO items SELECT id, CASE WHEN id % 4 = 0 THEN 'a' ELSE 'b' END, vector \
+         FROM random_vectors(3000, 16, 8, 11)"
+            .into(),
+        "CREATE VECTOR INDEX idx ON items (embedding) USING IVF_PQ WITH (num_partitions = 8, \
+         num_sub_vectors = 4, accelerator = 'cpu')"
+            .into(),
+    ]
+}
+
+const QUERIES: [&str; 3] = [
+    "[0.5, -0.1, 0.3, 0.2, 0.0, 0.9, -0.4, 0.1, 0.2, 0.2, -0.3, 0.8, 0.1, 0.0, -0.2, 0.4]",
+    "[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
+    "[-0.3, 0.3, -0.3, 0.3, -0.3, 0.3, -0.3, 0.3, -0.3, 0.3, -0.3, 0.3, -0.3, 0.3, -0.3, 0.3]",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_answers_as_the_in_process_session_does() {
+    let cluster = start_cluster();
+    let data = tempfile::tempdir().unwrap();
+    let remote = remote_session_context(&cluster.url())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let local = new_session_context();
+    for sql in script(&data.path().join("remote")) {
+        let result = match remote.vf_sql(&sql).await {
+            Ok(df) => df.collect().await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            panic!("on the cluster: {sql}: {e}\n{}", cluster.logs());
+        }
+    }
+    for sql in script(&data.path().join("local")) {
+        run(&local, &sql).await;
+    }
+
+    // Same rows for the same seed.
+    let all = "SELECT id, tag, embedding FROM items ORDER BY id";
+    assert_eq!(
+        text(&run(&remote, all).await),
+        text(&run(&local, all).await)
+    );
+    let counted = "SELECT tag, count(*) AS n FROM items GROUP BY tag ORDER BY tag";
+    assert_eq!(
+        text(&run(&remote, counted).await),
+        text(&run(&local, counted).await)
+    );
+
+    // The ANN queries are served by the index on the cluster and give the local answers.
+    for q in QUERIES {
+        let ann = format!("SELECT id FROM items ORDER BY l2_distance(embedding, {q}) LIMIT 10");
+        let explained = text(&run(&remote, &format!("EXPLAIN {ann}")).await);
+        assert!(explained.contains("AnnSearch"), "{explained}");
+        assert_eq!(
+            ids(&run(&remote, &ann).await),
+            ids(&run(&local, &ann).await),
+            "{ann}"
+        );
+        let filtered = format!(
+            "SELECT id FROM items WHERE tag = 'a' ORDER BY l2_distance(embedding, {q}) LIMIT 5"
+        );
+        let got = ids(&run(&remote, &filtered).await);
+        assert_eq!(got, ids(&run(&local, &filtered).await), "{filtered}");
+        assert!(got.iter().all(|id| id % 4 == 0), "{got:?}");
+    }
+
+    // Writes on the cluster change the dataset every process reads.
+    run(&remote, "DELETE FROM items WHERE id < 100").await;
+    run(&remote, "UPDATE items SET tag = 'c' WHERE id >= 2900").await;
+    let summary = "SELECT count(*) FROM items WHERE tag = 'c'";
+    assert_eq!(ids(&run(&remote, summary).await), vec![100]);
+    assert_eq!(
+        ids(&run(&remote, "SELECT count(*) FROM items").await),
+        vec![2900]
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_scheduler_is_named_in_the_error() {
+    let port = free_port().unwrap();
+    let url = format!("df://127.0.0.1:{port}");
+    let err = remote_session_context(&url)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&url) && err.contains("vecfusion-scheduler"),
+        "{err}"
+    );
+    let err = remote_session_context("http://somewhere:1")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("df://HOST:PORT"), "{err}");
+}
+
+/// Statements that run in the client (their results are rows it holds) still print them on
+/// a cluster; table functions over the search API and the dataset history work too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_statements_return_their_rows_on_a_cluster() {
+    let cluster = start_cluster();
+    let data = tempfile::tempdir().unwrap();
+    let remote = remote_session_context(&cluster.url()).await.unwrap();
+    for sql in script(&data.path().join("t")) {
+        run(&remote, &sql).await;
+    }
+    let shown = text(&run(&remote, "SHOW VECTOR INDEXES ON items").await);
+    assert!(shown.contains("idx") && shown.contains("IVF_PQ"), "{shown}");
+    let altered = text(&run(&remote, "ALTER TABLE items ADD COLUMN score INT DEFAULT 7").await);
+    assert!(altered.contains("score"), "{altered}");
+    let with_default = "SELECT count(*) FROM items WHERE score = 7";
+    assert_eq!(ids(&run(&remote, with_default).await), vec![3000]);
+    let versions = "SELECT count(*) FROM vecfusion_versions('items')";
+    assert_eq!(ids(&run(&remote, versions).await), vec![4]);
+    let q = QUERIES[0];
+    let searched = format!("SELECT id FROM vector_search('items', 'embedding', {q}, 10)");
+    let ann = format!("SELECT id FROM items ORDER BY l2_distance(embedding, {q}) LIMIT 10");
+    assert_eq!(
+        ids(&run(&remote, &searched).await),
+        ids(&run(&remote, &ann).await)
+    );
+}

@@ -1,0 +1,311 @@
+//! The physical extension codec: vecfusion's execution plans, as a cluster's scheduler
+//! sends them to executors. Each crosses as what it was made from and is made again on the
+//! executor with its module's constructor; its children are encoded by DataFusion and
+//! arrive decoded as `inputs`.
+
+use std::sync::Arc;
+
+use datafusion::common::{internal_datafusion_err, not_impl_err, plan_err};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::Result;
+use datafusion::execution::{SessionState, TaskContext};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use serde::{Deserialize, Serialize};
+
+use super::blocking::block_on;
+use super::dataset_ref::DatasetRef;
+use super::exprs::{
+    physical_from_bytes, physical_to_bytes, scan_filters_from_bytes, scan_filters_to_bytes,
+};
+use super::{decode, encode};
+use crate::index::blocks::BuildSpec;
+use crate::index::exec::CreateVectorIndexExec;
+use crate::index::optimize::OptimizeSpec;
+use crate::index::optimize_exec::OptimizeVectorIndexExec;
+use crate::metric::DistanceFunction;
+use crate::provider::{DeleteExec, ScanRequest, UpdateExec, VecfusionScanExec, VecfusionSink};
+use crate::search::{AnnSearchExec, PreparedSearch, SearchOutput, SearchParams};
+use crate::session::session_state_builder;
+use crate::udf::RandomVectorsSpec;
+use crate::udf::random_vectors::RandomVectorsExec;
+
+#[derive(Debug, Serialize, Deserialize)]
+enum PhysicalPayload {
+    Scan {
+        dataset: DatasetRef,
+        projection: Option<Vec<usize>>,
+        filters: Vec<u8>,
+        limit: Option<usize>,
+        with_row_address: bool,
+        fragments: Option<Vec<u32>>,
+        /// The scan's partition count; the executor splits the version's batches the same
+        /// way for the same count.
+        partitions: usize,
+    },
+    AnnSearch {
+        dataset: DatasetRef,
+        column: usize,
+        function: String,
+        index: Option<usize>,
+        params: SearchParams,
+        queries: Vec<f32>,
+        output: SearchOutput,
+    },
+    CreateIndex {
+        spec: BuildSpec,
+        dataset: DatasetRef,
+        dim: usize,
+    },
+    OptimizeIndex {
+        spec: OptimizeSpec,
+        dataset: DatasetRef,
+        dim: usize,
+    },
+    RandomVectors {
+        spec: RandomVectorsSpec,
+        projection: Option<Vec<usize>>,
+        partitions: usize,
+    },
+    /// `INSERT INTO` (a `DataSinkExec` writing to a vecfusion table).
+    Insert {
+        dataset: DatasetRef,
+    },
+    Delete {
+        dataset: DatasetRef,
+    },
+    Update {
+        dataset: DatasetRef,
+        /// (table column, new value as a protobuf physical expression over the table)
+        assignments: Vec<(usize, Vec<u8>)>,
+    },
+}
+
+/// Encodes vecfusion's execution plans and refuses every other plan, so that it composes
+/// with other codecs (`ComposedPhysicalExtensionCodec`, as the cluster binaries do).
+#[derive(Debug, Clone, Default)]
+pub struct VecfusionPhysicalCodec;
+
+/// A session on an executor for making nodes again: the task's settings, runtime (object
+/// stores) and functions, with vecfusion's planners.
+fn session_of(ctx: &TaskContext) -> SessionState {
+    session_state_builder(ctx.session_config().clone())
+        .with_runtime_env(ctx.runtime_env())
+        .with_scalar_functions(ctx.scalar_functions().values().cloned().collect())
+        .with_aggregate_functions(ctx.aggregate_functions().values().cloned().collect())
+        .with_window_functions(ctx.window_functions().values().cloned().collect())
+        .build()
+}
+
+fn one_input(inputs: &[Arc<dyn ExecutionPlan>], what: &str) -> Result<Arc<dyn ExecutionPlan>> {
+    match inputs {
+        [input] => Ok(Arc::clone(input)),
+        _ => plan_err!("{what} takes one input plan, got {}", inputs.len()),
+    }
+}
+
+impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let runtime = ctx.runtime_env();
+        Ok(match decode(buf)? {
+            PhysicalPayload::Scan {
+                dataset,
+                projection,
+                filters,
+                limit,
+                with_row_address,
+                fragments,
+                partitions,
+            } => {
+                let request = ScanRequest {
+                    projection,
+                    filters: scan_filters_from_bytes(&filters, ctx)?,
+                    limit,
+                    with_row_address,
+                    fragments,
+                };
+                let dataset = dataset.open(&runtime)?;
+                let state = session_of(ctx);
+                let scan = block_on(VecfusionScanExec::try_new(
+                    &state, dataset, request, partitions,
+                ))??;
+                let made = scan.properties().partitioning.partition_count();
+                if made != partitions {
+                    return plan_err!(
+                        "a scan planned with {partitions} partitions was made again with {made}"
+                    );
+                }
+                Arc::new(scan)
+            }
+            PhysicalPayload::AnnSearch {
+                dataset,
+                column,
+                function,
+                index,
+                params,
+                queries,
+                output,
+            } => {
+                let Some(function) = DistanceFunction::from_name(&function) else {
+                    return plan_err!("unknown distance function '{function}'");
+                };
+                let prefilter = match inputs {
+                    [] => None,
+                    [p] => Some(Arc::clone(p)),
+                    _ => return plan_err!("a search takes at most one prefilter plan"),
+                };
+                let search = PreparedSearch::from_parts(
+                    dataset.open(&runtime)?,
+                    (column, function, index),
+                    params,
+                    queries,
+                    prefilter,
+                )?;
+                Arc::new(AnnSearchExec::new(search, output))
+            }
+            PhysicalPayload::CreateIndex { spec, dataset, dim } => {
+                let input = one_input(inputs, "CREATE VECTOR INDEX")?;
+                Arc::new(CreateVectorIndexExec::new(
+                    spec,
+                    dataset.open(&runtime)?,
+                    dim,
+                    input,
+                ))
+            }
+            PhysicalPayload::OptimizeIndex { spec, dataset, dim } => {
+                let input = match inputs {
+                    [] => None,
+                    [i] => Some(Arc::clone(i)),
+                    _ => return plan_err!("OPTIMIZE VECTOR INDEX takes at most one input plan"),
+                };
+                Arc::new(OptimizeVectorIndexExec::new(
+                    spec,
+                    dataset.open(&runtime)?,
+                    dim,
+                    input,
+                ))
+            }
+            PhysicalPayload::RandomVectors {
+                spec,
+                projection,
+                partitions,
+            } => Arc::new(RandomVectorsExec::new(spec, projection, partitions)?),
+            PhysicalPayload::Insert { dataset } => {
+                let input = one_input(inputs, "INSERT")?;
+                let dataset = dataset.open(&runtime)?;
+                let schema = dataset.schema().clone();
+                let sink = VecfusionSink::for_table(&session_of(ctx), dataset, schema)?;
+                Arc::new(DataSinkExec::new(input, Arc::new(sink), None))
+            }
+            PhysicalPayload::Delete { dataset } => {
+                let input = one_input(inputs, "DELETE")?;
+                Arc::new(DeleteExec::new(dataset.open(&runtime)?, input))
+            }
+            PhysicalPayload::Update {
+                dataset,
+                assignments,
+            } => {
+                let input = one_input(inputs, "UPDATE")?;
+                let dataset = dataset.open(&runtime)?;
+                let schema = dataset.schema().clone();
+                let assignments = assignments
+                    .iter()
+                    .map(|(column, expr)| {
+                        if *column >= schema.fields().len() {
+                            return plan_err!("UPDATE sets column {column}, which the table lacks");
+                        }
+                        Ok((*column, physical_from_bytes(expr, ctx, &schema, self)?))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Arc::new(UpdateExec::from_parts(
+                    &session_of(ctx),
+                    dataset,
+                    input,
+                    assignments,
+                )?)
+            }
+        })
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        let payload = if let Some(scan) = node.downcast_ref::<VecfusionScanExec>() {
+            let r = scan.request();
+            PhysicalPayload::Scan {
+                dataset: DatasetRef::of(scan.dataset()),
+                projection: r.projection.clone(),
+                filters: scan_filters_to_bytes(&r.filters)?,
+                limit: r.limit,
+                with_row_address: r.with_row_address,
+                fragments: r.fragments.clone(),
+                partitions: scan.properties().partitioning.partition_count(),
+            }
+        } else if let Some(ann) = node.downcast_ref::<AnnSearchExec>() {
+            let s = ann.search();
+            PhysicalPayload::AnnSearch {
+                dataset: DatasetRef::of(s.dataset()),
+                column: s.column(),
+                function: s.function().name().to_string(),
+                index: s.index_position(),
+                params: s.params(),
+                queries: s.queries().to_vec(),
+                output: ann.output().clone(),
+            }
+        } else if let Some(build) = node.downcast_ref::<CreateVectorIndexExec>() {
+            PhysicalPayload::CreateIndex {
+                spec: build.spec().clone(),
+                dataset: DatasetRef::of(build.dataset()),
+                dim: build.dim(),
+            }
+        } else if let Some(optimize) = node.downcast_ref::<OptimizeVectorIndexExec>() {
+            PhysicalPayload::OptimizeIndex {
+                spec: optimize.spec().clone(),
+                dataset: DatasetRef::of(optimize.dataset()),
+                dim: optimize.dim(),
+            }
+        } else if let Some(generator) = node.downcast_ref::<RandomVectorsExec>() {
+            PhysicalPayload::RandomVectors {
+                spec: *generator.spec(),
+                projection: generator.projection().map(<[usize]>::to_vec),
+                partitions: generator.properties().partitioning.partition_count(),
+            }
+        } else if let Some(sink) = node
+            .downcast_ref::<DataSinkExec>()
+            .and_then(|exec| exec.sink().downcast_ref::<VecfusionSink>())
+        {
+            PhysicalPayload::Insert {
+                dataset: DatasetRef::of(sink.dataset()),
+            }
+        } else if let Some(delete) = node.downcast_ref::<DeleteExec>() {
+            PhysicalPayload::Delete {
+                dataset: DatasetRef::of(delete.dataset()),
+            }
+        } else if let Some(update) = node.downcast_ref::<UpdateExec>() {
+            PhysicalPayload::Update {
+                dataset: DatasetRef::of(update.dataset()),
+                assignments: update
+                    .assignments()
+                    .iter()
+                    .map(|(column, expr)| Ok((*column, physical_to_bytes(expr, self)?)))
+                    .collect::<Result<_>>()?,
+            }
+        } else {
+            return not_impl_err!(
+                "{} is not one of vecfusion's plans; it cannot be sent to a cluster by \
+                 vecfusion's codec",
+                node.name()
+            );
+        };
+        encode(&payload, buf).map_err(|e| internal_datafusion_err!("{e}"))
+    }
+}
