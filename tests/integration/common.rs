@@ -13,6 +13,14 @@ pub async fn sql(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
     }
 }
 
+/// `EXPLAIN query`, as the text the shell prints.
+pub async fn explain(ctx: &SessionContext, query: &str) -> String {
+    let plan = sql(ctx, &format!("EXPLAIN {query}")).await;
+    datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string()
+}
+
 /// Runs one statement that must fail, returning the error text.
 pub async fn sql_err(ctx: &SessionContext, sql: &str) -> String {
     match ctx.vf_sql(sql).await {

@@ -14,12 +14,17 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use vecfusion::dataset::{Dataset, DatasetLocation, Operation, deletion};
 use vecfusion::new_session_context;
+use vecfusion_cluster::local::LocalCluster;
+use vecfusion_cluster::remote_session_context;
 
-use crate::common::{column_i64, scalar_i64, sql, sql_err};
+use crate::common::{column_i64, explain, scalar_i64, sql, sql_err};
 
 const BUCKET: &str = "testbucket";
 const KEY: &str = "testkey";
 const SECRET: &str = "testsecret";
+/// The query the tests search with.
+const TOP_10: &str = "SELECT id FROM t ORDER BY l2_distance(embedding, \
+                      [0.1, -0.2, 0.3, 0.0, 0.5, -0.1, 0.2, 0.4]) LIMIT 10";
 
 /// A SeaweedFS server with one bucket, stopped when dropped.
 struct S3Server {
@@ -155,6 +160,47 @@ impl Drop for S3Server {
     }
 }
 
+/// A cluster (`vecfusion-scheduler` and two `vecfusion-executor` processes) writes, indexes
+/// and searches a table on S3. The storage options travel with the plans, so the executors
+/// need no AWS settings of their own; an in-process session reading the same prefix sees
+/// what the cluster wrote and gets the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_writes_indexes_and_searches_a_table_on_s3() {
+    let server = S3Server::start().await;
+    // This test runs from target/<profile>/deps; the cluster's binaries are in target/<profile>.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let cluster = LocalCluster::start(bin, 2, 2).unwrap_or_else(|e| panic!("{e}"));
+    let remote = remote_session_context(&cluster.url()).await.unwrap();
+    let columns = "(id BIGINT NOT NULL, embedding FLOAT[8])";
+    sql(&remote, &server.create_table("t", "cluster/items", columns)).await;
+    sql(
+        &remote,
+        "INSERT INTO t SELECT * FROM random_vectors(3000, 8, 4, 2)",
+    )
+    .await;
+    sql(
+        &remote,
+        "CREATE VECTOR INDEX idx ON t (embedding) USING IVF_PQ \
+         WITH (num_partitions = 8, num_sub_vectors = 2, accelerator = 'cpu')",
+    )
+    .await;
+    let query = TOP_10;
+    let plan = explain(&remote, query).await;
+    assert!(
+        plan.contains("distributed_plan") && plan.contains("index=idx"),
+        "{plan}"
+    );
+    let local = new_session_context();
+    sql(&local, &server.create_table("t", "cluster/items", columns)).await;
+    assert_eq!(
+        column_i64(&remote, query).await,
+        column_i64(&local, query).await
+    );
+    sql(&remote, "DELETE FROM t WHERE id < 500").await;
+    assert_eq!(scalar_i64(&local, "SELECT count(*) FROM t").await, 2500);
+}
+
 /// The whole life of a table on S3: create, appends, an index that serves a query, a delete,
 /// time travel, and a second session that sees the same data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,12 +220,8 @@ async fn a_table_on_s3_is_written_indexed_searched_and_time_travelled() {
         "CREATE VECTOR INDEX t_idx ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
     )
     .await;
-    let query = "SELECT id FROM t ORDER BY l2_distance(embedding, \
-                 [0.1, -0.2, 0.3, 0.0, 0.5, -0.1, 0.2, 0.4]) LIMIT 10";
-    let plan = sql(&ctx, &format!("EXPLAIN {query}")).await;
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let query = TOP_10;
+    let plan = explain(&ctx, query).await;
     assert!(plan.contains("index=t_idx"), "{plan}");
     // Every partition probed, IVF_FLAT answers exactly: the exact plan's rows.
     sql(&ctx, "SET vecfusion.nprobes = 8").await;

@@ -13,6 +13,9 @@ use datafusion::error::Result;
 /// How long a process may take to listen on its port.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Seconds without a heartbeat after which the scheduler declares an executor lost.
+pub const EXECUTOR_TIMEOUT_SECONDS: u64 = 5;
+
 /// A scheduler and executors as child processes; killed when dropped.
 pub struct LocalCluster {
     scheduler: Child,
@@ -30,6 +33,13 @@ impl LocalCluster {
         let scheduler = Command::new(binary(bin_dir, "vecfusion-scheduler")?)
             .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
             .args(["--bind-port", &port.to_string()])
+            // A stopped executor is noticed within seconds (Ballista's defaults wait minutes),
+            // so that its tasks are retried or its job fails while a test waits.
+            .args([
+                "--executor-timeout-seconds",
+                &EXECUTOR_TIMEOUT_SECONDS.to_string(),
+            ])
+            .args(["--expire-dead-executor-interval-seconds", "1"])
             .stdout(Stdio::from(log_file(work.path(), "scheduler")?))
             .stderr(Stdio::from(log_file(work.path(), "scheduler.err")?))
             .spawn()?;
@@ -60,6 +70,7 @@ impl LocalCluster {
             .args(["--bind-grpc-port", &grpc.to_string()])
             .args(["--bind-health-port", &health.to_string()])
             .args(["--vcores", &vcores.to_string()])
+            .args(["--executor-heartbeat-interval-seconds", "1"])
             .arg("--work-dir")
             .arg(&dir)
             .stdout(Stdio::from(log_file(
@@ -80,9 +91,21 @@ impl LocalCluster {
         format!("df://127.0.0.1:{}", self.port)
     }
 
-    /// Process ids of the executors, in start order (to stop one in a fault test).
-    pub fn executor_pids(&self) -> Vec<u32> {
-        self.executors.iter().map(Child::id).collect()
+    /// Kills executor `i` (SIGKILL), as a machine failing would.
+    pub fn kill_executor(&mut self, i: usize) -> Result<()> {
+        let executor = self
+            .executors
+            .get_mut(i)
+            .ok_or_else(|| exec_datafusion_err!("there is no executor {i}"))?;
+        executor.kill()?;
+        executor.wait()?;
+        Ok(())
+    }
+
+    /// Lines executor `i` has logged so far.
+    pub fn executor_log(&self, i: usize) -> String {
+        let path = self.work.path().join(format!("executor-{i}.log"));
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 
     /// The last lines each process printed, for an error message.

@@ -3,12 +3,13 @@
 //! statements run in-process on a second copy of the data, and the answers must agree.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
-use vecfusion::{VecfusionContext, new_session_context};
+use vecfusion::{Dataset, DatasetLocation, VecfusionContext, new_session_context};
 use vecfusion_cluster::local::{LocalCluster, free_port};
 use vecfusion_cluster::remote_session_context;
 
@@ -171,4 +172,92 @@ async fn client_side_statements_return_their_rows_on_a_cluster() {
         ids(&run(&remote, &searched).await),
         ids(&run(&remote, &ann).await)
     );
+}
+
+/// Times executor `i` has started a task so far (`Execute task` in its log).
+fn tasks_started(cluster: &LocalCluster, i: usize) -> usize {
+    cluster.executor_log(i).matches("Execute task").count()
+}
+
+/// SIGKILL of the executor running `CREATE VECTOR INDEX`: the build is retried on the other
+/// executor or fails with an error; either way no half version is committed, the dataset
+/// opens with every row, and building again succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_executor_of_a_build_leaves_a_readable_dataset_and_a_rerun_succeeds() {
+    let mut cluster = start_cluster();
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().join("t");
+    let remote = remote_session_context(&cluster.url()).await.unwrap();
+    run(
+        &remote,
+        &format!(
+            "CREATE EXTERNAL TABLE big (id BIGINT NOT NULL, embedding FLOAT[64]) \
+             STORED AS VECFUSION LOCATION '{}'",
+            path.display()
+        ),
+    )
+    .await;
+    run(
+        &remote,
+        "INSERT INTO big SELECT id, vector FROM random_vectors(300000, 64, 64, 1)",
+    )
+    .await;
+    let open = || async { Dataset::open(DatasetLocation::local(&path).unwrap()).await };
+    let before = open().await.unwrap().version();
+    let started: Vec<usize> = (0..2).map(|i| tasks_started(&cluster, i)).collect();
+
+    let build_sql = "CREATE VECTOR INDEX idx ON big (embedding) USING IVF_PQ WITH \
+                     (num_partitions = 128, num_sub_vectors = 16, accelerator = 'cpu')";
+    let ctx = remote.clone();
+    let build = tokio::spawn(async move { ctx.vf_sql(build_sql).await?.collect().await });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let busy = loop {
+        if let Some(i) = (0..2).find(|&i| tasks_started(&cluster, i) > started[i]) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no executor started the build\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    cluster.kill_executor(busy).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(120), build)
+        .await
+        .expect("the build neither finished nor failed within 120 s")
+        .unwrap();
+
+    match &outcome {
+        Ok(_) => eprintln!("the build was retried on the other executor"),
+        Err(e) => eprintln!("the build failed: {e}"),
+    }
+    let after = open()
+        .await
+        .expect("the dataset opens after the executor died");
+    match &outcome {
+        // Retried on the other executor: one new version, with the whole index.
+        Ok(_) => {
+            assert_eq!(after.version(), before + 1);
+            assert_eq!(after.manifest().indexes.len(), 1);
+        }
+        // Failed: nothing committed.
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            assert_eq!(after.version(), before, "{e}");
+            assert!(after.manifest().indexes.is_empty(), "{e}");
+        }
+    }
+    let count = "SELECT count(*) FROM big";
+    assert_eq!(ids(&run(&remote, count).await), vec![300_000]);
+
+    // Building again (replacing whatever the first attempt left) succeeds on the survivor.
+    let again = format!("{}, replace = true)", build_sql.trim_end_matches(')'));
+    run(&remote, &again).await;
+    let ann = "SELECT id FROM big ORDER BY l2_distance(embedding, \
+               [1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,\
+               0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]) LIMIT 10";
+    let explained = text(&run(&remote, &format!("EXPLAIN {ann}")).await);
+    assert!(explained.contains("AnnSearchExec"), "{explained}");
+    assert_eq!(ids(&run(&remote, ann).await).len(), 10);
 }
