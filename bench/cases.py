@@ -136,5 +136,11 @@ def _embed(binary, quick, repeat, only):
     embed.run(binary, quick=quick, repeat=repeat, only=only)
 
 
+def _distributed(binary, quick, repeat, only):
+    import distributed
+
+    distributed.run(binary, quick=quick, repeat=repeat, only=only)
+
+
 ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search, "optimize": _optimize,
-       "embed": _embed}
+       "embed": _embed, "distributed": _distributed}

@@ -3,6 +3,7 @@
 //! Each subcommand measures one thing on vecfusion, prints a markdown table and appends JSON
 //! lines to `--out`. `bench/run.py` runs it beside faiss and pylance on the same data.
 
+mod distributed;
 mod embed;
 mod index_build;
 mod kmeans;
@@ -40,6 +41,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Recall and latency of ANN search (bench/search.py compares it with faiss and Lance).
     Search(search::SearchArgs),
+    /// The same index build in-process and on local clusters (bench/distributed.py).
+    Distributed(distributed::DistributedArgs),
 }
 
 #[tokio::main]
@@ -52,5 +55,6 @@ async fn main() -> datafusion::error::Result<()> {
         Command::Search(args) => search::run(args).await,
         Command::Sql(args) => statement::run(args).await,
         Command::Embed(args) => embed::run(args).await,
+        Command::Distributed(args) => distributed::run(args).await,
     }
 }

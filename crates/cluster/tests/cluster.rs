@@ -9,6 +9,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
+use vecfusion::index_format::IndexModel;
 use vecfusion::{Dataset, DatasetLocation, VecfusionContext, new_session_context};
 use vecfusion_cluster::local::{LocalCluster, free_port};
 use vecfusion_cluster::remote_session_context;
@@ -84,6 +85,29 @@ async fn a_cluster_answers_as_the_in_process_session_does() {
     for sql in script(&data.path().join("local")) {
         run(&local, &sql).await;
     }
+
+    // The index built on an executor is the one built in-process: same centroids.
+    let model = |name: &str| {
+        let path = data.path().join(name);
+        async move {
+            let dataset = Dataset::open(DatasetLocation::local(&path).unwrap())
+                .await
+                .unwrap();
+            let index = dataset.manifest().indexes[0].clone();
+            IndexModel::open(dataset.location(), &index.model.file)
+                .await
+                .unwrap()
+        }
+    };
+    let (on_cluster, in_process) = (model("remote").await, model("local").await);
+    assert_eq!(on_cluster.centroids.len(), in_process.centroids.len());
+    let worst = on_cluster
+        .centroids
+        .iter()
+        .zip(in_process.centroids.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-5, "centroids differ by up to {worst}");
 
     // Same rows for the same seed.
     let all = "SELECT id, tag, embedding FROM items ORDER BY id";
