@@ -1,6 +1,7 @@
 //! A cluster on this machine: `vecfusion-scheduler` and `vecfusion-executor` started as child
-//! processes on 127.0.0.1 with free ports, stopped when dropped. What the tests, the shell's
-//! tests and the distributed benchmark run against.
+//! processes with free ports, stopped when dropped — on 127.0.0.1, or each on its own
+//! [`Host`] (a network namespace with its own address, as separate machines would be). What
+//! the tests, the shell's tests and the distributed benchmark run against.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,10 +17,41 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Seconds without a heartbeat after which the scheduler declares an executor lost.
 pub const EXECUTOR_TIMEOUT_SECONDS: u64 = 5;
 
+/// Where a process runs: the address it binds and advertises, and the network namespace it
+/// runs in (`None`: this machine's own network).
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub ip: String,
+    pub netns: Option<String>,
+}
+
+impl Host {
+    pub fn loopback() -> Self {
+        Self {
+            ip: "127.0.0.1".into(),
+            netns: None,
+        }
+    }
+
+    /// `program`, to be started on this host.
+    fn command(&self, program: &Path) -> Command {
+        match &self.netns {
+            None => Command::new(program),
+            Some(ns) => {
+                // `ip netns exec` execs the program, so the child is the program itself.
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", ns]).arg(program);
+                command
+            }
+        }
+    }
+}
+
 /// A scheduler and executors as child processes; killed when dropped.
 pub struct LocalCluster {
     scheduler: Child,
     executors: Vec<Child>,
+    host: Host,
     port: u16,
     work: tempfile::TempDir,
 }
@@ -28,10 +60,23 @@ impl LocalCluster {
     /// Starts a scheduler and `executors` executors (each with `vcores` task slots) from the
     /// binaries in `bin_dir`, and waits until each listens.
     pub fn start(bin_dir: &Path, executors: usize, vcores: usize) -> Result<Self> {
+        let hosts = vec![Host::loopback(); executors];
+        Self::start_on(bin_dir, &Host::loopback(), &hosts, vcores)
+    }
+
+    /// Starts the scheduler on `scheduler` and one executor on each of `executors`.
+    pub fn start_on(
+        bin_dir: &Path,
+        scheduler: &Host,
+        executors: &[Host],
+        vcores: usize,
+    ) -> Result<Self> {
         let work = tempfile::tempdir()?;
         let port = free_port()?;
-        let scheduler = Command::new(binary(bin_dir, "vecfusion-scheduler")?)
-            .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
+        let ip = scheduler.ip.as_str();
+        let process = scheduler
+            .command(&binary(bin_dir, "vecfusion-scheduler")?)
+            .args(["--bind-host", ip, "--external-host", ip])
             .args(["--bind-port", &port.to_string()])
             // A stopped executor is noticed within seconds (Ballista's defaults wait minutes),
             // so that its tasks are retried or its job fails while a test waits.
@@ -44,28 +89,30 @@ impl LocalCluster {
             .stderr(Stdio::from(log_file(work.path(), "scheduler.err")?))
             .spawn()?;
         let mut cluster = Self {
-            scheduler,
+            scheduler: process,
             executors: vec![],
+            host: scheduler.clone(),
             port,
             work,
         };
-        cluster.wait_listening(port, "vecfusion-scheduler")?;
-        for _ in 0..executors {
-            cluster.add_executor(bin_dir, vcores)?;
+        cluster.wait_listening(&scheduler.ip, port, "vecfusion-scheduler")?;
+        for host in executors {
+            cluster.add_executor(bin_dir, host, vcores)?;
         }
         Ok(cluster)
     }
 
-    /// Starts one more executor.
-    pub fn add_executor(&mut self, bin_dir: &Path, vcores: usize) -> Result<()> {
+    /// Starts one more executor, on `host`.
+    pub fn add_executor(&mut self, bin_dir: &Path, host: &Host, vcores: usize) -> Result<()> {
         let i = self.executors.len();
         let (flight, grpc, health) = (free_port()?, free_port()?, free_port()?);
         let dir = self.work.path().join(format!("executor-{i}"));
         std::fs::create_dir_all(&dir)?;
-        let executor = Command::new(binary(bin_dir, "vecfusion-executor")?)
-            .args(["--scheduler-host", "127.0.0.1"])
+        let executor = host
+            .command(&binary(bin_dir, "vecfusion-executor")?)
+            .args(["--scheduler-host", &self.host.ip])
             .args(["--scheduler-port", &self.port.to_string()])
-            .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
+            .args(["--bind-host", &host.ip, "--external-host", &host.ip])
             .args(["--bind-port", &flight.to_string()])
             .args(["--bind-grpc-port", &grpc.to_string()])
             .args(["--bind-health-port", &health.to_string()])
@@ -83,12 +130,12 @@ impl LocalCluster {
             )?))
             .spawn()?;
         self.executors.push(executor);
-        self.wait_listening(flight, "vecfusion-executor")
+        self.wait_listening(&host.ip, flight, "vecfusion-executor")
     }
 
     /// The address clients connect to.
     pub fn url(&self) -> String {
-        format!("df://127.0.0.1:{}", self.port)
+        format!("df://{}:{}", self.host.ip, self.port)
     }
 
     /// Kills executor `i` (SIGKILL), as a machine failing would.
@@ -125,15 +172,15 @@ impl LocalCluster {
         out
     }
 
-    fn wait_listening(&mut self, port: u16, what: &str) -> Result<()> {
+    fn wait_listening(&mut self, ip: &str, port: u16, what: &str) -> Result<()> {
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((ip, port)).is_err() {
             let exited = std::iter::once(&mut self.scheduler)
                 .chain(self.executors.iter_mut())
                 .any(|p| matches!(p.try_wait(), Ok(Some(_))));
             if exited || start.elapsed() > START_TIMEOUT {
                 return Err(exec_datafusion_err!(
-                    "{what} did not start listening on 127.0.0.1:{port}\n{}",
+                    "{what} did not start listening on {ip}:{port}\n{}",
                     self.logs()
                 ));
             }
