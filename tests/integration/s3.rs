@@ -2,163 +2,23 @@
 //! `scripts/fetch-s3-server.sh`), started as a process on 127.0.0.1 for each test. SQL reaches
 //! it through table options; commits rely on its conditional PUT.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use vecfusion::dataset::{Dataset, DatasetLocation, Operation, deletion};
 use vecfusion::new_session_context;
 use vecfusion_cluster::local::LocalCluster;
+use vecfusion_cluster::local_s3::{BUCKET, KEY, LocalS3 as S3Server, SECRET};
 use vecfusion_cluster::remote_session_context;
 
 use crate::common::{column_i64, explain, scalar_i64, sql, sql_err};
 
-const BUCKET: &str = "testbucket";
-const KEY: &str = "testkey";
-const SECRET: &str = "testsecret";
 /// The query the tests search with.
 const TOP_10: &str = "SELECT id FROM t ORDER BY l2_distance(embedding, \
                       [0.1, -0.2, 0.3, 0.0, 0.5, -0.1, 0.2, 0.4]) LIMIT 10";
-
-/// A SeaweedFS server with one bucket, stopped when dropped.
-struct S3Server {
-    child: Child,
-    endpoint: String,
-    _data: tempfile::TempDir,
-}
-
-/// A base port whose five HTTP ports (base + 1..=5) and their gRPC twins (+ 10000) are free.
-fn free_base_port() -> u16 {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    for attempt in 0..200u32 {
-        let base = 20_000 + ((seed / 7 + attempt * 7919) % 25_000) as u16;
-        let free = (1..=5u16)
-            .flat_map(|i| [base + i, base + i + 10_000])
-            .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return base;
-        }
-    }
-    panic!("no free ports for the S3 server");
-}
-
-impl S3Server {
-    async fn start() -> Self {
-        let weed = std::env::var_os("VECFUSION_S3_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                    .join(".cache/vecfusion/s3-server/venv/bin/weed")
-            });
-        assert!(
-            weed.is_file(),
-            "{} is missing: run scripts/fetch-s3-server.sh (or set VECFUSION_S3_SERVER)",
-            weed.display()
-        );
-        let data = tempfile::tempdir().unwrap();
-        let base = free_base_port();
-        let port = |i: u16| (base + i).to_string();
-        let child = Command::new(&weed)
-            .arg("mini")
-            .arg(format!("-dir={}", data.path().display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-master.telemetry=false",
-            ])
-            .arg(format!("-master.port={}", port(1)))
-            .arg(format!("-volume.port={}", port(2)))
-            .arg(format!("-filer.port={}", port(3)))
-            .arg(format!("-s3.port={}", port(4)))
-            .arg(format!("-admin.port={}", port(5)))
-            .args(["-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0"])
-            .args(["-s3.port.lance=0", &format!("-bucket={BUCKET}")])
-            .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", weed.display()));
-        let server = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{}", port(4)),
-            _data: data,
-        };
-        // Ready when the bucket lists.
-        let store = server.store();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let listed: Result<Vec<_>, _> = store.list(None).try_collect().await;
-            if listed.is_ok() {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "S3 server not ready: {listed:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn store(&self) -> Arc<dyn ObjectStore> {
-        Arc::new(
-            AmazonS3Builder::new()
-                .with_bucket_name(BUCKET)
-                .with_endpoint(&self.endpoint)
-                .with_allow_http(true)
-                .with_region("us-east-1")
-                .with_access_key_id(KEY)
-                .with_secret_access_key(SECRET)
-                .build()
-                .unwrap(),
-        )
-    }
-
-    /// Storage options as table `OPTIONS` keys.
-    fn options(&self) -> Vec<(String, String)> {
-        [
-            ("aws.endpoint", self.endpoint.as_str()),
-            ("aws.allow_http", "true"),
-            ("aws.region", "us-east-1"),
-            ("aws.access_key_id", KEY),
-            ("aws.secret_access_key", SECRET),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    }
-
-    /// `OPTIONS (...)` of a `CREATE EXTERNAL TABLE` on this server.
-    fn sql_options(&self) -> String {
-        let pairs: Vec<String> = self
-            .options()
-            .iter()
-            .map(|(k, v)| format!("'{k}' '{v}'"))
-            .collect();
-        format!("OPTIONS ({})", pairs.join(", "))
-    }
-
-    fn create_table(&self, name: &str, prefix: &str, columns: &str) -> String {
-        format!(
-            "CREATE EXTERNAL TABLE {name} {columns} STORED AS VECFUSION \
-             LOCATION 's3://{BUCKET}/{prefix}' {}",
-            self.sql_options()
-        )
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A cluster (`vecfusion-scheduler` and two `vecfusion-executor` processes) writes, indexes
 /// and searches a table on S3. The storage options travel with the plans, so the executors
@@ -166,7 +26,7 @@ impl Drop for S3Server {
 /// what the cluster wrote and gets the same answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_writes_indexes_and_searches_a_table_on_s3() {
-    let server = S3Server::start().await;
+    let server = S3Server::start().await.unwrap();
     // This test runs from target/<profile>/deps; the cluster's binaries are in target/<profile>.
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().and_then(|deps| deps.parent()).unwrap();
@@ -205,7 +65,7 @@ async fn a_cluster_writes_indexes_and_searches_a_table_on_s3() {
 /// time travel, and a second session that sees the same data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_on_s3_is_written_indexed_searched_and_time_travelled() {
-    let server = S3Server::start().await;
+    let server = S3Server::start().await.unwrap();
     let ctx = new_session_context();
     let columns = "(id BIGINT, embedding FLOAT[8])";
     sql(&ctx, &server.create_table("t", "shop/items", columns)).await;
@@ -243,7 +103,7 @@ async fn a_table_on_s3_is_written_indexed_searched_and_time_travelled() {
     assert_eq!(scalar_i64(&ctx, &at_first).await, 2000);
 
     // The files are in the bucket, under the prefix.
-    let store = server.store();
+    let store = server.store().unwrap();
     let manifests: Vec<_> = store
         .list(Some(&Path::from("shop/items/_versions")))
         .try_collect()
@@ -270,7 +130,7 @@ async fn a_table_on_s3_is_written_indexed_searched_and_time_travelled() {
 /// version exactly one commits — the server's conditional PUT decides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_on_s3_never_lose_a_commit() {
-    let server = S3Server::start().await;
+    let server = S3Server::start().await.unwrap();
     let columns = "(id BIGINT, embedding FLOAT[4])";
     let first = new_session_context();
     sql(&first, &server.create_table("t", "shared", columns)).await;
@@ -348,7 +208,7 @@ async fn concurrent_writers_on_s3_never_lose_a_commit() {
 /// refused with errors that say what to fix, and create nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_s3_settings_get_clear_errors() {
-    let server = S3Server::start().await;
+    let server = S3Server::start().await.unwrap();
     let ctx = new_session_context();
     let wrong_secret = server
         .create_table("t", "nope", "(id BIGINT)")
@@ -379,6 +239,7 @@ async fn bad_s3_settings_get_clear_errors() {
 
     let listed: Vec<_> = server
         .store()
+        .unwrap()
         .list(Some(&Path::from("nope")))
         .try_collect()
         .await
@@ -404,7 +265,7 @@ fn shell_binary() -> PathBuf {
 /// reads a dataset on the server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shell_reaches_s3_through_aws_environment_variables() {
-    let server = S3Server::start().await;
+    let server = S3Server::start().await.unwrap();
     let script = format!(
         "CREATE EXTERNAL TABLE t (id BIGINT, embedding FLOAT[2]) STORED AS VECFUSION \
          LOCATION 's3://{BUCKET}/from-shell'; \

@@ -6,6 +6,7 @@
 //! [`setup`]), and clients connect with [`remote_session_context`].
 
 pub mod local;
+pub mod local_s3;
 pub mod remote;
 pub mod setup;
 

@@ -34,7 +34,7 @@ impl Host {
     }
 
     /// `program`, to be started on this host.
-    fn command(&self, program: &Path) -> Command {
+    pub(crate) fn command(&self, program: &Path) -> Command {
         match &self.netns {
             None => Command::new(program),
             Some(ns) => {

@@ -1,13 +1,15 @@
-//! The cluster as separate hosts: the scheduler and two executors each in its own network
-//! namespace with its own address on a bridge, the client in this test's namespace, so every
-//! plan, task and result crosses a (virtual) network instead of loopback. Needs root and
-//! iproute2; elsewhere the test says why it did not run and passes.
+//! The cluster as separate hosts: the scheduler, two executors and the S3-compatible object
+//! store each in its own network namespace with its own address on a bridge, the client in
+//! this test's namespace, so every plan, task, result and object crosses a (virtual) network
+//! instead of loopback. Needs root and iproute2; elsewhere the test says why it did not run
+//! and passes.
 
 use std::path::Path;
 use std::process::Command;
 
 use vecfusion::VecfusionContext;
 use vecfusion_cluster::local::{Host, LocalCluster};
+use vecfusion_cluster::local_s3::LocalS3;
 use vecfusion_cluster::remote_session_context;
 
 /// Network namespaces joined by a bridge, removed when dropped.
@@ -96,7 +98,7 @@ impl Drop for Hosts {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_and_executors_on_separate_hosts_answer_a_vector_query() {
-    let hosts = match Hosts::create(3) {
+    let hosts = match Hosts::create(4) {
         Ok(h) => h,
         Err(why) => {
             eprintln!(
@@ -108,7 +110,8 @@ async fn scheduler_and_executors_on_separate_hosts_answer_a_vector_query() {
     let bin = Path::new(env!("CARGO_BIN_EXE_vecfusion-scheduler"))
         .parent()
         .unwrap();
-    let cluster = LocalCluster::start_on(bin, &hosts.hosts[0], &hosts.hosts[1..], 2)
+    let store = LocalS3::start_on(&hosts.hosts[3]).await.unwrap();
+    let cluster = LocalCluster::start_on(bin, &hosts.hosts[0], &hosts.hosts[1..3], 2)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         cluster
@@ -116,13 +119,12 @@ async fn scheduler_and_executors_on_separate_hosts_answer_a_vector_query() {
             .starts_with(&format!("df://{}", hosts.hosts[0].ip))
     );
     let remote = remote_session_context(&cluster.url()).await.unwrap();
-    // The namespaces share this machine's file system: a local path is storage every host sees.
-    let data = tempfile::tempdir().unwrap();
+    // The table lives on the object store's host; its options travel with every plan.
     let statements = [
-        format!(
-            "CREATE EXTERNAL TABLE items (id BIGINT NOT NULL, embedding FLOAT[8]) \
-             STORED AS VECFUSION LOCATION '{}'",
-            data.path().join("items").display()
+        store.create_table(
+            "items",
+            "hosts/items",
+            "(id BIGINT NOT NULL, embedding FLOAT[8])",
         ),
         "INSERT INTO items SELECT id, vector FROM random_vectors(2000, 8, 4, 1)".into(),
         "CREATE VECTOR INDEX idx ON items (embedding) USING IVF_FLAT WITH (num_partitions = 4)"
