@@ -239,6 +239,7 @@ impl LogicalExtensionCodec for VecfusionLogicalCodec {
         let (dataset, target) = match decode(buf)? {
             LogicalPayload::Table { dataset, target } => (dataset, target),
             LogicalPayload::RandomVectors { spec } => {
+                spec.check()?;
                 return Ok(Arc::new(RandomVectorsTable::new(spec)));
             }
             LogicalPayload::VectorSearch {

@@ -19,6 +19,7 @@ use super::exprs::{
     physical_from_bytes, physical_to_bytes, scan_filters_from_bytes, scan_filters_to_bytes,
 };
 use super::{decode, encode};
+use crate::dataset::Dataset;
 use crate::index::blocks::BuildSpec;
 use crate::index::exec::CreateVectorIndexExec;
 use crate::index::optimize::OptimizeSpec;
@@ -31,7 +32,7 @@ use crate::udf::RandomVectorsSpec;
 use crate::udf::random_vectors::RandomVectorsExec;
 
 #[derive(Debug, Serialize, Deserialize)]
-enum PhysicalPayload {
+pub(super) enum PhysicalPayload {
     Scan {
         dataset: DatasetRef,
         projection: Option<Vec<usize>>,
@@ -97,6 +98,18 @@ fn session_of(ctx: &TaskContext) -> SessionState {
         .build()
 }
 
+/// Refuses column positions the table does not have (the positions crossed a network).
+fn check_columns(what: &str, columns: Option<&[usize]>, dataset: &Dataset) -> Result<()> {
+    let n = dataset.schema().fields().len();
+    match columns.into_iter().flatten().find(|&&c| c >= n) {
+        Some(c) => plan_err!(
+            "{what} reads column {c} of {}, which has {n}",
+            dataset.uri()
+        ),
+        None => Ok(()),
+    }
+}
+
 fn one_input(inputs: &[Arc<dyn ExecutionPlan>], what: &str) -> Result<Arc<dyn ExecutionPlan>> {
     match inputs {
         [input] => Ok(Arc::clone(input)),
@@ -131,6 +144,7 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                     fragments,
                 };
                 let dataset = dataset.open(&runtime)?;
+                check_columns("a scan", request.projection.as_deref(), &dataset)?;
                 let state = session_of(ctx);
                 let scan = block_on(VecfusionScanExec::try_new(
                     &state, dataset, request, partitions,
@@ -160,8 +174,10 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                     [p] => Some(Arc::clone(p)),
                     _ => return plan_err!("a search takes at most one prefilter plan"),
                 };
+                let dataset = dataset.open(&runtime)?;
+                check_columns("a search", output.projection.as_deref(), &dataset)?;
                 let search = PreparedSearch::from_parts(
-                    dataset.open(&runtime)?,
+                    dataset,
                     (column, function, index),
                     params,
                     queries,

@@ -239,3 +239,50 @@ async fn a_payload_naming_a_missing_version_is_refused_clearly() {
     std::fs::rename(dir.path().with_extension("moved"), dir.path()).unwrap();
     assert!(err.contains(&dir.path().display().to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn a_payload_out_of_range_is_refused_not_run() {
+    use super::encode;
+    use super::physical::PhysicalPayload;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = items(dir.path()).await;
+    let dataset = crate::test_support::latest(dir.path()).await;
+    let decode = |payload: PhysicalPayload| {
+        let mut buf = vec![];
+        encode(&payload, &mut buf).unwrap();
+        let converter = datafusion_proto::physical_plan::DefaultPhysicalProtoConverter {};
+        datafusion_proto::physical_plan::PhysicalExtensionCodec::try_decode(
+            &VecfusionPhysicalCodec,
+            &buf,
+            &[],
+            &ctx.task_ctx(),
+            &converter,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    let scan = PhysicalPayload::Scan {
+        dataset: super::DatasetRef::of(&dataset),
+        projection: Some(vec![0, 99]),
+        filters: super::exprs::scan_filters_to_bytes(&[]).unwrap(),
+        limit: None,
+        with_row_address: false,
+        fragments: None,
+        partitions: 1,
+    };
+    let err = decode(scan);
+    assert!(err.contains("column 99"), "{err}");
+    let generator = PhysicalPayload::RandomVectors {
+        spec: crate::udf::RandomVectorsSpec {
+            rows: 10,
+            dim: 1 << 30,
+            clusters: 4,
+            seed: 1,
+        },
+        projection: None,
+        partitions: 1,
+    };
+    let err = decode(generator);
+    assert!(err.contains("dim must be between 1 and 65536"), "{err}");
+}

@@ -52,6 +52,19 @@ pub struct RandomVectorsSpec {
 }
 
 impl RandomVectorsSpec {
+    /// Refuses a dimension or cluster count out of range (what the function's arguments, or
+    /// a spec received from another process, may hold).
+    pub fn check(&self) -> Result<()> {
+        let (dim, clusters) = (self.dim, self.clusters);
+        if !(1..=MAX_VECTOR_DIM).contains(&dim) {
+            return plan_err!("{USAGE}: dim must be between 1 and {MAX_VECTOR_DIM}, got {dim}");
+        }
+        if !(1..=1 << 20).contains(&clusters) {
+            return plan_err!("{USAGE}: clusters must be between 1 and 1048576, got {clusters}");
+        }
+        Ok(())
+    }
+
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
@@ -109,26 +122,22 @@ impl TableFunctionImpl for RandomVectorsFunction {
         }
         let rows = literal_u64(&args[0], "rows")?;
         let dim = literal_u64(&args[1], "dim")?;
-        if !(1..=MAX_VECTOR_DIM as u64).contains(&dim) {
-            return plan_err!("{USAGE}: dim must be between 1 and {MAX_VECTOR_DIM}, got {dim}");
-        }
         let clusters = match args.get(2) {
             Some(e) => literal_u64(e, "clusters")?,
             None => DEFAULT_CLUSTERS,
         };
-        if !(1..=1 << 20).contains(&clusters) {
-            return plan_err!("{USAGE}: clusters must be between 1 and 1048576, got {clusters}");
-        }
         let seed = match args.get(3) {
             Some(e) => literal_u64(e, "seed")?,
             None => DEFAULT_SEED,
         };
-        Ok(Arc::new(RandomVectorsTable::new(RandomVectorsSpec {
+        let spec = RandomVectorsSpec {
             rows,
-            dim: dim as usize,
+            dim: usize::try_from(dim).unwrap_or(usize::MAX),
             clusters,
             seed,
-        })))
+        };
+        spec.check()?;
+        Ok(Arc::new(RandomVectorsTable::new(spec)))
     }
 }
 
@@ -194,6 +203,7 @@ impl RandomVectorsExec {
         projection: Option<Vec<usize>>,
         target_partitions: usize,
     ) -> Result<Self> {
+        spec.check()?;
         let full = spec.schema();
         let schema = match &projection {
             Some(p) => Arc::new(full.project(p)?),
