@@ -130,6 +130,17 @@ fn check_queries(column: &str, dim: usize, queries: &[f32]) -> Result<()> {
     check_finite_query(queries, dim)
 }
 
+/// Refuses a search that would probe no partition or keep no candidate.
+fn check_probes(nprobes: usize, refine_factor: usize) -> Result<()> {
+    if nprobes == 0 || refine_factor == 0 {
+        return plan_err!(
+            "nprobes and refine_factor must be at least 1, got nprobes = {nprobes}, \
+             refine_factor = {refine_factor}"
+        );
+    }
+    Ok(())
+}
+
 /// What a search returns per row.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SearchOutput {
@@ -198,12 +209,7 @@ impl PreparedSearch {
             .filter(|_| use_index);
         let nprobes = request.nprobes.unwrap_or(settings.nprobes);
         let refine_factor = request.refine_factor.unwrap_or(settings.refine_factor);
-        if nprobes == 0 || refine_factor == 0 {
-            return plan_err!(
-                "nprobes and refine_factor must be at least 1, got nprobes = {nprobes}, \
-                 refine_factor = {refine_factor}"
-            );
-        }
+        check_probes(nprobes, refine_factor)?;
         let params = SearchParams {
             // No search can return more rows than the version holds.
             k: request
@@ -262,9 +268,7 @@ impl PreparedSearch {
                 );
             }
         }
-        if params.nprobes == 0 || params.refine_factor == 0 {
-            return plan_err!("nprobes and refine_factor must be at least 1");
-        }
+        check_probes(params.nprobes, params.refine_factor)?;
         Ok(Self {
             target: SearchTarget {
                 dataset,

@@ -7,6 +7,7 @@
 
 pub mod local;
 pub mod local_s3;
+pub mod process;
 pub mod remote;
 pub mod setup;
 

@@ -1,12 +1,12 @@
 //! The client: a `SessionContext` whose statements run on a vecfusion cluster.
 
-use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use ballista::prelude::SessionContextExt;
 use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use tokio::net::TcpStream;
 use url::Url;
 use vecfusion::session::register_functions;
 
@@ -36,7 +36,7 @@ pub async fn remote_session_context_with_config(
     config: SessionConfig,
 ) -> Result<SessionContext> {
     let (host, port) = scheduler_address(url)?;
-    check_reachable(url, &host, port)?;
+    check_reachable(url, &host, port).await?;
     let state = cluster_session_state(config);
     let ctx = SessionContext::remote_with_state(&format!("df://{host}:{port}"), state).await?;
     // Ballista's upgrade replaces the session's functions by its defaults.
@@ -67,22 +67,16 @@ pub fn scheduler_address(url: &str) -> Result<(String, u16)> {
     ))
 }
 
-fn check_reachable(url: &str, host: &str, port: u16) -> Result<()> {
-    let addresses: Vec<_> = match (host, port).to_socket_addrs() {
-        Ok(a) => a.collect(),
-        Err(e) => return plan_err!("cannot resolve the scheduler address {url}: {e}"),
+/// Fails, naming `url`, unless something accepts a connection at `host:port` in time.
+async fn check_reachable(url: &str, host: &str, port: u16) -> Result<()> {
+    let why = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
     };
-    let mut last = None;
-    for address in &addresses {
-        match std::net::TcpStream::connect_timeout(address, CONNECT_TIMEOUT) {
-            Ok(_) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-    }
     plan_err!(
-        "cannot reach the vecfusion scheduler at {url} ({}); start one with \
+        "cannot reach the vecfusion scheduler at {url} ({why}); start one with \
          `vecfusion-scheduler --bind-port {port}` and executors with `vecfusion-executor \
-         --scheduler-host {host} --scheduler-port {port}`",
-        last.map_or("no address".to_string(), |e| e.to_string())
+         --scheduler-host {host} --scheduler-port {port}`"
     )
 }

@@ -11,37 +11,27 @@ use ballista_scheduler::config::{Config, SchedulerConfig};
 use ballista_scheduler::scheduler_process::start_server;
 use clap::Parser;
 use datafusion::prelude::SessionConfig;
-use tracing_subscriber::EnvFilter;
+use vecfusion_cluster::process::{exit_code, init_logging};
 use vecfusion_cluster::{cluster_session_state, logical_codec, physical_codec};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vecfusion-scheduler: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code("vecfusion-scheduler", run().await)
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let opt = Config::parse();
-    let filter = std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or(opt.log_level_setting.clone());
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_env_filter(EnvFilter::new(filter))
-        .init();
+    init_logging(&opt.log_level_setting);
     let address = format!("{}:{}", opt.bind_host, opt.bind_port)
         .parse()
         .map_err(|e| format!("invalid --bind-host/--bind-port: {e}"))?;
     let mut config: SchedulerConfig = opt.try_into()?;
     config.override_logical_codec = Some(logical_codec());
     config.override_physical_codec = Some(physical_codec());
+    // Made once: every job asks for it, and a session state registers every function.
+    let session_config = cluster_session_state(SessionConfig::new()).config().clone();
     let config = config
-        .with_override_config_producer(Arc::new(|| {
-            cluster_session_state(SessionConfig::new()).config().clone()
-        }))
+        .with_override_config_producer(Arc::new(move || session_config.clone()))
         .with_override_session_builder(Arc::new(|config| Ok(cluster_session_state(config))));
     let cluster = BallistaCluster::new_from_config(&config).await?;
     start_server(cluster, address, Arc::new(config)).await?;
