@@ -1,11 +1,14 @@
-//! `PlanProperties` of vecfusion's execution plans, which come in two shapes.
+//! `PlanProperties` of vecfusion's execution plans, which come in two shapes, and the one
+//! input requirement they declare.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::{Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    Distribution, InputDistributionRequirements, Partitioning, PlanProperties,
+};
 
 /// A plan that produces its whole (small) result at the end, in one partition: DML counts,
 /// index builds, top-k searches.
@@ -26,4 +29,13 @@ pub fn streaming_source(schema: SchemaRef, partitions: usize) -> Arc<PlanPropert
         EmissionType::Incremental,
         Boundedness::Bounded,
     ))
+}
+
+/// Each of `children` inputs read whole, in one partition: what a plan that runs once over
+/// all of its input's rows declares (a DELETE or UPDATE, an index build, a search's
+/// prefilter). DataFusion then puts the merge (`CoalescePartitionsExec`) below it, which is
+/// where a cluster ends one stage and starts the next, and Ballista hands such an input to
+/// the task whole instead of restricting it to the task's own partitions.
+pub fn whole_inputs(children: usize) -> InputDistributionRequirements {
+    InputDistributionRequirements::new(vec![Distribution::SinglePartition; children])
 }

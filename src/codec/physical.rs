@@ -21,9 +21,11 @@ use super::exprs::{
 use super::{decode, encode};
 use crate::dataset::Dataset;
 use crate::index::blocks::BuildSpec;
-use crate::index::exec::CreateVectorIndexExec;
 use crate::index::optimize::OptimizeSpec;
 use crate::index::optimize_exec::OptimizeVectorIndexExec;
+use crate::index::stages::{
+    BuildTarget, IndexCommitExec, IndexEncodeExec, IndexSampleExec, IndexTrainExec,
+};
 use crate::metric::DistanceFunction;
 use crate::provider::{DeleteExec, ScanRequest, UpdateExec, VecfusionScanExec, VecfusionSink};
 use crate::search::{AnnSearchExec, PreparedSearch, SearchOutput, SearchParams};
@@ -40,6 +42,7 @@ pub(super) enum PhysicalPayload {
         limit: Option<usize>,
         with_row_address: bool,
         fragments: Option<Vec<u32>>,
+        whole_fragments: bool,
         /// The scan's partition count; the executor splits the version's batches the same
         /// way for the same count.
         partitions: usize,
@@ -53,7 +56,9 @@ pub(super) enum PhysicalPayload {
         queries: Vec<f32>,
         output: SearchOutput,
     },
-    CreateIndex {
+    /// A stage of `CREATE VECTOR INDEX` (its inputs are the plans before it).
+    IndexStage {
+        stage: IndexStage,
         spec: BuildSpec,
         dataset: DatasetRef,
         dim: usize,
@@ -80,6 +85,15 @@ pub(super) enum PhysicalPayload {
         /// (table column, new value as a protobuf physical expression over the table)
         assignments: Vec<(usize, Vec<u8>)>,
     },
+}
+
+/// Which stage of an index build an `IndexStage` payload is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(super) enum IndexStage {
+    Sample,
+    Train,
+    Encode,
+    Commit,
 }
 
 /// Encodes vecfusion's execution plans and refuses every other plan, so that it composes
@@ -134,6 +148,7 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                 limit,
                 with_row_address,
                 fragments,
+                whole_fragments,
                 partitions,
             } => {
                 let request = ScanRequest {
@@ -142,6 +157,7 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                     limit,
                     with_row_address,
                     fragments,
+                    whole_fragments,
                 };
                 let dataset = dataset.open(&runtime)?;
                 check_columns("a scan", request.projection.as_deref(), &dataset)?;
@@ -185,14 +201,37 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                 )?;
                 Arc::new(AnnSearchExec::new(search, output))
             }
-            PhysicalPayload::CreateIndex { spec, dataset, dim } => {
-                let input = one_input(inputs, "CREATE VECTOR INDEX")?;
-                Arc::new(CreateVectorIndexExec::new(
+            PhysicalPayload::IndexStage {
+                stage,
+                spec,
+                dataset,
+                dim,
+            } => {
+                let target = BuildTarget {
                     spec,
-                    dataset.open(&runtime)?,
+                    dataset: dataset.open(&runtime)?,
                     dim,
-                    input,
-                ))
+                };
+                match (stage, inputs) {
+                    (IndexStage::Sample, [input]) => {
+                        Arc::new(IndexSampleExec::new(target, input.clone()))
+                    }
+                    (IndexStage::Train, [input]) => {
+                        Arc::new(IndexTrainExec::new(target, input.clone()))
+                    }
+                    (IndexStage::Encode, [model, rows]) => {
+                        Arc::new(IndexEncodeExec::new(target, model.clone(), rows.clone()))
+                    }
+                    (IndexStage::Commit, [input]) => {
+                        Arc::new(IndexCommitExec::new(target, input.clone()))
+                    }
+                    (stage, inputs) => {
+                        return plan_err!(
+                            "the {stage:?} stage of an index build cannot take {} input plans",
+                            inputs.len()
+                        );
+                    }
+                }
             }
             PhysicalPayload::OptimizeIndex { spec, dataset, dim } => {
                 let input = match inputs {
@@ -264,6 +303,7 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                 limit: r.limit,
                 with_row_address: r.with_row_address,
                 fragments: r.fragments.clone(),
+                whole_fragments: r.whole_fragments,
                 partitions: scan.properties().partitioning.partition_count(),
             }
         } else if let Some(ann) = node.downcast_ref::<AnnSearchExec>() {
@@ -277,11 +317,12 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                 queries: s.queries().to_vec(),
                 output: ann.output().clone(),
             }
-        } else if let Some(build) = node.downcast_ref::<CreateVectorIndexExec>() {
-            PhysicalPayload::CreateIndex {
-                spec: build.spec().clone(),
-                dataset: DatasetRef::of(build.dataset()),
-                dim: build.dim(),
+        } else if let Some((stage, target)) = index_stage(&node) {
+            PhysicalPayload::IndexStage {
+                stage,
+                spec: target.spec.clone(),
+                dataset: DatasetRef::of(&target.dataset),
+                dim: target.dim,
             }
         } else if let Some(optimize) = node.downcast_ref::<OptimizeVectorIndexExec>() {
             PhysicalPayload::OptimizeIndex {
@@ -323,5 +364,19 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
             );
         };
         encode(&payload, buf).map_err(|e| internal_datafusion_err!("{e}"))
+    }
+}
+
+/// The stage of an index build `node` is, if it is one.
+fn index_stage(node: &Arc<dyn ExecutionPlan>) -> Option<(IndexStage, &BuildTarget)> {
+    if let Some(e) = node.downcast_ref::<IndexSampleExec>() {
+        Some((IndexStage::Sample, e.target()))
+    } else if let Some(e) = node.downcast_ref::<IndexTrainExec>() {
+        Some((IndexStage::Train, e.target()))
+    } else if let Some(e) = node.downcast_ref::<IndexEncodeExec>() {
+        Some((IndexStage::Encode, e.target()))
+    } else {
+        node.downcast_ref::<IndexCommitExec>()
+            .map(|e| (IndexStage::Commit, e.target()))
     }
 }

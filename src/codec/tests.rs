@@ -269,6 +269,7 @@ async fn a_payload_out_of_range_is_refused_not_run() {
         limit: None,
         with_row_address: false,
         fragments: None,
+        whole_fragments: false,
         partitions: 1,
     };
     let err = decode(scan);

@@ -200,6 +200,25 @@ impl Sample {
         self.skipped
     }
 
+    /// The sampled rows' addresses and vectors (`dim` values each), in the order gathered:
+    /// what a sample task sends on.
+    pub fn rows(&self) -> (impl Iterator<Item = u64> + '_, &[f32]) {
+        (self.keys.iter().map(|(_, address)| *address), &self.vectors)
+    }
+
+    /// Adds one sampled row received from a sample task of the build `plan` describes.
+    pub fn add_row(&mut self, plan: &BuildPlan, address: u64, vector: &[f32]) {
+        let key = sample_key(plan.spec.options.seed, address);
+        self.keys.push((key, address));
+        self.vectors.extend_from_slice(vector);
+    }
+
+    /// Adds the tallies of a sample task: rows with a usable vector, rows skipped.
+    pub fn add_tally(&mut self, usable: u64, skipped: u64) {
+        self.usable += usable;
+        self.skipped += skipped;
+    }
+
     /// The sampled rows in their seeded random order (by key, then address): the same order
     /// whatever order they were gathered in.
     fn into_ordered(self) -> Vec<f32> {
@@ -264,6 +283,28 @@ impl Model {
             id: self.model.id.clone(),
         }
     }
+
+    /// What the commit records of the model (the model itself is in its file).
+    pub fn summary(&self) -> ModelSummary {
+        ModelSummary {
+            meta: self.meta(),
+            resolved: self.resolved.clone(),
+            ivf_objective: self.ivf_objective,
+            seconds_train_ivf: self.seconds_train_ivf,
+            seconds_train_quantizer: self.seconds_train_quantizer,
+        }
+    }
+}
+
+/// A trained model as the commit needs it, and as it crosses from the training task to the
+/// tasks after it: its file and id, the options it resolved, how training went.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ModelSummary {
+    pub meta: ModelMeta,
+    pub resolved: ResolvedOptions,
+    pub ivf_objective: Option<f64>,
+    pub seconds_train_ivf: f64,
+    pub seconds_train_quantizer: f64,
 }
 
 /// A Lloyd-iteration callback reporting `phase` progress to `hook`, if any.
@@ -376,7 +417,7 @@ pub async fn train(
 }
 
 /// A segment file, written (not yet committed).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Segment {
     pub meta: SegmentMeta,
     pub bytes: u64,
@@ -637,7 +678,7 @@ pub async fn remap(
 pub async fn commit(
     dataset: &Dataset,
     plan: &BuildPlan,
-    model: &Model,
+    model: &ModelSummary,
     segments: &[Segment],
     details: serde_json::Value,
 ) -> Result<Dataset> {
@@ -652,7 +693,7 @@ pub async fn commit(
         metric: spec.options.metric,
         params: serde_json::to_value(&model.resolved)
             .map_err(|e| internal_datafusion_err!("index options do not serialise: {e}"))?,
-        model: model.meta(),
+        model: model.meta.clone(),
         segments: segments.iter().map(|s| s.meta.clone()).collect(),
         dataset_version: dataset.version(),
         details,

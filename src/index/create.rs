@@ -195,7 +195,7 @@ pub async fn build_index(
     let committed = blocks::commit(
         &dataset,
         &plan,
-        &model,
+        &model.summary(),
         std::slice::from_ref(&segment),
         details,
     )

@@ -1,5 +1,6 @@
 //! `CreateVectorIndex`: the logical plan node of `CREATE VECTOR INDEX`, and its physical
-//! planning into [`CreateVectorIndexExec`] over a scan of the vector column with row addresses.
+//! planning into the build's stages (`super::stages`) over scans of the vector column with
+//! row addresses.
 //!
 //! The node is a leaf: a build reads the dataset version it was planned against through its
 //! own scan (a table scan has no row addresses), so there is no logical input to plan and
@@ -17,9 +18,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::blocks::BuildSpec;
-use super::exec::{CreateVectorIndexExec, result_schema};
+use super::stages::{BuildTarget, plan_build, result_schema};
 use crate::dataset::Dataset;
-use crate::provider::VecfusionScanExec;
 
 /// `CREATE VECTOR INDEX` as a logical plan node.
 #[derive(Debug, Clone)]
@@ -47,21 +47,14 @@ impl CreateVectorIndexNode {
         })
     }
 
-    /// `CreateVectorIndexExec` reading the dataset version the node was planned against.
+    /// The build's stages, reading the dataset version the node was planned against.
     pub async fn plan(&self, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
-        let scan = VecfusionScanExec::row_addresses(
-            session,
-            self.dataset.clone(),
-            Some(vec![self.column_index]),
-            vec![],
-        )
-        .await?;
-        Ok(Arc::new(CreateVectorIndexExec::new(
-            self.spec.clone(),
-            self.dataset.clone(),
-            self.dim,
-            Arc::new(scan),
-        )))
+        let target = BuildTarget {
+            spec: self.spec.clone(),
+            dataset: self.dataset.clone(),
+            dim: self.dim,
+        };
+        plan_build(session, target, self.column_index).await
     }
 
     fn key(&self) -> String {

@@ -18,13 +18,14 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
+    SendableRecordBatchStream,
 };
 
 use super::optimize::{OptimizeReport, OptimizeSpec, optimize_index};
 use crate::dataset::Dataset;
 use crate::kmeans::Accelerator;
-use crate::plan_properties::single_final;
+use crate::plan_properties::{single_final, whole_inputs};
 use crate::progress::ProgressHook;
 
 /// Columns of the one-row result.
@@ -151,6 +152,9 @@ impl ExecutionPlan for OptimizeVectorIndexExec {
     }
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
+    }
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        whole_inputs(self.children().len())
     }
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         self.input.iter().collect()

@@ -18,8 +18,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
-    execute_stream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
+    SendableRecordBatchStream, execute_stream,
 };
 use futures::StreamExt;
 use roaring::RoaringBitmap;
@@ -28,7 +28,7 @@ use super::column_values::ComputedColumns;
 use super::conform::conform_batch;
 use super::scan::VecfusionScanExec;
 use crate::dataset::{Dataset, DeletionMeta, Operation, deletion, split_row_address};
-use crate::plan_properties::single_final;
+use crate::plan_properties::{single_final, whole_inputs};
 
 fn count_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(
@@ -142,6 +142,9 @@ impl ExecutionPlan for DeleteExec {
     }
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
+    }
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        whole_inputs(self.children().len())
     }
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![&self.input]
@@ -289,6 +292,9 @@ impl ExecutionPlan for UpdateExec {
     }
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
+    }
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        whole_inputs(self.children().len())
     }
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![&self.input]

@@ -54,6 +54,10 @@ pub struct ScanRequest {
     pub with_row_address: bool,
     /// Read only these fragments (by id; all when `None`).
     pub fragments: Option<Vec<u32>>,
+    /// Keep each fragment in one partition (partitions are groups of whole fragments), for
+    /// readers whose output is per fragment: an index build's encode tasks each write the
+    /// segment of the fragments they read.
+    pub whole_fragments: bool,
 }
 
 /// A run of record batches of one fragment.
@@ -100,9 +104,8 @@ impl VecfusionScanExec {
         let request = ScanRequest {
             projection,
             filters,
-            limit: None,
             with_row_address: true,
-            fragments: None,
+            ..Default::default()
         };
         let target = session.config().target_partitions();
         Self::try_new(session, dataset, request, target).await
@@ -120,6 +123,24 @@ impl VecfusionScanExec {
             projection: Some(vec![column]),
             with_row_address: true,
             fragments: Some(fragments),
+            ..Default::default()
+        };
+        let target = session.config().target_partitions();
+        Self::try_new(session, dataset, request, target).await
+    }
+
+    /// A scan of the column at `column` with row addresses, each partition a group of whole
+    /// fragments (at most the session's target partitions): what the encode tasks of an
+    /// index build read.
+    pub async fn fragment_groups(
+        session: &dyn Session,
+        dataset: Dataset,
+        column: usize,
+    ) -> Result<Self> {
+        let request = ScanRequest {
+            projection: Some(vec![column]),
+            with_row_address: true,
+            whole_fragments: true,
             ..Default::default()
         };
         let target = session.config().target_partitions();
@@ -261,6 +282,9 @@ fn plan_tasks(
         }
         return vec![kept];
     }
+    if request.whole_fragments {
+        return group_fragments(runs, target);
+    }
     let total: usize = runs.iter().map(|r| r.batches.len()).sum();
     let parts = target.max(1).min(total.max(1));
     let per_part = total.div_ceil(parts).max(1);
@@ -285,6 +309,29 @@ fn plan_tasks(
         }
     }
     out
+}
+
+/// Whole fragments into at most `target` partitions of about equal batches: the largest
+/// first, each to the partition with the fewest batches so far (ties to the lowest index, so
+/// every process groups a version the same way).
+fn group_fragments(mut runs: Vec<ScanTask>, target: usize) -> Vec<Vec<ScanTask>> {
+    let parts = target.max(1).min(runs.len().max(1));
+    let mut out: Vec<(usize, Vec<ScanTask>)> = vec![(0, vec![]); parts];
+    runs.sort_by_key(|r| (std::cmp::Reverse(r.batches.len()), r.fragment));
+    for run in runs {
+        let (batches, tasks) = out
+            .iter_mut()
+            .min_by_key(|(batches, _)| *batches)
+            .expect("at least one partition");
+        *batches += run.batches.len();
+        tasks.push(run);
+    }
+    out.into_iter()
+        .map(|(_, mut tasks)| {
+            tasks.sort_by_key(|t| t.fragment);
+            tasks
+        })
+        .collect()
 }
 
 impl DisplayAs for VecfusionScanExec {
@@ -314,6 +361,9 @@ impl DisplayAs for VecfusionScanExec {
         }
         if let Some(limit) = self.request.limit {
             write!(f, " limit={limit}")?;
+        }
+        if self.request.whole_fragments {
+            write!(f, " partitions=whole_fragments")?;
         }
         Ok(())
     }
@@ -528,6 +578,8 @@ impl PartitionState {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{Int64Type, UInt64Type};
     use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -592,6 +644,38 @@ mod tests {
         addresses.sort_unstable();
         addresses.dedup();
         assert_eq!(addresses.len(), seen.len());
+    }
+
+    #[tokio::test]
+    async fn whole_fragment_partitions_keep_each_fragment_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, dataset) = dataset(dir.path()).await;
+        let request = ScanRequest {
+            projection: Some(vec![0]),
+            with_row_address: true,
+            whole_fragments: true,
+            ..Default::default()
+        };
+        // More partitions asked for than there are fragments: one per fragment.
+        let scan = VecfusionScanExec::try_new(&ctx.state(), dataset, request, 8)
+            .await
+            .unwrap();
+        assert_eq!(scan.properties().partitioning.partition_count(), 2);
+        let mut rows = 0;
+        for p in 0..2 {
+            let stream = scan.execute(p, ctx.task_ctx()).unwrap();
+            let batches = datafusion::physical_plan::common::collect(stream)
+                .await
+                .unwrap();
+            let fragments: BTreeSet<u32> = batches
+                .iter()
+                .flat_map(|b| b.column(1).as_primitive::<UInt64Type>().values().to_vec())
+                .map(|a| split_row_address(a).0)
+                .collect();
+            assert_eq!(fragments.len(), 1, "partition {p} holds {fragments:?}");
+            rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+        }
+        assert_eq!(rows, 2 * 19_900);
     }
 
     #[tokio::test]

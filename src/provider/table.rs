@@ -178,7 +178,7 @@ impl datafusion::catalog::TableProvider for VecfusionTable {
             filters: filters.to_vec(),
             limit,
             with_row_address: false,
-            fragments: None,
+            ..Default::default()
         };
         let target = state.config().target_partitions();
         Ok(Arc::new(

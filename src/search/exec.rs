@@ -20,12 +20,13 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
+    SendableRecordBatchStream,
 };
 
 use super::prefilter::allowed_count;
 use super::request::{PreparedSearch, SearchOutput};
-use crate::plan_properties::single_final;
+use crate::plan_properties::{single_final, whole_inputs};
 
 #[derive(Debug)]
 pub struct AnnSearchExec {
@@ -93,6 +94,9 @@ impl ExecutionPlan for AnnSearchExec {
     }
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
+    }
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        whole_inputs(self.children().len())
     }
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         self.search.prefilter().into_iter().collect()

@@ -560,14 +560,26 @@ async fn blocks_on_fragment_subsets_make_the_same_index_as_one_create() {
     }
     // Overlapping coverage is refused at commit.
     let overlapping = [segments[0].clone(), segments[0].clone()];
-    let err = blocks::commit(&dataset, &plan, &model, &overlapping, serde_json::json!({}))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = blocks::commit(
+        &dataset,
+        &plan,
+        &model.summary(),
+        &overlapping,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("in two segments"), "{err}");
-    blocks::commit(&dataset, &plan, &model, &segments, serde_json::json!({}))
-        .await
-        .unwrap();
+    blocks::commit(
+        &dataset,
+        &plan,
+        &model.summary(),
+        &segments,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
 
     let ds = latest(dir.path()).await;
     let codes = |name: &str| {

@@ -10,6 +10,8 @@ pub mod local_s3;
 pub mod process;
 pub mod remote;
 pub mod setup;
+pub mod shared_inputs;
+pub mod task_partitions;
 
 pub use remote::{
     DEFAULT_SCHEDULER_PORT, remote_session_context, remote_session_context_with_config,

@@ -14,6 +14,10 @@ use datafusion::error::Result;
 /// How long a process may take to listen on its port.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Executors' log filter: Ballista's default, with the executor server's debug lines, which
+/// give each task's output (see [`LocalCluster::finished_tasks`]).
+const TASK_LOG_LEVEL: &str = "INFO,datafusion=INFO,ballista_executor::executor_server=DEBUG";
+
 /// Seconds without a heartbeat after which the scheduler declares an executor lost.
 pub const EXECUTOR_TIMEOUT_SECONDS: u64 = 5;
 
@@ -118,6 +122,8 @@ impl LocalCluster {
             .args(["--bind-health-port", &health.to_string()])
             .args(["--vcores", &vcores.to_string()])
             .args(["--executor-heartbeat-interval-seconds", "1"])
+            // Ballista logs what each task wrote for the next stage at debug level.
+            .args(["--log-level-setting", TASK_LOG_LEVEL])
             .arg("--work-dir")
             .arg(&dir)
             .stdout(Stdio::from(log_file(
@@ -153,6 +159,29 @@ impl LocalCluster {
     pub fn executor_log(&self, i: usize) -> String {
         let path = self.work.path().join(format!("executor-{i}.log"));
         std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// Every task the executors have finished so far, from their logs: its time (`Finished
+    /// task : [TID job/stage.attempt/task.attempt] in 1.2ms`) and the bytes it wrote for the
+    /// next stage (`Task [TID ...], execution statistics: Ok([ShuffleWritePartition { ...,
+    /// num_bytes: n, ... }])`).
+    pub fn finished_tasks(&self) -> Vec<FinishedTask> {
+        (0..self.executors.len())
+            .flat_map(|i| {
+                let log = self.executor_log(i);
+                let mut tasks: Vec<FinishedTask> = vec![];
+                for line in log.lines() {
+                    if let Some(task) = FinishedTask::parse(i, line) {
+                        tasks.push(task);
+                    } else if let Some((id, bytes)) = task_output_bytes(line)
+                        && let Some(task) = tasks.iter_mut().rev().find(|t| t.id == id)
+                    {
+                        task.bytes_out = bytes;
+                    }
+                }
+                tasks
+            })
+            .collect()
     }
 
     /// The last lines each process printed, for an error message.
@@ -203,6 +232,64 @@ impl Drop for LocalCluster {
     }
 }
 
+/// A task an executor finished, as its log tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedTask {
+    pub executor: usize,
+    /// `job/stage.attempt/task.attempt`.
+    pub id: String,
+    pub job: String,
+    pub stage: usize,
+    pub seconds: f64,
+    /// Bytes it wrote for the next stage (0 until its statistics line is read).
+    pub bytes_out: u64,
+}
+
+impl FinishedTask {
+    fn parse(executor: usize, line: &str) -> Option<Self> {
+        let rest = line.split("Finished task : [TID ").nth(1)?;
+        let (id, took) = rest.split_once("] in ")?;
+        let mut parts = id.split('/');
+        let job = parts.next()?.to_string();
+        let stage = parts.next()?.split('.').next()?.parse().ok()?;
+        Some(Self {
+            executor,
+            id: id.to_string(),
+            job,
+            stage,
+            seconds: debug_duration_seconds(took.trim())?,
+            bytes_out: 0,
+        })
+    }
+}
+
+/// The task and the bytes it wrote, from its statistics line.
+fn task_output_bytes(line: &str) -> Option<(String, u64)> {
+    let rest = line.split("Task [TID ").nth(1)?;
+    let (id, stats) = rest.split_once("], execution statistics: ")?;
+    let bytes = stats
+        .split("num_bytes: ")
+        .skip(1)
+        .filter_map(|s| {
+            s.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    Some((id.to_string(), bytes))
+}
+
+/// Seconds of a `Duration` printed with `{:?}` (`1.5s`, `3.2ms`, `12µs`, `800ns`).
+fn debug_duration_seconds(text: &str) -> Option<f64> {
+    for (unit, scale) in [("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)] {
+        if let Some(number) = text.strip_suffix(unit) {
+            return number.parse::<f64>().ok().map(|n| n * scale);
+        }
+    }
+    None
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -221,4 +308,33 @@ fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
 
 fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
     Ok(std::fs::File::create(dir.join(format!("{name}.log")))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FinishedTask, debug_duration_seconds, task_output_bytes};
+
+    #[test]
+    fn finished_tasks_are_read_from_executor_log_lines() {
+        let line = "2026-12-07T01:53:10.333624Z  INFO ballista_executor::executor_server: \
+                    Finished task : [TID 038JE6HTAJ000/3.0/1.0] in 3.5ms";
+        let task = FinishedTask::parse(1, line).unwrap();
+        assert_eq!(task.id, "038JE6HTAJ000/3.0/1.0");
+        assert_eq!(task.job, "038JE6HTAJ000");
+        assert_eq!(task.stage, 3);
+        assert!((task.seconds - 0.0035).abs() < 1e-12);
+        assert_eq!(
+            FinishedTask::parse(0, "Execute task  : [TID x/1.0/0.0]"),
+            None
+        );
+        assert_eq!(debug_duration_seconds("2.25s"), Some(2.25));
+        assert!((debug_duration_seconds("800ns").unwrap() - 8e-7).abs() < 1e-15);
+        assert!((debug_duration_seconds("12µs").unwrap() - 1.2e-5).abs() < 1e-15);
+        assert_eq!(debug_duration_seconds("soon"), None);
+        let stats = "DEBUG ballista_executor::executor_server: Task [TID j/1.0/0.0], execution \
+                     statistics: Ok([ShuffleWritePartition { partition_id: 0, num_batches: 2, \
+                     num_rows: 9, num_bytes: 1200, file_id: None }, ShuffleWritePartition { \
+                     partition_id: 1, num_batches: 1, num_rows: 1, num_bytes: 34, file_id: None }])";
+        assert_eq!(task_output_bytes(stats), Some(("j/1.0/0.0".into(), 1234)));
+    }
 }

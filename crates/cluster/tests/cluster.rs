@@ -285,3 +285,168 @@ async fn killing_the_executor_of_a_build_leaves_a_readable_dataset_and_a_rerun_s
     assert!(explained.contains("AnnSearchExec"), "{explained}");
     assert_eq!(ids(&run(&remote, ann).await).len(), 10);
 }
+
+/// A table of many fragments on executors with one task slot each, so a stage's partitions
+/// are spread over several tasks: every row is read by exactly one task (scans, the
+/// generator, INSERT ... SELECT and DELETE give the in-process answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_row_is_read_by_one_task_when_a_stage_has_many() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_vecfusion-scheduler"))
+        .parent()
+        .unwrap();
+    let cluster = LocalCluster::start(bin, 2, 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let remote = remote_session_context(&cluster.url()).await.unwrap();
+    let local = new_session_context();
+    for (ctx, dir) in [(&remote, "remote"), (&local, "local")] {
+        for table in ["t", "copy"] {
+            let path = data.path().join(dir).join(table);
+            run(
+                ctx,
+                &format!(
+                    "CREATE EXTERNAL TABLE {table} (id BIGINT NOT NULL, embedding FLOAT[4]) \
+                     STORED AS VECFUSION LOCATION '{}'",
+                    path.display()
+                ),
+            )
+            .await;
+        }
+        for i in 0..6 {
+            let insert = format!(
+                "INSERT INTO t SELECT id + {}, vector FROM random_vectors(1000, 4)",
+                i * 1000
+            );
+            run(ctx, &insert).await;
+        }
+    }
+    let both = |sql: String| {
+        let (remote, local) = (remote.clone(), local.clone());
+        async move {
+            let (r, l) = (
+                text(&run(&remote, &sql).await),
+                text(&run(&local, &sql).await),
+            );
+            assert_eq!(r, l, "{sql}");
+        }
+    };
+    let explained = text(&run(&remote, "EXPLAIN SELECT sum(id) FROM t").await);
+    assert!(
+        explained.contains("TaskPartitionsExec: partitions=2 of 2"),
+        "{explained}"
+    );
+    both("SELECT count(id) AS n, sum(id) AS s, min(id), max(id) FROM t".into()).await;
+    both("SELECT sum(id) AS s, count(id) AS n FROM random_vectors(50000, 4)".into()).await;
+    both("INSERT INTO copy SELECT * FROM t".into()).await;
+    both("SELECT count(id) AS n, sum(id) AS s FROM copy".into()).await;
+    both("DELETE FROM t WHERE id % 3 = 0".into()).await;
+    both("SELECT count(id) AS n, sum(id) AS s FROM t".into()).await;
+}
+
+/// `CREATE VECTOR INDEX` on a cluster runs as stages — sample tasks, one training task,
+/// encode tasks writing a segment each, one commit — and builds the in-process index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_build_runs_as_stages_on_the_executors() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_vecfusion-scheduler"))
+        .parent()
+        .unwrap();
+    let cluster = LocalCluster::start(bin, 2, 1).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let remote = remote_session_context(&cluster.url()).await.unwrap();
+    let local = new_session_context();
+    let build = "CREATE VECTOR INDEX idx ON t (embedding) USING IVF_PQ WITH \
+                 (num_partitions = 8, num_sub_vectors = 4, accelerator = 'cpu')";
+    for (ctx, dir) in [(&remote, "remote"), (&local, "local")] {
+        let path = data.path().join(dir);
+        run(
+            ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE t (id BIGINT NOT NULL, embedding FLOAT[16]) \
+                 STORED AS VECFUSION LOCATION '{}'",
+                path.display()
+            ),
+        )
+        .await;
+        for i in 0..4 {
+            let insert = format!(
+                "INSERT INTO t SELECT id + {}, vector FROM random_vectors(2000, 16, 8, {i})",
+                i * 2000
+            );
+            run(ctx, &insert).await;
+        }
+    }
+
+    // The distributed plan: sample, train, encode and commit in stages of their own.
+    let explained = text(&run(&remote, &format!("EXPLAIN {build}")).await);
+    let stages: Vec<&str> = explained.split("Stage[").skip(1).collect();
+    let stage_of = |exec: &str| {
+        stages
+            .iter()
+            .position(|s| s.contains(exec))
+            .unwrap_or_else(|| panic!("no stage runs {exec}:\n{explained}"))
+    };
+    let order = [
+        stage_of("IndexSampleExec"),
+        stage_of("IndexTrainExec"),
+        stage_of("IndexEncodeExec"),
+        stage_of("IndexCommitExec"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "{order:?}\n{explained}"
+    );
+
+    let built = text(&run(&remote, build).await);
+    assert!(built.contains("8000"), "{built}");
+    run(&local, build).await;
+
+    // One model was trained (one model file), the segments cover every fragment once, and
+    // the centroids are the in-process build's.
+    let open = |dir: &str| {
+        let path = data.path().join(dir);
+        async move {
+            Dataset::open(DatasetLocation::local(&path).unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let (on_cluster, in_process) = (open("remote").await, open("local").await);
+    let models = std::fs::read_dir(data.path().join("remote/_indexes"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".model.vfidx")
+        })
+        .count();
+    assert_eq!(models, 1, "training ran more than once");
+    let index = on_cluster.manifest().index("idx").unwrap();
+    assert!(index.segments.len() >= 2, "{:?}", index.segments);
+    let mut covered: Vec<u32> = index
+        .segments
+        .iter()
+        .flat_map(|s| s.fragments.clone())
+        .collect();
+    covered.sort_unstable();
+    let all: Vec<u32> = on_cluster.fragments().iter().map(|f| f.id).collect();
+    assert_eq!(covered, all);
+    let model = |d: &Dataset| {
+        let file = d.manifest().index("idx").unwrap().model.file.clone();
+        let location = d.location().clone();
+        async move { IndexModel::open(&location, &file).await.unwrap() }
+    };
+    let (a, b) = (model(&on_cluster).await, model(&in_process).await);
+    let worst = a
+        .centroids
+        .iter()
+        .zip(b.centroids.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-5, "centroids differ by up to {worst}");
+    for q in QUERIES {
+        let ann = format!("SELECT id FROM t ORDER BY l2_distance(embedding, {q}) LIMIT 10");
+        assert_eq!(
+            ids(&run(&remote, &ann).await),
+            ids(&run(&local, &ann).await),
+            "{ann}"
+        );
+    }
+}
