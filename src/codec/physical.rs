@@ -20,11 +20,11 @@ use super::exprs::{
 };
 use super::{decode, encode};
 use crate::dataset::Dataset;
-use crate::index::blocks::BuildSpec;
+use crate::index::blocks::{BuildSpec, ModelSummary};
 use crate::index::optimize::OptimizeSpec;
 use crate::index::optimize_exec::OptimizeVectorIndexExec;
 use crate::index::stages::{
-    BuildTarget, IndexCommitExec, IndexEncodeExec, IndexSampleExec, IndexTrainExec,
+    BuildTarget, IndexCommitExec, IndexEncodeExec, IndexModelExec, IndexSampleExec, IndexTrainExec,
 };
 use crate::metric::DistanceFunction;
 use crate::provider::{DeleteExec, ScanRequest, UpdateExec, VecfusionScanExec, VecfusionSink};
@@ -62,6 +62,14 @@ pub(super) enum PhysicalPayload {
         spec: BuildSpec,
         dataset: DatasetRef,
         dim: usize,
+    },
+    /// The model of an existing index as the encode stage reads it (`OPTIMIZE`).
+    IndexModel {
+        spec: BuildSpec,
+        dataset: DatasetRef,
+        dim: usize,
+        model: ModelSummary,
+        rows: u64,
     },
     OptimizeIndex {
         spec: OptimizeSpec,
@@ -233,6 +241,20 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                     }
                 }
             }
+            PhysicalPayload::IndexModel {
+                spec,
+                dataset,
+                dim,
+                model,
+                rows,
+            } => {
+                let target = BuildTarget {
+                    spec,
+                    dataset: dataset.open(&runtime)?,
+                    dim,
+                };
+                Arc::new(IndexModelExec::new(target, model, rows))
+            }
             PhysicalPayload::OptimizeIndex { spec, dataset, dim } => {
                 let input = match inputs {
                     [] => None,
@@ -323,6 +345,15 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                 spec: target.spec.clone(),
                 dataset: DatasetRef::of(&target.dataset),
                 dim: target.dim,
+            }
+        } else if let Some(model) = node.downcast_ref::<IndexModelExec>() {
+            let target = model.target();
+            PhysicalPayload::IndexModel {
+                spec: target.spec.clone(),
+                dataset: DatasetRef::of(&target.dataset),
+                dim: target.dim,
+                model: model.model().clone(),
+                rows: model.rows(),
             }
         } else if let Some(optimize) = node.downcast_ref::<OptimizeVectorIndexExec>() {
             PhysicalPayload::OptimizeIndex {

@@ -5,7 +5,6 @@
 
 pub mod blocks;
 pub mod compact;
-pub mod create;
 pub mod inverted_lists;
 pub mod node;
 pub mod optimize;

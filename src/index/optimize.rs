@@ -1,27 +1,32 @@
 //! `OPTIMIZE VECTOR INDEX` as the building blocks (`super::blocks`): the fragments the index
-//! does not cover are encoded with the existing model as one new segment (cost proportional
-//! to the new rows), `merge_segments = n` merges the smallest segments into one by copying
-//! their codes, and `retrain = true` rebuilds the index — a new model over the current rows.
+//! does not cover are encoded with the existing model by the build's encode stage
+//! (`stages::plan_encode`, a task per group of fragments) and kept as one new segment (cost
+//! proportional to the new rows), `merge_segments = n` merges the smallest segments into one
+//! by copying their codes, and `retrain = true` runs the whole build again
+//! (`stages::plan_build`) — a new model over the current rows.
 //! One commit swaps the segments; a concurrent change to the same index makes it fail
 //! cleanly (the index's previous version stays).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::common::plan_err;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Float64Type, UInt64Type};
+use datafusion::common::{internal_datafusion_err, plan_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, Time};
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
-
-use super::blocks::{self, BuildSpec, Segment};
-use super::create::{BuildMetrics, build_index};
-use super::options::{OptimizeOptions, ResolvedOptions};
-use crate::dataset::{Dataset, IndexMeta, Operation, SegmentMeta, SegmentSwap};
-use crate::index_format::IndexModel;
-use crate::kmeans::{Accelerator, AcceleratorRequest, Backend, backend_for};
-use crate::progress::{ProgressHook, report};
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use object_store::ObjectStoreExt;
+
+use super::blocks::{self, BuildSpec, ModelSummary, Segment};
+use super::options::{OptimizeOptions, ResolvedOptions};
+use super::stages::encode_exec::ENCODED_COLUMN;
+use super::stages::rows::{Encoded, from_json_batches};
+use crate::dataset::{Dataset, DatasetLocation, IndexMeta, Operation, SegmentMeta, SegmentSwap};
+use crate::index_format::IndexModel;
+use crate::kmeans::AcceleratorRequest;
+use crate::progress::{ProgressHook, report};
 
 /// What to optimize.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -46,28 +51,42 @@ impl OptimizeSpec {
     }
 
     /// The accelerator asked for: the statement's, else the one the index was built with.
+    /// The build a retrain runs, or whose encode stage encodes new fragments: the options
+    /// the index was built with, replacing it, with this statement's accelerator and memory
+    /// budgets.
+    pub fn build_spec(&self) -> Result<BuildSpec> {
+        let mut options = self.built_with()?.options;
+        options.replace = true;
+        options.accelerator = self.accelerator()?;
+        if let Some(mb) = self.options.memory_budget_mb {
+            options.memory_budget_mb = mb;
+        }
+        if let Some(mb) = self.options.gpu_memory_budget_mb {
+            options.gpu_memory_budget_mb = Some(mb);
+        }
+        Ok(BuildSpec {
+            name: self.index.name.clone(),
+            column: self.index.column.clone(),
+            options,
+        })
+    }
+
+    /// The index's model, as the encode stage takes it.
+    pub fn model(&self) -> Result<ModelSummary> {
+        Ok(ModelSummary {
+            meta: self.index.model.clone(),
+            resolved: self.built_with()?,
+            ivf_objective: self.index.details["ivf_objective"].as_f64(),
+            seconds_train_ivf: 0.0,
+            seconds_train_quantizer: 0.0,
+        })
+    }
+
     pub fn accelerator(&self) -> Result<AcceleratorRequest> {
         Ok(match self.options.accelerator {
             Some(a) => a,
             None => self.built_with()?.options.accelerator,
         })
-    }
-
-    fn memory_budget_bytes(&self) -> Result<usize> {
-        let mb = match self.options.memory_budget_mb {
-            Some(mb) => mb,
-            None => self.built_with()?.options.memory_budget_mb,
-        };
-        Ok(mb.saturating_mul(1 << 20))
-    }
-
-    /// The cap on GPU memory: the statement's, else the one the index was built with.
-    fn gpu_memory_budget_bytes(&self) -> Result<Option<usize>> {
-        let mb = match self.options.gpu_memory_budget_mb {
-            Some(mb) => Some(mb),
-            None => self.built_with()?.options.gpu_memory_budget_mb,
-        };
-        Ok(mb.map(|mb| mb.saturating_mul(1 << 20)))
     }
 }
 
@@ -129,15 +148,13 @@ fn add_seconds(t: &Time, seconds: f64) {
     t.add_duration(std::time::Duration::from_secs_f64(seconds));
 }
 
-/// Runs `spec` on `dataset` (the version it was planned against). `input` scans the vector
-/// column with row addresses: of the new fragments, or of every fragment for a retrain; it
-/// is `None` when there is nothing to encode.
-#[allow(clippy::too_many_arguments)]
+/// Runs `spec` on `dataset` (the version it was planned against). `input` is the work done
+/// before: for a retrain, the whole build (`stages::plan_build`, which commits the new
+/// index); otherwise the encode stage over the new fragments (`stages::plan_encode`, one
+/// segment per group of fragments), or `None` when there is nothing to encode.
 pub async fn optimize_index(
     dataset: Dataset,
-    dim: usize,
     spec: &OptimizeSpec,
-    accelerator: Accelerator,
     input: Option<Arc<dyn ExecutionPlan>>,
     context: Arc<TaskContext>,
     hook: Option<&ProgressHook>,
@@ -149,83 +166,26 @@ pub async fn optimize_index(
         let Some(input) = input else {
             return plan_err!("index '{}' has no rows to retrain on", index.name);
         };
-        let mut options = spec.built_with()?.options;
-        options.replace = true;
-        options.accelerator = spec.accelerator()?;
-        if let Some(mb) = spec.options.memory_budget_mb {
-            options.memory_budget_mb = mb;
-        }
-        if let Some(mb) = spec.options.gpu_memory_budget_mb {
-            options.gpu_memory_budget_mb = Some(mb);
-        }
-        let build = BuildSpec {
-            name: index.name.clone(),
-            column: index.column.clone(),
-            options,
-        };
-        let metrics = BuildMetrics::new(metrics);
-        let r = build_index(
-            dataset,
-            dim,
-            &build,
-            accelerator,
-            input,
-            context,
-            hook,
-            &metrics,
-        )
-        .await?;
-        return Ok(OptimizeReport {
-            name: r.name,
-            rows_encoded: r.rows_indexed,
-            segments_before,
-            segments_after: 1,
-            drift: None,
-            version: r.version,
-            accelerator: r.accelerator,
-            seconds: OptimizeSeconds {
-                sample: r.seconds.sample,
-                train: r.seconds.train_ivf + r.seconds.train_quantizer,
-                encode: r.seconds.encode,
-                merge: 0.0,
-                write: r.seconds.write,
-                total: r.seconds.total,
-            },
-            message: format!(
-                "retrained index '{}': a new model over {} rows, one segment",
-                index.name, r.rows_indexed
-            ),
-        });
+        let built = collect(input, context).await?;
+        return retrained(&dataset, spec, &built).await;
     }
 
     let started = Instant::now();
     let metrics = OptimizeMetrics::new(metrics);
-    let backend: Arc<dyn Backend> =
-        Arc::from(backend_for(&accelerator, spec.gpu_memory_budget_bytes()?));
     let location = dataset.location();
     let model = Arc::new(IndexModel::open(location, &index.model.file).await?);
     let mut seconds = OptimizeSeconds::default();
+    let mut accelerator = spec.accelerator()?.to_string();
 
-    // Encode the new fragments with the existing model.
+    // The new fragments, encoded with the existing model by the encode stage, as one segment.
     let mut new: Option<Segment> = None;
-    if let (Some(input), false) = (input, spec.new_fragments.is_empty()) {
-        let expected = spec
-            .new_fragments
-            .iter()
-            .filter_map(|id| dataset.fragment(*id))
-            .map(|f| f.live_rows())
-            .sum();
-        let segment = blocks::encode(
-            &model,
-            spec.new_fragments.clone(),
-            execute_stream(input, context)?,
-            backend.clone(),
-            spec.memory_budget_bytes()?,
-            location,
-            expected,
-            hook,
-        )
-        .await?;
+    if let Some(input) = input {
+        let encoded: Vec<Encoded> =
+            from_json_batches(ENCODED_COLUMN, &collect(input, context).await?)?;
+        if let Some(e) = encoded.first() {
+            accelerator = e.accelerator.clone();
+        }
+        let segment = one_segment(&model, encoded, &spec.new_fragments, location, hook).await?;
         seconds.encode = segment.seconds_encode;
         seconds.write = segment.seconds_write;
         add_seconds(&metrics.encode, segment.seconds_encode);
@@ -279,7 +239,7 @@ pub async fn optimize_index(
             segments_after,
             drift: None,
             version: dataset.version(),
-            accelerator: backend.name().to_string(),
+            accelerator: accelerator.clone(),
             seconds,
             message: format!(
                 "nothing to do: index '{}' covers every fragment with rows{}",
@@ -309,7 +269,7 @@ pub async fn optimize_index(
         segments_after,
         drift,
         version: committed.version(),
-        accelerator: backend.name().to_string(),
+        accelerator,
         seconds,
         message: format!(
             "encoded {rows_encoded} new rows of {} fragments{}",
@@ -319,6 +279,102 @@ pub async fn optimize_index(
             } else {
                 format!("; segments {segments_before} → {segments_after}")
             }
+        ),
+    })
+}
+
+/// The encode tasks' segments as the one segment of the new fragments: the segments with
+/// rows merged into one when there are several (codes copied), the others' files removed.
+/// It covers every new fragment, with rows or not.
+async fn one_segment(
+    model: &IndexModel,
+    encoded: Vec<Encoded>,
+    new_fragments: &[u32],
+    location: &DatasetLocation,
+    hook: Option<&ProgressHook>,
+) -> Result<Segment> {
+    let mut parts: Vec<Segment> = encoded.into_iter().map(|e| e.segment).collect();
+    // Keep the ones with rows, or one empty one when no new row had a usable vector.
+    parts.sort_by_key(|s| std::cmp::Reverse(s.meta.rows));
+    let keep = parts.iter().filter(|s| s.meta.rows > 0).count().max(1);
+    let Some(first) = parts.first() else {
+        return plan_err!("the encode stage yielded no segment");
+    };
+    let slowest = |f: fn(&Segment) -> f64| parts.iter().map(f).fold(0.0, f64::max);
+    let (encode, write) = (slowest(|s| s.seconds_encode), slowest(|s| s.seconds_write));
+    let sum_sq_distance = parts.iter().map(|s| s.sum_sq_distance).sum();
+    let spilled_runs = parts.iter().map(|s| s.spilled_runs).sum();
+    let mut segment = if keep == 1 {
+        first.clone()
+    } else {
+        let metas: Vec<SegmentMeta> = parts[..keep].iter().map(|s| s.meta.clone()).collect();
+        let merged = blocks::merge(model, &metas, location, hook).await?;
+        Segment {
+            seconds_write: write + merged.seconds_write,
+            ..merged
+        }
+    };
+    for part in &parts[if keep == 1 { 1 } else { 0 }..] {
+        // Written by this statement and referenced by no version.
+        let _ = location.store.delete(&location.path(&part.meta.file)).await;
+    }
+    segment.meta.fragments = new_fragments.to_vec();
+    segment.meta.fragments.sort_unstable();
+    segment.sum_sq_distance = sum_sq_distance;
+    segment.spilled_runs = spilled_runs;
+    segment.seconds_encode = encode;
+    if keep == 1 {
+        segment.seconds_write = write;
+    }
+    Ok(segment)
+}
+
+/// The report of a retrain from the result row of the build it ran.
+async fn retrained(
+    dataset: &Dataset,
+    spec: &OptimizeSpec,
+    built: &[RecordBatch],
+) -> Result<OptimizeReport> {
+    let Some(row) = built.iter().find(|b| b.num_rows() == 1) else {
+        return plan_err!("the retrain of index '{}' returned no row", spec.index.name);
+    };
+    let column = |name: &str| {
+        row.column_by_name(name)
+            .ok_or_else(|| internal_datafusion_err!("a build's result has no column {name}"))
+    };
+    let u64_of =
+        |name: &str| -> Result<u64> { Ok(column(name)?.as_primitive::<UInt64Type>().value(0)) };
+    let f64_of =
+        |name: &str| -> Result<f64> { Ok(column(name)?.as_primitive::<Float64Type>().value(0)) };
+    let version = u64_of("version")?;
+    let committed = dataset.checkout_version(version).await?;
+    let segments_after = committed
+        .manifest()
+        .index(&spec.index.name)
+        .map_or(0, |i| i.segments.len());
+    let rows = u64_of("rows_indexed")?;
+    Ok(OptimizeReport {
+        name: spec.index.name.clone(),
+        rows_encoded: rows,
+        segments_before: spec.index.segments.len(),
+        segments_after,
+        drift: None,
+        version,
+        accelerator: column("accelerator")?
+            .as_string::<i32>()
+            .value(0)
+            .to_string(),
+        seconds: OptimizeSeconds {
+            sample: f64_of("seconds_sample")?,
+            train: f64_of("seconds_train_ivf")? + f64_of("seconds_train_quantizer")?,
+            encode: f64_of("seconds_encode")?,
+            merge: 0.0,
+            write: f64_of("seconds_write")?,
+            total: f64_of("seconds_total")?,
+        },
+        message: format!(
+            "retrained index '{}': a new model over {rows} rows, {segments_after} segment(s)",
+            spec.index.name
         ),
     })
 }

@@ -1,9 +1,10 @@
 //! `OptimizeVectorIndexExec`: the physical plan of `OPTIMIZE VECTOR INDEX`.
 //!
-//! Its child, when there is anything to encode, scans the vector column with row addresses
-//! of the fragments the index does not cover (of every fragment for `retrain = true`).
-//! Executing it runs `optimize::optimize_index` and yields one row; the phases are metrics,
-//! so `EXPLAIN ANALYZE OPTIMIZE VECTOR INDEX ...` shows where the time went.
+//! Its child, when there is anything to encode, is the encode stage of the fragments the
+//! index does not cover (with the index's model), or for `retrain = true` the whole build
+//! (`index::stages`). Executing it runs `optimize::optimize_index`, which commits, and yields
+//! one row; the phases are metrics, so `EXPLAIN ANALYZE OPTIMIZE VECTOR INDEX ...` shows where
+//! the time went.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -24,7 +25,6 @@ use datafusion::physical_plan::{
 
 use super::optimize::{OptimizeReport, OptimizeSpec, optimize_index};
 use crate::dataset::Dataset;
-use crate::kmeans::Accelerator;
 use crate::plan_properties::{single_final, whole_inputs};
 use crate::progress::ProgressHook;
 
@@ -187,30 +187,14 @@ impl ExecutionPlan for OptimizeVectorIndexExec {
         _partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let (spec, dataset, dim, input) = (
-            self.spec.clone(),
-            self.dataset.clone(),
-            self.dim,
-            self.input.clone(),
-        );
+        let (spec, dataset, input) = (self.spec.clone(), self.dataset.clone(), self.input.clone());
         let selected = self.selected.clone();
         let metrics = self.metrics.clone();
         let hook = context.session_config().get_extension::<ProgressHook>();
         let fut = async move {
-            // The device is opened here, when the work runs, not when it is planned.
-            let accel = Accelerator::select(spec.accelerator()?)?;
-            let _ = selected.set(accel.name.clone());
-            let report = optimize_index(
-                dataset,
-                dim,
-                &spec,
-                accel,
-                input,
-                context,
-                hook.as_deref(),
-                &metrics,
-            )
-            .await?;
+            let report =
+                optimize_index(dataset, &spec, input, context, hook.as_deref(), &metrics).await?;
+            let _ = selected.set(report.accelerator.clone());
             result_batch(&report)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(

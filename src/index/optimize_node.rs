@@ -17,8 +17,8 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::optimize::OptimizeSpec;
 use super::optimize_exec::{OptimizeVectorIndexExec, result_schema};
+use super::stages::{BuildTarget, plan_build, plan_encode};
 use crate::dataset::Dataset;
-use crate::provider::VecfusionScanExec;
 
 /// `OPTIMIZE VECTOR INDEX` as a logical plan node.
 #[derive(Debug, Clone)]
@@ -46,30 +46,28 @@ impl OptimizeVectorIndexNode {
         })
     }
 
-    /// The fragments the work reads: every fragment to retrain, else the new ones.
-    fn fragments(&self) -> Vec<u32> {
-        if self.spec.options.retrain {
-            self.dataset.fragments().iter().map(|f| f.id).collect()
-        } else {
-            self.spec.new_fragments.clone()
-        }
-    }
-
-    /// `OptimizeVectorIndexExec` reading the dataset version the node was planned against.
+    /// `OptimizeVectorIndexExec` over the work it commits, planned against the dataset
+    /// version the node was planned against: the whole build for a retrain, else the encode
+    /// stage over the new fragments (none when there are none).
     pub async fn plan(&self, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
-        let fragments = self.fragments();
-        let input: Option<Arc<dyn ExecutionPlan>> = if fragments.is_empty() {
+        let spec = &self.spec;
+        let target = BuildTarget {
+            spec: spec.build_spec()?,
+            dataset: self.dataset.clone(),
+            dim: self.dim,
+        };
+        let input = if spec.options.retrain {
+            if self.dataset.count_rows() == 0 {
+                None
+            } else {
+                Some(plan_build(session, target, self.column_index).await?)
+            }
+        } else if spec.new_fragments.is_empty() {
             None
         } else {
-            Some(Arc::new(
-                VecfusionScanExec::fragment_vectors(
-                    session,
-                    self.dataset.clone(),
-                    self.column_index,
-                    fragments,
-                )
-                .await?,
-            ))
+            let model = spec.model()?;
+            let fragments = spec.new_fragments.clone();
+            Some(plan_encode(session, target, self.column_index, model, fragments).await?)
         };
         Ok(Arc::new(OptimizeVectorIndexExec::new(
             self.spec.clone(),

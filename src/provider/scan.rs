@@ -111,36 +111,20 @@ impl VecfusionScanExec {
         Self::try_new(session, dataset, request, target).await
     }
 
-    /// A scan of the column at `column` with row addresses, of only `fragments` (ids), over
-    /// the session's target partitions: what an index build block reads.
-    pub async fn fragment_vectors(
-        session: &dyn Session,
-        dataset: Dataset,
-        column: usize,
-        fragments: Vec<u32>,
-    ) -> Result<Self> {
-        let request = ScanRequest {
-            projection: Some(vec![column]),
-            with_row_address: true,
-            fragments: Some(fragments),
-            ..Default::default()
-        };
-        let target = session.config().target_partitions();
-        Self::try_new(session, dataset, request, target).await
-    }
-
-    /// A scan of the column at `column` with row addresses, each partition a group of whole
-    /// fragments (at most the session's target partitions): what the encode tasks of an
-    /// index build read.
+    /// A scan of the column at `column` with row addresses, of `fragments` (ids; all when
+    /// `None`), each partition a group of whole fragments (at most the session's target
+    /// partitions): what the encode tasks of an index build read.
     pub async fn fragment_groups(
         session: &dyn Session,
         dataset: Dataset,
         column: usize,
+        fragments: Option<Vec<u32>>,
     ) -> Result<Self> {
         let request = ScanRequest {
             projection: Some(vec![column]),
             with_row_address: true,
             whole_fragments: true,
+            fragments,
             ..Default::default()
         };
         let target = session.config().target_partitions();

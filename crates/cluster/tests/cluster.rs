@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::datatypes::{Int64Type, UInt64Type};
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::SessionContext;
 use vecfusion::index_format::IndexModel;
@@ -441,6 +441,59 @@ async fn an_index_build_runs_as_stages_on_the_executors() {
         .map(|(x, y)| (x - y).abs())
         .fold(0f32, f32::max);
     assert!(worst <= 1e-5, "centroids differ by up to {worst}");
+    for q in QUERIES {
+        let ann = format!("SELECT id FROM t ORDER BY l2_distance(embedding, {q}) LIMIT 10");
+        assert_eq!(
+            ids(&run(&remote, &ann).await),
+            ids(&run(&local, &ann).await),
+            "{ann}"
+        );
+    }
+
+    // OPTIMIZE runs the encode stage on the executors, then its commit, in stages of their
+    // own, with the index's model: one new segment, as in-process.
+    for ctx in [&remote, &local] {
+        for i in 4..7 {
+            let insert = format!(
+                "INSERT INTO t SELECT id + {}, vector FROM random_vectors(500, 16, 8, {i})",
+                i * 2000
+            );
+            run(ctx, &insert).await;
+        }
+    }
+    let optimize = "OPTIMIZE VECTOR INDEX idx ON t";
+    let explained = text(&run(&remote, &format!("EXPLAIN {optimize}")).await);
+    let stages: Vec<&str> = explained.split("Stage[").skip(1).collect();
+    let encode = stages.iter().position(|s| s.contains("IndexEncodeExec"));
+    let commit = stages
+        .iter()
+        .position(|s| s.contains("OptimizeVectorIndexExec"));
+    assert!(
+        matches!((encode, commit), (Some(e), Some(c)) if e < c),
+        "{explained}"
+    );
+    let optimized = |batches: &[RecordBatch]| {
+        let b = &batches[0];
+        let column = |name: &str| {
+            b.column(b.schema().index_of(name).unwrap())
+                .as_primitive::<UInt64Type>()
+                .value(0)
+        };
+        (column("rows_encoded"), column("segments_after"))
+    };
+    let on_cluster = optimized(&run(&remote, optimize).await);
+    let segments = open("local")
+        .await
+        .manifest()
+        .index("idx")
+        .unwrap()
+        .segments
+        .len() as u64;
+    assert_eq!(on_cluster, (1500, index.segments.len() as u64 + 1));
+    assert_eq!(
+        optimized(&run(&local, optimize).await),
+        (1500, segments + 1)
+    );
     for q in QUERIES {
         let ann = format!("SELECT id FROM t ORDER BY l2_distance(embedding, {q}) LIMIT 10");
         assert_eq!(

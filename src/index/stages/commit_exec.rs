@@ -29,9 +29,36 @@ use super::BuildTarget;
 use super::encode_exec::ENCODED_COLUMN;
 use super::rows::{Encoded, from_json_batches};
 use crate::index::blocks::{self, Segment};
-use crate::index::create::{BuildReport, PhaseSeconds};
 use crate::plan_properties::{single_final, whole_inputs};
 use crate::progress::{ProgressHook, report};
+use crate::quantizer::IndexKind;
+
+/// Seconds per phase: of a stage's slowest partition.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseSeconds {
+    pub sample: f64,
+    pub train_ivf: f64,
+    pub train_quantizer: f64,
+    pub encode: f64,
+    pub write: f64,
+    /// The stage plan's critical path: the phases and the commit, summed.
+    pub total: f64,
+}
+
+/// The outcome, one row of `CREATE VECTOR INDEX`'s result.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub name: String,
+    pub kind: IndexKind,
+    pub rows_indexed: u64,
+    pub rows_skipped: u64,
+    pub partitions: usize,
+    /// The device training ran on (`cpu`, `cuda:0`, ...).
+    pub accelerator: String,
+    pub seconds: PhaseSeconds,
+    /// The dataset version that records the index.
+    pub version: u64,
+}
 
 /// Columns of the one-row result of `CREATE VECTOR INDEX`.
 pub fn result_schema() -> SchemaRef {
@@ -261,8 +288,6 @@ impl ExecutionPlan for IndexCommitExec {
                 accelerator: trained.accelerator.clone(),
                 seconds,
                 version: committed.version(),
-                file_bytes,
-                spilled_runs: segments.iter().map(|s| s.spilled_runs).sum(),
             })
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(

@@ -39,7 +39,7 @@ use crate::kmeans::{Accelerator, Backend, backend_for};
 use crate::progress::ProgressHook;
 
 /// The column of an encode task's row.
-pub(super) const ENCODED_COLUMN: &str = "encoded_segment";
+pub(crate) const ENCODED_COLUMN: &str = "encoded_segment";
 
 #[derive(Debug)]
 pub struct IndexEncodeExec {
@@ -185,6 +185,7 @@ impl ExecutionPlan for IndexEncodeExec {
                 .gpu_memory_budget_mb
                 .map(|mb| mb.saturating_mul(1 << 20));
             let backend: Arc<dyn Backend> = Arc::from(backend_for(&accelerator, gpu_budget));
+            let device = backend.name().to_string();
             // The fragments this partition covers, from the addresses it reads.
             let seen = Arc::new(Mutex::new(BTreeSet::new()));
             let recorded = seen.clone();
@@ -219,7 +220,12 @@ impl ExecutionPlan for IndexEncodeExec {
             time_write.add_duration(std::time::Duration::from_secs_f64(segment.seconds_write));
             rows_indexed.add(segment.meta.rows as usize);
             spilled.add(segment.spilled_runs);
-            json_batch(ENCODED_COLUMN, &Encoded { trained, segment })
+            let encoded = Encoded {
+                trained,
+                segment,
+                accelerator: device,
+            };
+            json_batch(ENCODED_COLUMN, &encoded)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             json_schema(ENCODED_COLUMN),

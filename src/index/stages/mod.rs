@@ -11,6 +11,9 @@
 //!       VecfusionScanExec (vector, row address; partitions = whole fragments)
 //! ```
 //!
+//! `OPTIMIZE VECTOR INDEX` reuses the encode stage ([`plan_encode`]), with the index's model
+//! as its first input (`IndexModelExec`) instead of a training task.
+//!
 //! In one process DataFusion runs it as any plan (the partitions of a stage concurrently).
 //! On a cluster, Ballista cuts it into stages at the merges: the sample tasks and the
 //! encode tasks spread over the executors, training runs once on one executor (with that
@@ -23,7 +26,8 @@
 
 pub mod commit_exec;
 pub mod encode_exec;
-mod rows;
+pub mod model_exec;
+pub(crate) mod rows;
 pub mod sample_exec;
 pub mod train_exec;
 
@@ -36,10 +40,11 @@ use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 
 pub use commit_exec::{IndexCommitExec, result_schema};
 pub use encode_exec::IndexEncodeExec;
+pub use model_exec::IndexModelExec;
 pub use sample_exec::IndexSampleExec;
 pub use train_exec::IndexTrainExec;
 
-use super::blocks::{BuildPlan, BuildSpec};
+use super::blocks::{BuildPlan, BuildSpec, ModelSummary};
 use crate::dataset::Dataset;
 use crate::provider::VecfusionScanExec;
 
@@ -79,11 +84,40 @@ pub async fn plan_build(
         target.clone(),
         Arc::new(CoalescePartitionsExec::new(sample)),
     ));
-    let rows = VecfusionScanExec::fragment_groups(session, dataset, column).await?;
+    let rows = VecfusionScanExec::fragment_groups(session, dataset, column, None).await?;
     let encode = Arc::new(IndexEncodeExec::new(target.clone(), train, Arc::new(rows)));
     Ok(Arc::new(IndexCommitExec::new(
         target,
         Arc::new(CoalescePartitionsExec::new(encode)),
+    )))
+}
+
+/// The encode stage alone: the rows of `fragments` encoded with the existing `model`, a
+/// segment per group of whole fragments (what `OPTIMIZE VECTOR INDEX` commits).
+pub async fn plan_encode(
+    session: &dyn Session,
+    target: BuildTarget,
+    column: usize,
+    model: ModelSummary,
+    fragments: Vec<u32>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let rows: u64 = fragments
+        .iter()
+        .filter_map(|id| target.dataset.fragment(*id))
+        .map(|f| f.live_rows())
+        .sum();
+    let scan = VecfusionScanExec::fragment_groups(
+        session,
+        target.dataset.clone(),
+        column,
+        Some(fragments),
+    )
+    .await?;
+    let model = Arc::new(IndexModelExec::new(target.clone(), model, rows));
+    Ok(Arc::new(IndexEncodeExec::new(
+        target,
+        model,
+        Arc::new(scan),
     )))
 }
 

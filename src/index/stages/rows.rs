@@ -143,6 +143,8 @@ pub struct Trained {
 pub struct Encoded {
     pub trained: Trained,
     pub segment: Segment,
+    /// The device the encode task ran on.
+    pub accelerator: String,
 }
 
 /// One column of JSON documents, named `name`.

@@ -120,3 +120,55 @@ async fn the_model_does_not_depend_on_how_the_stages_split_the_rows() {
     assert_eq!(centroids[0], centroids[1]);
     assert_eq!(answers[0], answers[1]);
 }
+
+/// OPTIMIZE encodes new fragments with the index's model through the same encode stage (a
+/// task per group of fragments) and keeps them as one new segment.
+#[tokio::test]
+async fn optimize_encodes_new_fragments_in_the_encode_stage_as_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = three_fragments(dir.path(), 2).await;
+    run(&ctx, BUILD).await;
+    for i in 3..6 {
+        let insert = format!(
+            "INSERT INTO t SELECT id + {}, vector FROM random_vectors(500, 8, 4, {i})",
+            i * 2000
+        );
+        run(&ctx, &insert).await;
+    }
+    let optimize = "OPTIMIZE VECTOR INDEX i ON t";
+    let explained = text(&run(&ctx, &format!("EXPLAIN {optimize}")).await);
+    for part in [
+        "OptimizeVectorIndexExec: name=i segments=2 new_fragments=3",
+        "IndexEncodeExec: column=embedding segments=2",
+        "IndexModelExec: index=i model=_indexes/",
+        "fragments=3 projection=[embedding, _rowaddr] partitions=whole_fragments",
+    ] {
+        assert!(explained.contains(part), "{part} missing:\n{explained}");
+    }
+    let before = latest(dir.path()).await;
+    let model = before.manifest().index("i").unwrap().model.clone();
+    let result = run(&ctx, optimize).await;
+    let column = |name: &str| {
+        let b = &result[0];
+        b.column(b.schema().index_of(name).unwrap())
+            .as_primitive::<UInt64Type>()
+            .value(0)
+    };
+    assert_eq!(column("rows_encoded"), 1500);
+    assert_eq!(
+        (column("segments_before"), column("segments_after")),
+        (2, 3)
+    );
+    let after = latest(dir.path()).await;
+    let index = after.manifest().index("i").unwrap();
+    assert_eq!(index.model, model, "the model is kept");
+    let new = index.segments.last().unwrap();
+    let new_fragments: Vec<u32> = after.fragments()[3..].iter().map(|f| f.id).collect();
+    assert_eq!(new.fragments, new_fragments);
+    assert_eq!(new.rows, 1500);
+    // No file is left of the parts the encode tasks wrote: the index's files and the model.
+    let files = std::fs::read_dir(dir.path().join("_indexes"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 1 + index.segments.len());
+}
