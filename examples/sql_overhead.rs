@@ -1,7 +1,9 @@
 //! Where the time of one SQL vector query goes (parse / plan / optimize+physical / run),
-//! with and without vecfusion's constant planning of the query vector, and through a
-//! prepared statement whose kept plan each `EXECUTE` reuses (parse / bind: `vf_execute`,
-//! which checks the kept plan and puts the vector in / optimize+physical / run).
+//! with and without vecfusion's constant planning of the query vector, through a prepared
+//! statement whose kept plan each `EXECUTE` reuses (parse / bind: `vf_execute`, which checks
+//! the kept plan and puts the vector in / optimize+physical / run), and both as text through
+//! `vf_sql`, where the vector is read from the text and the kept plan of the query's shape
+//! reused (parse: `vf_sql` whole).
 //!
 //!     cargo run --release --example sql_overhead -- DATASET_DIR [DIM [ROUNDS]]
 use datafusion::physical_plan::collect;
@@ -123,5 +125,26 @@ async fn main() -> datafusion::error::Result<()> {
         phases.record([t0, t1, t2, t3, Instant::now()]);
     }
     phases.print("EXECUTE, plan kept", "bind");
+
+    // Through `vf_sql`, as the shell, Python and programs send them: the EXECUTE's vector
+    // read from its text, and the query as text reusing the plan kept for its shape.
+    for (label, text) in [
+        ("EXECUTE text, vf_sql", &execute),
+        ("query text, vf_sql", &sql),
+    ] {
+        let mut phases = Phases::default();
+        ctx.vf_sql(text).await?.collect().await?;
+        for _ in 0..rounds {
+            let t0 = Instant::now();
+            let df = ctx.vf_sql(text).await?;
+            let t1 = Instant::now();
+            let task = ctx.task_ctx();
+            let phys = df.create_physical_plan().await?;
+            let t2 = Instant::now();
+            collect(phys, task).await?;
+            phases.record([t0, t1, t1, t2, Instant::now()]);
+        }
+        phases.print(label, "bind");
+    }
     Ok(())
 }

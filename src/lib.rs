@@ -23,6 +23,7 @@ pub mod embed;
 pub mod index;
 pub mod index_format;
 pub mod kmeans;
+pub mod literal_queries;
 pub mod metric;
 mod plan_properties;
 pub mod planner;

@@ -51,6 +51,7 @@ use datafusion::sql::sqlparser::ast::{
 use crate::metric::DistanceFunction;
 use crate::provider::VecfusionTable;
 use crate::search::{AnnSearchExec, AnnSearchNode, PreparedSearch};
+use crate::sql::vector_text::vector_from_numbers;
 
 /// The session's prepared statements whose plans may be kept, and the plans kept (a session
 /// configuration extension, installed by `session_state_builder`).
@@ -60,7 +61,26 @@ pub struct PreparedQueries {
     statements: Mutex<HashMap<String, Option<Arc<KeptPlan>>>>,
     /// `EXECUTE`s answered with a kept plan.
     reuses: AtomicU64,
+    /// Query shapes (a query's text with its vector literal as `$1`) prepared under a name
+    /// of vecfusion's, or found not to share plans (`crate::literal_queries`).
+    shapes: Mutex<HashMap<String, Shape>>,
+    next_shape: AtomicU64,
 }
+
+/// What is known of a query shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// Prepared under this name; its plan is kept (or will be, at its next planning).
+    Prepared(String),
+    /// Prepared under this name, but its last planning gave no plan to keep (no index
+    /// served it): not tried again until a statement other than a query runs.
+    Unkept(String),
+    /// Does not plan as its query does (another output schema, or it cannot be prepared).
+    Refused,
+}
+
+/// How many shapes a session remembers (each holds a prepared statement and a plan).
+const MAX_SHAPES: usize = 256;
 
 /// A plan kept for one prepared statement, and what it was planned from.
 #[derive(Debug)]
@@ -147,30 +167,7 @@ fn numbers(elements: &[SqlExpr]) -> Option<Vec<f32>> {
         }
     }
     let texts = elements.iter().map(text).collect::<Option<Vec<_>>>()?;
-    if texts.is_empty() {
-        return None;
-    }
-    let ints: Option<Vec<i64>> = texts
-        .iter()
-        .map(|(negative, n)| {
-            let v = n.parse::<i64>().ok()?;
-            if *negative { v.checked_neg() } else { Some(v) }
-        })
-        .collect();
-    if let Some(ints) = ints {
-        return Some(ints.into_iter().map(|v| v as f32).collect());
-    }
-    texts
-        .iter()
-        .map(|(negative, n)| {
-            // An integer beyond i64 is a UInt64 in DataFusion's reading; leave it.
-            if n.parse::<i64>().is_err() && n.parse::<u64>().is_ok() {
-                return None;
-            }
-            let v = n.parse::<f64>().ok()?;
-            Some((if *negative { -v } else { v }) as f32)
-        })
-        .collect()
+    vector_from_numbers(&texts)
 }
 
 impl PreparedQueries {
@@ -203,6 +200,47 @@ impl PreparedQueries {
     /// Drops every kept plan; the statements stay known and are planned again when run.
     pub fn forget_plans(&self) {
         self.statements().values_mut().for_each(|p| *p = None);
+        for shape in self.shapes().values_mut() {
+            if let Shape::Unkept(name) = shape {
+                *shape = Shape::Prepared(std::mem::take(name));
+            }
+        }
+    }
+
+    fn shapes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Shape>> {
+        self.shapes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What is known of query shape `shape`.
+    pub fn shape(&self, shape: &str) -> Option<Shape> {
+        self.shapes().get(shape).cloned()
+    }
+
+    /// Records what is known of `shape`; a new shape is not remembered once
+    /// [`MAX_SHAPES`] are (returns whether it is remembered).
+    pub fn set_shape(&self, shape: &str, known: Shape) -> bool {
+        let mut shapes = self.shapes();
+        if !shapes.contains_key(shape) && shapes.len() >= MAX_SHAPES {
+            return false;
+        }
+        shapes.insert(shape.to_string(), known);
+        true
+    }
+
+    /// A name for the statement of a new shape (not one a user would write).
+    pub fn shape_name(&self) -> String {
+        let n = self.next_shape.fetch_add(1, AtomicOrdering::Relaxed);
+        format!("__vecfusion_shape_{n}")
+    }
+
+    /// Whether statement `name` is known here (prepared, and qualifying).
+    pub fn is_known(&self, name: &str) -> bool {
+        self.statements().contains_key(name)
+    }
+
+    /// Whether a plan is kept for statement `name`.
+    pub fn has_plan(&self, name: &str) -> bool {
+        matches!(self.statements().get(name), Some(Some(_)))
     }
 
     fn statements(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Arc<KeptPlan>>>> {

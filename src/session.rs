@@ -16,6 +16,7 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use crate::dataset::{Dataset, DatasetLocation};
 use crate::embed::ChunkModelInputs;
 use crate::index::statements;
+use crate::literal_queries;
 use crate::metric::DistanceFunction;
 use crate::planner::VecfusionQueryPlanner;
 use crate::prepared_queries::{ExecuteCall, PreparedQueries};
@@ -109,9 +110,17 @@ pub trait VecfusionContext {
 #[async_trait]
 impl VecfusionContext for SessionContext {
     async fn vf_sql(&self, sql: &str) -> Result<DataFrame> {
+        // A query with a vector literal whose shape has a kept plan skips the parser too.
+        if let Some(df) = literal_queries::reuse(self, sql).await? {
+            return Ok(df);
+        }
         let mut statements = self.vf_parse(sql)?;
         match statements.len() {
-            1 => self.vf_execute(statements.remove(0)).await,
+            1 => {
+                let df = self.vf_execute(statements.remove(0)).await?;
+                literal_queries::learn(self, sql, &df).await;
+                Ok(df)
+            }
             0 => plan_err!("no SQL statement was given"),
             n => plan_err!(
                 "vf_sql runs one statement, got {n}; split the script with vf_parse and run each \

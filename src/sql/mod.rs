@@ -1,10 +1,12 @@
 //! SQL syntax: the parser entry point, vecfusion's statements, the dialect (with table
-//! versions), and the planning of array literals as constant query vectors.
+//! versions), the planning of array literals as constant query vectors, and query vectors
+//! read from SQL text without parsing it.
 
 pub mod array_literal;
 pub mod dialect;
 pub mod expression_depth;
 pub mod parser;
 pub mod statement;
+pub mod vector_text;
 
 pub use parser::{VfStatement, dialect_for, parse_statements};

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float32Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use vecfusion::VecfusionContext;
@@ -426,7 +426,8 @@ async fn a_prepared_query_keeps_its_plan_only_while_what_it_read_is_unchanged() 
         let (rows, shown) = execute(&ctx, "knn", &q).await;
         assert!(shown.contains("AnnSearchExec"), "{shown}");
         assert_eq!(rows.0[0], id);
-        let b = sql(&ctx, &text(&q)).await;
+        // Planned by DataFusion's own entry point, as written.
+        let b = ctx.sql(&text(&q)).await.unwrap().collect().await.unwrap();
         let ids = b[0].column(0).as_primitive::<Int64Type>().values().to_vec();
         let ds = b[0]
             .column(1)
@@ -510,4 +511,95 @@ async fn a_prepared_query_keeps_its_plan_only_while_what_it_read_is_unchanged() 
     sql(&ctx, "DEALLOCATE knn").await;
     let err = sql_err(&ctx, &format!("EXECUTE knn({})", vector_literal(&q1))).await;
     assert!(err.contains("does not exist"), "{err}");
+}
+
+/// The rows of a query as vecfusion's entry point runs it and as DataFusion plans it.
+async fn both_ways(ctx: &SessionContext, query: &str) -> (Vec<RecordBatch>, Vec<RecordBatch>) {
+    let ours = sql(ctx, query).await;
+    let theirs = ctx.sql(query).await.unwrap().collect().await.unwrap();
+    (ours, theirs)
+}
+
+/// Queries written out with their vector share the plan of their shape (the text with `$1`
+/// for the vector) from the second one on, answer exactly what DataFusion's planning of the
+/// same text answers, and are planned again when what they read changed.
+#[tokio::test]
+async fn a_query_written_out_reuses_the_plan_of_its_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 2_000).await;
+    sql(
+        &ctx,
+        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
+    )
+    .await;
+    let text = |q: &[f32]| {
+        format!(
+            "SELECT id, l2_distance(embedding, {}) AS d FROM t ORDER BY d LIMIT 5",
+            vector_literal(q)
+        )
+    };
+    for (n, id) in [1i64, 7, 13, 21].into_iter().enumerate() {
+        let q = vector_of(&ctx, id).await;
+        let (ours, theirs) = both_ways(&ctx, &text(&q)).await;
+        assert_eq!(ours, theirs);
+        assert_eq!(ours[0].column(0).as_primitive::<Int64Type>().value(0), id);
+        // The first query of the shape is planned as written; the others reuse its plan.
+        assert_eq!(reuses(&ctx), n as u64, "query {n}");
+    }
+    let q1 = vector_of(&ctx, 1).await;
+
+    // A row appended from another session: planned again (and found), then reused again.
+    let other = open_table(dir.path(), "t").await;
+    sql(
+        &other,
+        "INSERT INTO t SELECT 5000, embedding FROM t WHERE id = 1",
+    )
+    .await;
+    let before = reuses(&ctx);
+    let (ours, theirs) = both_ways(&ctx, &text(&q1)).await;
+    assert_eq!(ours, theirs);
+    let ids = ours[0]
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    assert!(ids[..2].contains(&5000), "{ids:?}");
+    assert_eq!(
+        reuses(&ctx),
+        before,
+        "a plan of an older version must not be reused"
+    );
+    sql(&ctx, &text(&q1)).await;
+    assert_eq!(reuses(&ctx), before + 1);
+
+    // A setting changed: planned again with it.
+    sql(&ctx, "SET vecfusion.nprobes = 1").await;
+    let before = reuses(&ctx);
+    let (ours, theirs) = both_ways(&ctx, &text(&q1)).await;
+    assert_eq!(ours, theirs);
+    assert_eq!(reuses(&ctx), before);
+
+    // An unaliased distance in the select list is named after its arguments: that shape
+    // would name it after `$1`, so it is refused and the query always planned as written,
+    // with DataFusion's column names.
+    let unaliased = format!(
+        "SELECT id, l2_distance(embedding, {}) FROM t ORDER BY 2 LIMIT 5",
+        vector_literal(&q1)
+    );
+    let before = reuses(&ctx);
+    for _ in 0..3 {
+        let (ours, theirs) = both_ways(&ctx, &unaliased).await;
+        assert_eq!(ours, theirs);
+        assert_eq!(ours[0].schema(), theirs[0].schema());
+    }
+    assert_eq!(reuses(&ctx), before);
+
+    // A wrong dimension through a kept plan is the same clear error as planned as written.
+    sql(&ctx, &text(&q1)).await;
+    let err = sql_err(
+        &ctx,
+        "SELECT id, l2_distance(embedding, [1,2,3,4,5,6,7,8]) AS d FROM t ORDER BY d LIMIT 5",
+    )
+    .await;
+    assert!(err.contains("32"), "{err}");
 }
