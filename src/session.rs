@@ -89,12 +89,48 @@ pub fn new_session_context_with_config(config: SessionConfig) -> SessionContext 
     ctx
 }
 
+/// The statements of a script, run one at a time ([`VecfusionContext::vf_script`]).
+pub struct Script {
+    ctx: SessionContext,
+    /// The script's text when it is one statement: a query's shape is learned from it.
+    single: Option<String>,
+    /// A query already planned with the kept plan of its shape.
+    ready: Option<DataFrame>,
+    statements: std::vec::IntoIter<VfStatement>,
+}
+
+impl Script {
+    /// Statements not yet run.
+    pub fn remaining(&self) -> usize {
+        usize::from(self.ready.is_some()) + self.statements.len()
+    }
+
+    /// Plans (and for DDL and DML runs) the next statement; `None` after the last.
+    pub async fn next(&mut self) -> Option<Result<DataFrame>> {
+        if let Some(df) = self.ready.take() {
+            return Some(Ok(df));
+        }
+        let statement = self.statements.next()?;
+        let result = self.ctx.vf_execute(statement).await;
+        if let (Ok(df), Some(sql)) = (&result, &self.single) {
+            literal_queries::learn(&self.ctx, sql, df).await;
+        }
+        Some(result)
+    }
+}
+
 /// vecfusion's SQL entry point on a `SessionContext`: like `SessionContext::sql`, but it
 /// also understands vecfusion's statements and `VERSION AS OF`.
 #[async_trait]
 pub trait VecfusionContext {
     /// Parses, plans and (for DDL and DML) runs one statement, like `SessionContext::sql`.
     async fn vf_sql(&self, sql: &str) -> Result<DataFrame>;
+
+    /// A script's statements, parsed (all of them, so that a syntax error anywhere runs
+    /// none), to be run in order with [`Script::next`]: what the shell and Python run. A
+    /// one-statement query of a shape with a kept plan is not parsed at all
+    /// (`literal_queries`).
+    async fn vf_script(&self, sql: &str) -> Result<Script>;
 
     /// Splits a script into statements, parsed with the session's dialect.
     fn vf_parse(&self, sql: &str) -> Result<Vec<VfStatement>>;
@@ -110,23 +146,36 @@ pub trait VecfusionContext {
 #[async_trait]
 impl VecfusionContext for SessionContext {
     async fn vf_sql(&self, sql: &str) -> Result<DataFrame> {
-        // A query with a vector literal whose shape has a kept plan skips the parser too.
-        if let Some(df) = literal_queries::reuse(self, sql).await? {
-            return Ok(df);
-        }
-        let mut statements = self.vf_parse(sql)?;
-        match statements.len() {
-            1 => {
-                let df = self.vf_execute(statements.remove(0)).await?;
-                literal_queries::learn(self, sql, &df).await;
-                Ok(df)
-            }
+        let mut script = self.vf_script(sql).await?;
+        match script.remaining() {
+            1 => match script.next().await {
+                Some(result) => result,
+                None => plan_err!("no SQL statement was given"),
+            },
             0 => plan_err!("no SQL statement was given"),
             n => plan_err!(
-                "vf_sql runs one statement, got {n}; split the script with vf_parse and run each \
-                 with vf_execute"
+                "vf_sql runs one statement, got {n}; run a script with vf_script (or vf_parse \
+                 and vf_execute for each statement)"
             ),
         }
+    }
+
+    async fn vf_script(&self, sql: &str) -> Result<Script> {
+        if let Some(df) = literal_queries::reuse(self, sql).await? {
+            return Ok(Script {
+                ctx: self.clone(),
+                single: None,
+                ready: Some(df),
+                statements: vec![].into_iter(),
+            });
+        }
+        let statements = self.vf_parse(sql)?;
+        Ok(Script {
+            ctx: self.clone(),
+            single: (statements.len() == 1).then(|| sql.to_string()),
+            ready: None,
+            statements: statements.into_iter(),
+        })
     }
 
     fn vf_parse(&self, sql: &str) -> Result<Vec<VfStatement>> {

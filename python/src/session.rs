@@ -130,8 +130,9 @@ impl Session {
         let query = query.to_string();
         let outcome = wait(py, async move {
             let mut last = (Arc::new(Schema::empty()), vec![]);
-            for statement in ctx.vf_parse(&query)? {
-                let df = ctx.vf_execute(statement).await?;
+            let mut script = ctx.vf_script(&query).await?;
+            while let Some(df) = script.next().await {
+                let df = df?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 last = (schema, df.collect().await?);
             }

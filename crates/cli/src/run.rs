@@ -21,9 +21,10 @@ pub struct PrintOptions {
 
 /// Runs every statement of `sql` in order, printing each result; stops at the first error.
 pub async fn run_sql(ctx: &SessionContext, sql: &str, options: PrintOptions) -> Result<()> {
-    for statement in ctx.vf_parse(sql)? {
-        let start = Instant::now();
-        let df = ctx.vf_execute(statement).await?;
+    let mut start = Instant::now();
+    let mut script = ctx.vf_script(sql).await?;
+    while let Some(df) = script.next().await {
+        let df = df?;
         let schema = df.schema().as_arrow().clone();
         let batches = df.collect().await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -38,6 +39,7 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str, options: PrintOptions) -> 
         if !options.quiet {
             eprintln!("{rows} row(s) in {:.3} s.", start.elapsed().as_secs_f64());
         }
+        start = Instant::now();
     }
     Ok(())
 }
