@@ -27,69 +27,80 @@ use datafusion::sql::parser::Statement as DFStatement;
 
 use crate::prepared_queries::{ExecuteCall, PreparedQueries, Shape};
 use crate::sql::vector_text::{LiteralQuery, execute_call, literal_query};
-use crate::sql::{VfStatement, dialect_for, parse_statements};
+use crate::sql::{VfStatement, parse_float_as_decimal, parse_in_session};
 
-/// `sql` run with a kept plan, when there is one that applies: the plan of its shape, or of
-/// the statement an `EXECUTE name([...])` names — read from the text, not parsed.
-pub async fn reuse(ctx: &SessionContext, sql: &str) -> Result<Option<DataFrame>> {
-    if let Some((name, vector)) = execute_call(sql)
-        && let Some(prepared) = PreparedQueries::of(ctx)
-        && !parse_float_as_decimal(ctx)
-    {
+/// What a text is to this module.
+pub enum Lookup {
+    /// Run with a kept plan: the plan of its shape, or of the statement its
+    /// `EXECUTE name([...])` names (read from the text, not parsed).
+    Reused(DataFrame),
+    /// A query with a vector literal, to be planned as written, after which its shape's plan
+    /// is made ([`Pending::learn`]).
+    Pending(Pending),
+    /// Anything else: planned as written.
+    Plain,
+}
+
+/// A query with a vector literal whose shape has no kept plan yet.
+pub struct Pending {
+    prepared: Arc<PreparedQueries>,
+    query: LiteralQuery,
+    /// The literal as written (the parameter of the shape's `EXECUTE`).
+    literal: String,
+}
+
+/// Looks `sql` up: runs it with a kept plan when one applies.
+pub async fn lookup(ctx: &SessionContext, sql: &str) -> Result<Lookup> {
+    let Some(prepared) = PreparedQueries::of(ctx) else {
+        return Ok(Lookup::Plain);
+    };
+    // Numbers would be decimals, not the floats a vector is read as.
+    if parse_float_as_decimal(ctx) {
+        return Ok(Lookup::Plain);
+    }
+    if let Some((name, vector)) = execute_call(sql) {
         let call = ExecuteCall {
             name,
             vector: Some(vector),
         };
-        return prepared.reuse(ctx, &call).await;
+        return Ok(match prepared.reuse(ctx, &call).await? {
+            Some(df) => Lookup::Reused(df),
+            None => Lookup::Plain,
+        });
     }
-    let Some((prepared, query)) = shaped(ctx, sql) else {
-        return Ok(None);
+    let Some(query) = literal_query(sql) else {
+        return Ok(Lookup::Plain);
     };
-    let Some(Shape::Prepared(name)) = prepared.shape(&query.shape) else {
-        return Ok(None);
-    };
-    if !prepared.has_plan(&name) {
-        return Ok(None);
+    if let Some(Shape::Prepared(name)) = prepared.shape(&query.shape)
+        && prepared.has_plan(&name)
+    {
+        let call = ExecuteCall {
+            name,
+            vector: Some(query.vector.clone()),
+        };
+        if let Some(df) = prepared.reuse(ctx, &call).await? {
+            return Ok(Lookup::Reused(df));
+        }
     }
-    let call = ExecuteCall {
-        name,
-        vector: Some(query.vector),
-    };
-    prepared.reuse(ctx, &call).await
+    let literal = sql[query.literal.clone()].to_string();
+    Ok(Lookup::Pending(Pending {
+        prepared,
+        query,
+        literal,
+    }))
 }
 
-/// After `sql` was planned as written (into `planned`): prepares its shape, if new, and keeps
-/// the shape's plan for the next query of that shape. A failure here only means that the next
-/// query is planned as written too.
-pub async fn learn(ctx: &SessionContext, sql: &str, planned: &DataFrame) {
-    if let Some((prepared, query)) = shaped(ctx, sql) {
-        let _ = learn_shape(ctx, &prepared, sql, &query, planned).await;
+impl Pending {
+    /// After the query was planned as written (into `planned`): prepares its shape, if new,
+    /// and keeps the shape's plan for the next query of that shape. A failure here only
+    /// means that the next query is planned as written too.
+    pub async fn learn(self, ctx: &SessionContext, planned: &DataFrame) {
+        let _ = learn_shape(ctx, &self, planned).await;
     }
 }
 
-/// The session's prepared queries and `sql` as a query with a vector literal, when both are.
-fn shaped(ctx: &SessionContext, sql: &str) -> Option<(Arc<PreparedQueries>, LiteralQuery)> {
-    let prepared = PreparedQueries::of(ctx)?;
-    if parse_float_as_decimal(ctx) {
-        return None;
-    }
-    Some((prepared, literal_query(sql)?))
-}
-
-/// Whether the session reads `1.5` as a decimal (then a vector is not read from text).
-fn parse_float_as_decimal(ctx: &SessionContext) -> bool {
-    let state = ctx.state_ref();
-    let state = state.read();
-    state.config().options().sql_parser.parse_float_as_decimal
-}
-
-async fn learn_shape(
-    ctx: &SessionContext,
-    prepared: &PreparedQueries,
-    sql: &str,
-    query: &LiteralQuery,
-    planned: &DataFrame,
-) -> Result<()> {
+async fn learn_shape(ctx: &SessionContext, pending: &Pending, planned: &DataFrame) -> Result<()> {
+    let (prepared, query) = (pending.prepared.as_ref(), &pending.query);
     let name = match prepared.shape(&query.shape) {
         Some(Shape::Refused | Shape::Unkept(_)) => return Ok(()),
         Some(Shape::Prepared(name)) => name,
@@ -107,7 +118,7 @@ async fn learn_shape(
         }
     };
     // The EXECUTE as `vf_execute` plans it (DataFusion binds the vector), its plan kept.
-    let execute = format!("EXECUTE {name}({})", &sql[query.literal.clone()]);
+    let execute = format!("EXECUTE {name}({})", pending.literal);
     let executed = ctx
         .execute_logical_plan(
             ctx.state()
@@ -170,12 +181,7 @@ async fn forget(ctx: &SessionContext, prepared: &PreparedQueries, name: &str) {
 
 /// The one DataFusion statement `sql` is.
 fn statement(ctx: &SessionContext, sql: &str) -> Result<DFStatement> {
-    let dialect = {
-        let state = ctx.state_ref();
-        let state = state.read();
-        dialect_for(&state.config().options().sql_parser.dialect)?
-    };
-    match parse_statements(sql, dialect.as_ref())?.pop() {
+    match parse_in_session(ctx, sql)?.pop() {
         Some(VfStatement::DataFusion(s)) => Ok(*s),
         _ => datafusion::common::internal_err!("{sql} is not a DataFusion statement"),
     }

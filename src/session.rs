@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use crate::dataset::{Dataset, DatasetLocation};
 use crate::embed::ChunkModelInputs;
 use crate::index::statements;
-use crate::literal_queries;
+use crate::literal_queries::{self, Lookup, Pending};
 use crate::metric::DistanceFunction;
 use crate::planner::VecfusionQueryPlanner;
 use crate::prepared_queries::{ExecuteCall, PreparedQueries};
@@ -27,7 +27,7 @@ use crate::provider::{
 use crate::search::settings::check_setting;
 use crate::search::{AnnRewrite, SearchSettings};
 use crate::sql::array_literal::NumericArrayLiteralPlanner;
-use crate::sql::{VfStatement, dialect_for, parse_statements};
+use crate::sql::{VfStatement, parse_float_as_decimal, parse_in_session};
 use crate::udf::{
     CleanupFunction, RandomVectorsFunction, VectorSearchFunction, VersionsFunction, distance_udf,
     embedding_models,
@@ -92,9 +92,9 @@ pub fn new_session_context_with_config(config: SessionConfig) -> SessionContext 
 /// The statements of a script, run one at a time ([`VecfusionContext::vf_script`]).
 pub struct Script {
     ctx: SessionContext,
-    /// The script's text when it is one statement: a query's shape is learned from it.
-    single: Option<String>,
-    /// A query already planned with the kept plan of its shape.
+    /// A one-statement query with a vector literal: its shape's plan is made after it runs.
+    pending: Option<Pending>,
+    /// A query already planned with a kept plan.
     ready: Option<DataFrame>,
     statements: std::vec::IntoIter<VfStatement>,
 }
@@ -112,8 +112,8 @@ impl Script {
         }
         let statement = self.statements.next()?;
         let result = self.ctx.vf_execute(statement).await;
-        if let (Ok(df), Some(sql)) = (&result, &self.single) {
-            literal_queries::learn(&self.ctx, sql, df).await;
+        if let (Ok(df), Some(pending)) = (&result, self.pending.take()) {
+            pending.learn(&self.ctx, df).await;
         }
         Some(result)
     }
@@ -161,32 +161,28 @@ impl VecfusionContext for SessionContext {
     }
 
     async fn vf_script(&self, sql: &str) -> Result<Script> {
-        if let Some(df) = literal_queries::reuse(self, sql).await? {
-            return Ok(Script {
-                ctx: self.clone(),
-                single: None,
-                ready: Some(df),
-                statements: vec![].into_iter(),
-            });
-        }
-        let statements = self.vf_parse(sql)?;
+        let pending = match literal_queries::lookup(self, sql).await? {
+            Lookup::Reused(df) => {
+                return Ok(Script {
+                    ctx: self.clone(),
+                    pending: None,
+                    ready: Some(df),
+                    statements: vec![].into_iter(),
+                });
+            }
+            Lookup::Pending(pending) => Some(pending),
+            Lookup::Plain => None,
+        };
         Ok(Script {
             ctx: self.clone(),
-            single: (statements.len() == 1).then(|| sql.to_string()),
+            pending,
             ready: None,
-            statements: statements.into_iter(),
+            statements: self.vf_parse(sql)?.into_iter(),
         })
     }
 
     fn vf_parse(&self, sql: &str) -> Result<Vec<VfStatement>> {
-        // Read in place: `state()` clones the whole session state (every registered
-        // function and table), a measurable share of a short query.
-        let dialect = {
-            let state = self.state_ref();
-            let state = state.read();
-            dialect_for(&state.config().options().sql_parser.dialect)?
-        };
-        parse_statements(sql, dialect.as_ref())
+        parse_in_session(self, sql)
     }
 
     async fn vf_execute(&self, statement: VfStatement) -> Result<DataFrame> {
@@ -338,13 +334,6 @@ fn is_query(statement: &VfStatement) -> bool {
         },
         _ => false,
     }
-}
-
-/// Whether the session reads `1.5` as a decimal rather than a float.
-fn parse_float_as_decimal(ctx: &SessionContext) -> bool {
-    let state = ctx.state_ref();
-    let state = state.read();
-    state.config().options().sql_parser.parse_float_as_decimal
 }
 
 /// For `INSERT INTO t [(columns)] VALUES ...` (only: other sources are not planned twice):

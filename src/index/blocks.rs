@@ -200,6 +200,11 @@ impl Sample {
         self.skipped
     }
 
+    /// Rows kept in the sample.
+    pub fn sampled_rows(&self) -> usize {
+        self.keys.len()
+    }
+
     /// The sampled rows' addresses and vectors (`dim` values each), in the order gathered:
     /// what a sample task sends on.
     pub fn rows(&self) -> (impl Iterator<Item = u64> + '_, &[f32]) {
@@ -432,6 +437,13 @@ impl Segment {
     /// Mean squared distance of the rows to their centroid (0 without rows).
     pub fn mean_sq_distance(&self) -> f64 {
         self.sum_sq_distance / self.meta.rows.max(1) as f64
+    }
+
+    /// The encode and write seconds of the slowest of `segments` (written by tasks that ran
+    /// side by side).
+    pub fn slowest(segments: &[Segment]) -> (f64, f64) {
+        let max = |f: fn(&Segment) -> f64| segments.iter().map(f).fold(0.0, f64::max);
+        (max(|s| s.seconds_encode), max(|s| s.seconds_write))
     }
 }
 

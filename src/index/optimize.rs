@@ -300,8 +300,7 @@ async fn one_segment(
     let Some(first) = parts.first() else {
         return plan_err!("the encode stage yielded no segment");
     };
-    let slowest = |f: fn(&Segment) -> f64| parts.iter().map(f).fold(0.0, f64::max);
-    let (encode, write) = (slowest(|s| s.seconds_encode), slowest(|s| s.seconds_write));
+    let (encode, write) = Segment::slowest(&parts);
     let sum_sq_distance = parts.iter().map(|s| s.sum_sq_distance).sum();
     let spilled_runs = parts.iter().map(|s| s.spilled_runs).sum();
     let mut segment = if keep == 1 {

@@ -9,4 +9,6 @@ pub mod parser;
 pub mod statement;
 pub mod vector_text;
 
-pub use parser::{VfStatement, dialect_for, parse_statements};
+pub use parser::{
+    VfStatement, dialect_for, parse_float_as_decimal, parse_in_session, parse_statements,
+};

@@ -9,6 +9,7 @@
 use datafusion::common::config::Dialect as DialectName;
 use datafusion::common::plan_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Value;
 use datafusion::sql::sqlparser::dialect::{Dialect, dialect_from_str};
@@ -88,6 +89,26 @@ pub fn dialect_for(name: &DialectName) -> Result<Box<dyn Dialect>> {
         return Ok(Box::new(VecfusionDialect));
     }
     dialect_from_str(name).ok_or_else(|| plan_datafusion_err!("unsupported SQL dialect '{name}'"))
+}
+
+/// Parses a string of `;`-separated statements with the dialect `ctx`'s settings name.
+pub fn parse_in_session(ctx: &SessionContext, sql: &str) -> Result<Vec<VfStatement>> {
+    // Read in place: `state()` clones the whole session state (every registered function
+    // and table), a measurable share of a short query.
+    let dialect = {
+        let state = ctx.state_ref();
+        let state = state.read();
+        dialect_for(&state.config().options().sql_parser.dialect)?
+    };
+    parse_statements(sql, dialect.as_ref())
+}
+
+/// Whether `ctx` reads `1.5` as a decimal rather than a float (then a number array is not a
+/// query vector of floats).
+pub fn parse_float_as_decimal(ctx: &SessionContext) -> bool {
+    let state = ctx.state_ref();
+    let state = state.read();
+    state.config().options().sql_parser.parse_float_as_decimal
 }
 
 /// Parses a string of `;`-separated statements.

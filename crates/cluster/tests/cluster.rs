@@ -14,12 +14,13 @@ use vecfusion::{Dataset, DatasetLocation, VecfusionContext, new_session_context}
 use vecfusion_cluster::local::{LocalCluster, free_port};
 use vecfusion_cluster::remote_session_context;
 
-/// A scheduler and two executors from this package's binaries.
-fn start_cluster() -> LocalCluster {
+/// A scheduler and two executors with `vcores` task slots each, from this package's
+/// binaries.
+fn start_cluster(vcores: usize) -> LocalCluster {
     let bin = Path::new(env!("CARGO_BIN_EXE_vecfusion-scheduler"))
         .parent()
         .unwrap();
-    LocalCluster::start(bin, 2, 2).unwrap()
+    LocalCluster::start(bin, 2, vcores).unwrap()
 }
 
 async fn run(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
@@ -67,7 +68,7 @@ const QUERIES: [&str; 3] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_answers_as_the_in_process_session_does() {
-    let cluster = start_cluster();
+    let cluster = start_cluster(2);
     let data = tempfile::tempdir().unwrap();
     let remote = remote_session_context(&cluster.url())
         .await
@@ -175,7 +176,7 @@ async fn an_unreachable_scheduler_is_named_in_the_error() {
 /// a cluster; table functions over the search API and the dataset history work too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_side_statements_return_their_rows_on_a_cluster() {
-    let cluster = start_cluster();
+    let cluster = start_cluster(2);
     let data = tempfile::tempdir().unwrap();
     let remote = remote_session_context(&cluster.url()).await.unwrap();
     for sql in script(&data.path().join("t")) {
@@ -208,7 +209,7 @@ fn tasks_started(cluster: &LocalCluster, i: usize) -> usize {
 /// opens with every row, and building again succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_executor_of_a_build_leaves_a_readable_dataset_and_a_rerun_succeeds() {
-    let mut cluster = start_cluster();
+    let mut cluster = start_cluster(2);
     let data = tempfile::tempdir().unwrap();
     let path = data.path().join("t");
     let remote = remote_session_context(&cluster.url()).await.unwrap();
@@ -291,10 +292,7 @@ async fn killing_the_executor_of_a_build_leaves_a_readable_dataset_and_a_rerun_s
 /// generator, INSERT ... SELECT and DELETE give the in-process answers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_row_is_read_by_one_task_when_a_stage_has_many() {
-    let bin = Path::new(env!("CARGO_BIN_EXE_vecfusion-scheduler"))
-        .parent()
-        .unwrap();
-    let cluster = LocalCluster::start(bin, 2, 1).unwrap();
+    let cluster = start_cluster(1);
     let data = tempfile::tempdir().unwrap();
     let remote = remote_session_context(&cluster.url()).await.unwrap();
     let local = new_session_context();
@@ -346,10 +344,7 @@ async fn each_row_is_read_by_one_task_when_a_stage_has_many() {
 /// encode tasks writing a segment each, one commit — and builds the in-process index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_build_runs_as_stages_on_the_executors() {
-    let bin = Path::new(env!("CARGO_BIN_EXE_vecfusion-scheduler"))
-        .parent()
-        .unwrap();
-    let cluster = LocalCluster::start(bin, 2, 1).unwrap();
+    let cluster = start_cluster(1);
     let data = tempfile::tempdir().unwrap();
     let remote = remote_session_context(&cluster.url()).await.unwrap();
     let local = new_session_context();

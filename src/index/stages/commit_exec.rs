@@ -237,8 +237,7 @@ impl ExecutionPlan for IndexCommitExec {
             let encoded = cover_every_fragment(&target, encoded).await?;
             let trained = encoded[0].trained.clone();
             let segments: Vec<Segment> = encoded.into_iter().map(|e| e.segment).collect();
-            let slowest = |f: fn(&Segment) -> f64| segments.iter().map(f).fold(0.0, f64::max);
-            let (encode, write) = (slowest(|s| s.seconds_encode), slowest(|s| s.seconds_write));
+            let (encode, write) = Segment::slowest(&segments);
             let model = &trained.model;
             let rows_indexed: u64 = segments.iter().map(|s| s.meta.rows).sum();
             let file_bytes: u64 = segments.iter().map(|s| s.bytes).sum();

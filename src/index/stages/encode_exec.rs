@@ -35,7 +35,6 @@ use super::train_exec::TRAINED_COLUMN;
 use crate::dataset::split_row_address;
 use crate::index::blocks;
 use crate::index_format::IndexModel;
-use crate::kmeans::{Accelerator, Backend, backend_for};
 use crate::progress::ProgressHook;
 
 /// The column of an encode task's row.
@@ -48,8 +47,8 @@ pub struct IndexEncodeExec {
     model: Arc<dyn ExecutionPlan>,
     /// The rows to encode, a group of whole fragments per partition.
     rows: Arc<dyn ExecutionPlan>,
-    /// The model row, once a partition has read it.
-    trained: Arc<OnceCell<Trained>>,
+    /// The model row and the model it names, once a partition has read them.
+    trained: Arc<OnceCell<(Trained, Arc<IndexModel>)>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -99,14 +98,21 @@ impl DisplayAs for IndexEncodeExec {
     }
 }
 
-/// Reads the one row of the training task.
-async fn read_trained(model: Arc<dyn ExecutionPlan>, context: Arc<TaskContext>) -> Result<Trained> {
+/// Reads the one row of the training task, and opens the model file it names.
+async fn read_trained(
+    model: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    target: &BuildTarget,
+) -> Result<(Trained, Arc<IndexModel>)> {
     let batches = collect(model, context).await?;
     let mut rows: Vec<Trained> = from_json_batches(TRAINED_COLUMN, &batches)?;
-    match rows.len() {
-        1 => Ok(rows.remove(0)),
-        n => exec_err!("the training stage of an index build yielded {n} rows, not 1"),
-    }
+    let trained = match rows.len() {
+        1 => rows.remove(0),
+        n => return exec_err!("the training stage of an index build yielded {n} rows, not 1"),
+    };
+    let location = target.dataset.location();
+    let model = IndexModel::open(location, &trained.model.meta.file).await?;
+    Ok((trained, Arc::new(model)))
 }
 
 impl ExecutionPlan for IndexEncodeExec {
@@ -172,19 +178,12 @@ impl ExecutionPlan for IndexEncodeExec {
         let spilled = MetricBuilder::new(m).counter("spilled_runs", partition);
         let hook = context.session_config().get_extension::<ProgressHook>();
         let row = async move {
-            let trained = trained
-                .get_or_try_init(|| read_trained(model_input, context))
+            let (trained, model) = trained
+                .get_or_try_init(|| read_trained(model_input, context, &target))
                 .await?
                 .clone();
             let location = target.dataset.location();
-            let model = Arc::new(IndexModel::open(location, &trained.model.meta.file).await?);
-            let accelerator = Accelerator::select(target.spec.options.accelerator)?;
-            let gpu_budget = target
-                .spec
-                .options
-                .gpu_memory_budget_mb
-                .map(|mb| mb.saturating_mul(1 << 20));
-            let backend: Arc<dyn Backend> = Arc::from(backend_for(&accelerator, gpu_budget));
+            let backend = target.backend()?;
             let device = backend.name().to_string();
             // The fragments this partition covers, from the addresses it reads.
             let seen = Arc::new(Mutex::new(BTreeSet::new()));

@@ -46,6 +46,7 @@ pub use train_exec::IndexTrainExec;
 
 use super::blocks::{BuildPlan, BuildSpec, ModelSummary};
 use crate::dataset::Dataset;
+use crate::kmeans::{Accelerator, Backend, backend_for};
 use crate::provider::VecfusionScanExec;
 
 /// What every stage of one build is told: the index to build, the dataset version it is
@@ -66,6 +67,17 @@ impl BuildTarget {
             dim: self.dim,
             rows: self.dataset.count_rows(),
         }
+    }
+
+    /// The backend of the accelerator the build asks for, opened now, in the process that
+    /// runs the stage (a device is opened when a build runs, not when it is planned).
+    fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let options = &self.spec.options;
+        let accelerator = Accelerator::select(options.accelerator)?;
+        let gpu_budget = options
+            .gpu_memory_budget_mb
+            .map(|mb| mb.saturating_mul(1 << 20));
+        Ok(Arc::from(backend_for(&accelerator, gpu_budget)))
     }
 }
 

@@ -119,7 +119,7 @@ impl ExecutionPlan for IndexSampleExec {
             let sample = blocks::sample(&plan, input, hook.as_deref()).await?;
             let seconds = started.elapsed();
             time.add_duration(seconds);
-            sampled.add(sample.rows().1.len() / dim.max(1));
+            sampled.add(sample.sampled_rows());
             skipped.add(sample.skipped_rows() as usize);
             let batches = sample_batches(&sample, dim, seconds.as_secs_f64())?;
             Ok::<_, DataFusionError>(futures::stream::iter(batches.into_iter().map(Ok)))

@@ -24,7 +24,6 @@ use futures::StreamExt;
 use super::BuildTarget;
 use super::rows::{Trained, add_sample_batch, json_batch, json_schema};
 use crate::index::blocks::{self, Sample};
-use crate::kmeans::{Accelerator, Backend, backend_for};
 use crate::plan_properties::{single_final, whole_inputs};
 use crate::progress::ProgressHook;
 
@@ -133,17 +132,11 @@ impl ExecutionPlan for IndexTrainExec {
                 seconds_sample = seconds_sample.max(add_sample_batch(&mut sample, &plan, &batch?)?);
             }
             drop(sampled);
-            rows_trained.add(sample.rows().1.len() / target.dim.max(1));
+            rows_trained.add(sample.sampled_rows());
             let (rows_usable, rows_skipped) = (sample.usable_rows(), sample.skipped_rows());
 
-            let accelerator = Accelerator::select(target.spec.options.accelerator)?;
-            let _ = selected.set(accelerator.name.clone());
-            let gpu_budget = target
-                .spec
-                .options
-                .gpu_memory_budget_mb
-                .map(|mb| mb.saturating_mul(1 << 20));
-            let backend: Arc<dyn Backend> = Arc::from(backend_for(&accelerator, gpu_budget));
+            let backend = target.backend()?;
+            let _ = selected.set(backend.name().to_string());
             let location = target.dataset.location();
             let model =
                 blocks::train(&plan, sample, backend.clone(), location, hook.as_deref()).await?;
