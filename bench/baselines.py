@@ -1,8 +1,8 @@
 """Faiss and Lance operations run in their own process, so each one's peak RSS is its own.
 
-    python baselines.py faiss_build <base.npy> <nlist> <m> [<out.faissindex>]
+    python baselines.py faiss_build <base.npy> <nlist> <m> [<out.faissindex> [<sample_rate>]]
     python baselines.py lance_write <base.npy> <dataset dir> [<start> <end> [append]]
-    python baselines.py lance_build <dataset dir> <nlist> <m> [<max_iterations>]
+    python baselines.py lance_build <dataset dir> <nlist> <m> [<max_iterations> [<sample_rate>]]
     python baselines.py lance_optimize <dataset dir>
     python baselines.py lance_search <dataset dir> <queries.npy> <gt.npy> <nprobes,...> [<refine>]
 
@@ -29,18 +29,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def faiss_build(base: str, nlist: str, m: str, out: str | None = None) -> dict:
+def faiss_build(base: str, nlist: str, m: str, out: str | None = None, sample_rate: str = "256") -> dict:
+    """`sample_rate`: IVF training rows per list (Faiss's `max_points_per_centroid`, 256 by
+    default like vecfusion's `sample_rate`)."""
     import faiss
 
     x = np.load(base)
     d = x.shape[1]
     t = time.perf_counter()
     index = faiss.IndexIVFPQ(faiss.IndexFlatL2(d), d, int(nlist), int(m), 8)
+    index.cp.max_points_per_centroid = int(sample_rate)
     index.train(x)
     train = time.perf_counter() - t
     index.add(x)
     seconds = time.perf_counter() - t
-    if out:
+    if out and out != "-":
         faiss.write_index(index, out)
     return {"seconds": seconds, "train_seconds": train, "add_seconds": seconds - train}
 
@@ -62,11 +65,14 @@ def lance_write(base: str, path: str, start: str = "0", end: str = "-1", mode: s
     return {"seconds": time.perf_counter() - t, "rows": hi - lo}
 
 
-def lance_build(path: str, nlist: str, m: str, max_iterations: str | None = None) -> dict:
+def lance_build(path: str, nlist: str, m: str, max_iterations: str | None = None,
+                sample_rate: str | None = None) -> dict:
     import lance
 
     ds = lance.dataset(path)
     kwargs = {"max_iterations": int(max_iterations)} if max_iterations else {}
+    if sample_rate:
+        kwargs["sample_rate"] = int(sample_rate)
     t = time.perf_counter()
     ds.create_index(
         "vector", index_type="IVF_PQ", num_partitions=int(nlist), num_sub_vectors=int(m),

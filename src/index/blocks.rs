@@ -39,7 +39,7 @@ use serde_json::json;
 use vecfusion_kernels::distance::{all_finite, l2_squared, norm_squared, scale};
 
 use super::inverted_lists::{InvertedLists, by_address};
-use super::options::{IndexOptions, ResolvedOptions};
+use super::options::{IndexOptions, IvfKMeans, ResolvedOptions};
 use crate::dataset::{
     Dataset, DatasetLocation, IndexMeta, ModelMeta, Operation, Rewritten, SegmentMeta, files,
     split_row_address,
@@ -358,16 +358,23 @@ pub async fn train(
     let (ivf, rows) = {
         let backend = backend.clone();
         let hook = hook.cloned();
-        let max_iter = options.max_iterations as u64;
+        let ivf_kmeans = options.ivf_kmeans;
+        let steps = match ivf_kmeans {
+            IvfKMeans::Flat => options.max_iterations,
+            // Its progress counts both levels.
+            IvfKMeans::Hierarchical => options.max_iterations.saturating_mul(2),
+        };
         blocking(move || {
-            let mut progress = iterations(hook, "train_ivf", max_iter);
-            let model = crate::kmeans::train(
-                backend.as_ref(),
-                &rows[..n_ivf * dim],
-                dim,
-                &params,
-                &mut progress,
-            )?;
+            let mut progress = iterations(hook, "train_ivf", steps as u64);
+            let (backend, sample) = (backend.as_ref(), &rows[..n_ivf * dim]);
+            let model = match ivf_kmeans {
+                IvfKMeans::Flat => {
+                    crate::kmeans::train(backend, sample, dim, &params, &mut progress)
+                }
+                IvfKMeans::Hierarchical => {
+                    crate::kmeans::train_hierarchical(backend, sample, dim, &params, &mut progress)
+                }
+            }?;
             Ok((model, rows))
         })
         .await?

@@ -25,6 +25,9 @@ pub struct IndexOptions {
     pub sample_rate: usize,
     /// Lloyd iterations for the IVF centroids.
     pub max_iterations: usize,
+    /// How the IVF centroids are trained. Absent in manifests written before it (flat).
+    #[serde(default)]
+    pub ivf_kmeans: IvfKMeans,
     /// Lloyd iterations for the PQ codebooks.
     pub pq_max_iterations: usize,
     /// Stop early when the relative objective change falls below this.
@@ -37,6 +40,29 @@ pub struct IndexOptions {
     /// see `kmeans::candle_backend::memory_budget`). Absent in manifests written before it.
     #[serde(default)]
     pub gpu_memory_budget_mb: Option<usize>,
+}
+
+/// How the IVF centroids are trained (option `ivf_kmeans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IvfKMeans {
+    /// Lloyd over all `num_partitions` centroids: the best fit, `n·k·d` per iteration (as
+    /// Faiss trains).
+    #[default]
+    Flat,
+    /// Two levels of about `√k` centroids each (`kmeans::train_hierarchical`): about
+    /// `2·n·√k·d` per iteration, for many partitions (as Lance trains above 256).
+    Hierarchical,
+}
+
+impl IvfKMeans {
+    fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "flat" => Some(Self::Flat),
+            "hierarchical" => Some(Self::Hierarchical),
+            _ => None,
+        }
+    }
 }
 
 /// Largest `num_partitions` accepted (Faiss's guidance for 100M+ vectors is 65,536 lists).
@@ -65,6 +91,7 @@ const OPTIONS: &[(&str, &str, &[IndexKind])] = &[
     ),
     ("sample_rate", "an integer from 1 to 65536", &[]),
     ("max_iterations", "an integer from 1 to 1000", &[]),
+    ("ivf_kmeans", "'flat' or 'hierarchical'", &[]),
     (
         "pq_max_iterations",
         "an integer from 1 to 1000",
@@ -116,6 +143,7 @@ impl IndexOptions {
             accelerator: AcceleratorRequest::Auto,
             sample_rate: 256,
             max_iterations: 20,
+            ivf_kmeans: IvfKMeans::Flat,
             pq_max_iterations: 25,
             tolerance: 1e-4,
             seed: 42,
@@ -172,6 +200,10 @@ impl IndexOptions {
                 "accelerator" => out.accelerator = AcceleratorRequest::parse(&text(&name, value)?)?,
                 "sample_rate" => out.sample_rate = at_most(&name, value, MAX_SAMPLE_RATE)?,
                 "max_iterations" => out.max_iterations = at_most(&name, value, MAX_ITERATIONS)?,
+                "ivf_kmeans" => {
+                    out.ivf_kmeans =
+                        IvfKMeans::parse(&text(&name, value)?).ok_or_else(|| wrong(&name, value))?
+                }
                 "pq_max_iterations" => {
                     out.pq_max_iterations = at_most(&name, value, MAX_ITERATIONS)?
                 }

@@ -17,16 +17,19 @@ pub mod cancel;
 pub mod candle_backend;
 pub mod cpu;
 pub mod cuda_libraries;
+mod hierarchical;
 pub mod init;
 pub mod lloyd;
 pub mod pq;
 
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
+use vecfusion_kernels::distance::all_finite;
 
 pub use accelerator::{Accelerator, AcceleratorRequest};
 pub use backend::{Assignment, Backend, DeviceMemory, Layout};
 pub use cancel::{Cancel, CancelOnDrop};
+pub use hierarchical::train_hierarchical;
 pub use init::Init;
 pub use lloyd::{IterationInfo, LloydOptions};
 
@@ -112,7 +115,9 @@ pub fn check_rows(data: &[f32], dim: usize) -> Result<usize> {
             data.len()
         );
     }
-    if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+    // The position is looked for only once the fast check failed.
+    let non_finite = (!all_finite(data)).then(|| data.iter().position(|v| !v.is_finite()));
+    if let Some(pos) = non_finite.flatten() {
         return exec_err!(
             "row {} holds a non-finite value ({}); KMeans needs finite vectors (skip or fix \
              NaN/Inf rows first)",

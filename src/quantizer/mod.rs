@@ -90,6 +90,14 @@ pub trait Quantizer: Debug + Send + Sync {
     /// The per-query part of scoring, computed once per query.
     fn prepare(&self, query: &[f32]) -> QueryTables;
 
+    /// [`Quantizer::prepare`] for many queries (row-major), in order. A kind whose tables are
+    /// matrix products builds them together (IVF_PQ: each codebook line read serves several
+    /// queries of a batch).
+    fn prepare_all(&self, queries: &[f32]) -> Vec<QueryTables> {
+        let dim = self.params().dim.max(1);
+        queries.chunks_exact(dim).map(|q| self.prepare(q)).collect()
+    }
+
     /// The per-partition part of scoring, computed once per probed partition into `scratch`
     /// and used by [`Quantizer::scan`] for that partition's rows in every segment (IVF_PQ's
     /// partition-plus-query table: computing it once per segment cost 1.4–1.7× at 10

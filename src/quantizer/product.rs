@@ -7,7 +7,7 @@ use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use vecfusion_kernels::distance::{add_assign, sub_assign};
 use vecfusion_kernels::scan::{
-    add, pq_adc, pq_codebook_panels, pq_codeword_norms, pq_dot_table, resize_scratch,
+    add, pq_adc, pq_codebook_panels, pq_codeword_norms, pq_dot_table, pq_dot_tables, resize_scratch,
 };
 
 use super::{Quantizer, QuantizerParams, QueryTables, TrainingData, TrainingOptions};
@@ -144,6 +144,16 @@ impl ProductCodes {
             k: self.ksub,
         }
     }
+
+    /// The factor of `q_s·codeword` in a query's table: −2 in `‖q − c − w‖²` for l2/cosine,
+    /// −1 in the negated inner product for dot.
+    fn query_scale(&self) -> f32 {
+        if self.params.metric == Metric::Dot {
+            -1.0
+        } else {
+            -2.0
+        }
+    }
 }
 
 fn centroid(centroids: &[f32], dim: usize, p: usize) -> &[f32] {
@@ -175,15 +185,35 @@ impl Quantizer for ProductCodes {
     /// The partition-independent part of the table: `−2·q_s·codeword` for l2/cosine,
     /// `−q_s·codeword` for dot.
     fn prepare(&self, query: &[f32]) -> QueryTables {
-        let m = self.params.num_sub_vectors;
-        let scale = if self.params.metric == Metric::Dot {
-            -1.0
-        } else {
-            -2.0
-        };
-        let mut lut = vec![0.0; m * self.ksub];
-        pq_dot_table(query, &self.panels, m, self.ksub, scale, &[], &mut lut);
+        let mut lut = vec![0.0; self.params.num_sub_vectors * self.ksub];
+        pq_dot_table(
+            query,
+            &self.panels,
+            self.params.num_sub_vectors,
+            self.ksub,
+            self.query_scale(),
+            &[],
+            &mut lut,
+        );
         QueryTables::new(lut)
+    }
+
+    fn prepare_all(&self, queries: &[f32]) -> Vec<QueryTables> {
+        let (m, ksub) = (self.params.num_sub_vectors, self.ksub);
+        let table = m * ksub;
+        let mut luts = vec![0.0; queries.len() / self.params.dim.max(1) * table];
+        pq_dot_tables(
+            queries,
+            &self.panels,
+            m,
+            ksub,
+            self.query_scale(),
+            &[],
+            &mut luts,
+        );
+        luts.chunks_exact(table)
+            .map(|lut| QueryTables::new(lut.to_vec()))
+            .collect()
     }
 
     fn prepare_partition(&self, partition: usize, tables: &QueryTables, scratch: &mut Vec<f32>) {

@@ -9,7 +9,7 @@ use datafusion::common::exec_datafusion_err;
 use datafusion::error::Result;
 use vecfusion_kernels::distance::norm_squared;
 use vecfusion_kernels::scan::{
-    pq_codebook_panels, pq_codeword_norms, pq_dot_table, resize_scratch,
+    pq_codebook_panels, pq_codeword_norms, pq_dot_tables, resize_scratch,
 };
 use vecfusion_kernels::topk::{rank_head, sort_head};
 
@@ -38,6 +38,10 @@ pub struct PreparedQuery {
     /// The query as the index compares it (normalised for cosine).
     pub vector: Vec<f32>,
     tables: QueryTables,
+    /// Its coarse score against every partition's centroid, less the query's own squared
+    /// norm for l2/cosine (a term common to all partitions, added back by
+    /// [`PartitionOrder`] to the partitions read).
+    coarse: Vec<f32>,
 }
 
 impl LoadedIndex {
@@ -119,13 +123,35 @@ impl LoadedIndex {
         self.rows_indexed
     }
 
-    pub fn prepare(&self, query: &[f32]) -> PreparedQuery {
-        let mut vector = query.to_vec();
+    /// Prepares queries (row-major) for searching this index: normalised for cosine, their
+    /// quantizer tables and their coarse scores against every centroid. Built together for
+    /// the whole batch: both are matrix-vector products over a codebook, whose reads are
+    /// shared by [`pq_dot_tables`] when several queries come at once.
+    pub fn prepare(&self, queries: &[f32]) -> Vec<PreparedQuery> {
+        let (dim, partitions) = (self.model.dim().max(1), self.partitions());
+        let mut vectors = queries.to_vec();
         if self.model.metric() == Metric::Cosine {
-            crate::metric::normalize_rows(&mut vector, self.model.dim());
+            crate::metric::normalize_rows(&mut vectors, dim);
         }
-        let tables = self.model.quantizer.prepare(&vector);
-        PreparedQuery { vector, tables }
+        let tables = self.model.quantizer.prepare_all(&vectors);
+        // −q·c for dot; ‖q − c‖² − ‖q‖² = −2·q·c + ‖c‖² for l2/cosine.
+        let scale = match self.model.metric() {
+            Metric::Dot => -1.0,
+            Metric::L2 | Metric::Cosine => -2.0,
+        };
+        let mut coarse = vec![0.0f32; vectors.len() / dim * partitions];
+        let (panels, norms) = (&self.centroid_panels, &self.centroid_norms);
+        pq_dot_tables(&vectors, panels, 1, partitions, scale, norms, &mut coarse);
+        vectors
+            .chunks_exact(dim)
+            .zip(tables)
+            .zip(coarse.chunks_exact(partitions))
+            .map(|((vector, tables), coarse)| PreparedQuery {
+                vector: vector.to_vec(),
+                tables,
+                coarse: coarse.to_vec(),
+            })
+            .collect()
     }
 
     /// The partitions in order of the query's coarse score against their centroids (squared
@@ -133,17 +159,11 @@ impl LoadedIndex {
     /// up front — a search probes `nprobes` of 1,024 or more — and the rest only if the
     /// search goes on past them (see [`PartitionOrder`]).
     pub fn rank_partitions(&self, q: &PreparedQuery, head: usize) -> PartitionOrder {
-        let partitions = self.partitions();
-        let mut scored = vec![0.0f32; partitions];
-        // −q·c for dot; ‖q − c‖² = ‖q‖² − 2·q·c + ‖c‖² for l2/cosine, the query's own norm
-        // (the same for every partition) added only to the partitions read.
-        let (scale, shift) = match self.model.metric() {
-            Metric::Dot => (-1.0, 0.0),
-            Metric::L2 | Metric::Cosine => (-2.0, norm_squared(&q.vector)),
+        let shift = match self.model.metric() {
+            Metric::Dot => 0.0,
+            Metric::L2 | Metric::Cosine => norm_squared(&q.vector),
         };
-        let (panels, norms) = (&self.centroid_panels, &self.centroid_norms);
-        pq_dot_table(&q.vector, panels, 1, partitions, scale, norms, &mut scored);
-        PartitionOrder::new(&scored, head, shift)
+        PartitionOrder::new(&q.coarse, head, shift)
     }
 
     /// Prepares the scoring of partition `p` into `scratch`, once for all segments.

@@ -27,9 +27,10 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use rayon::prelude::*;
+use vecfusion_kernels::scan::TABLE_QUERIES;
 
 use super::prefilter::{AllowedRows, collect_allowed, prefilter_scan};
-use super::searcher::{SearchOutcome, SearchTarget, search};
+use super::searcher::{SearchOutcome, SearchTarget, probed_index, search, search_prepared};
 use super::settings::{SearchParams, SearchSettings};
 use super::version_vectors::VersionVectors;
 use crate::dataset::{Dataset, resolve_vector_column};
@@ -98,7 +99,9 @@ impl SearchRequest {
 }
 
 /// Searches each of `queries` (row-major, `dim` columns) in parallel, in query order; stops
-/// with an error at the next query once `cancel` is cancelled.
+/// with an error at the next group of queries once `cancel` is cancelled. Each task
+/// prepares a group of [`TABLE_QUERIES`] queries together (their coarse scores and tables
+/// share the codebook reads), then searches them one by one.
 fn search_all(
     target: &SearchTarget,
     version: &VersionVectors,
@@ -107,15 +110,25 @@ fn search_all(
     allowed: Option<&AllowedRows>,
     cancel: &Cancel,
 ) -> Result<Vec<SearchOutcome>> {
-    queries
-        .par_chunks(dim)
-        .map(|q| {
+    let index = probed_index(target, version, allowed);
+    let groups: Vec<Vec<SearchOutcome>> = queries
+        .par_chunks(dim * TABLE_QUERIES)
+        .map(|group| {
             if cancel.is_cancelled() {
                 return exec_err!("the search was cancelled");
             }
-            search(target, version, q, allowed)
+            let prepared = index.map(|ix| ix.prepare(group));
+            group
+                .chunks_exact(dim)
+                .enumerate()
+                .map(|(i, q)| {
+                    let probe = index.zip(prepared.as_ref().map(|p| &p[i]));
+                    search_prepared(target, version, q, probe, allowed)
+                })
+                .collect()
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(groups.into_iter().flatten().collect())
 }
 
 /// Refuses `queries` unless they are whole, finite vectors of `column`'s dimension `dim`.

@@ -11,8 +11,10 @@
 //!   SQL distance function computes.
 
 use datafusion::error::Result;
+use vecfusion_kernels::prefetch::prefetch;
 use vecfusion_kernels::topk::TopK;
 
+use super::loaded::{LoadedIndex, PreparedQuery};
 use super::prefilter::{AllowedRows, allowed_count};
 use super::settings::SearchParams;
 use super::version_vectors::VersionVectors;
@@ -23,6 +25,11 @@ use crate::metric::DistanceFunction;
 /// the index, whatever the index's size: a few thousand exact distances cost less than
 /// opening partitions.
 const EXACT_SEARCH_MIN_ROWS: f64 = 1000.0;
+
+/// How many candidate rows ahead of the one it scores a refinement requests from memory:
+/// enough misses in flight to hide DRAM latency behind 128-d rows, few enough that 784-d
+/// ones (49 lines each) do not overflow the core's outstanding-miss queue.
+const REFINE_AHEAD: usize = 4;
 
 /// What a search runs against: one dataset version, its vector column, the distance that
 /// ranks, the index it probes (`None`: an exact search) and how.
@@ -75,8 +82,43 @@ pub fn search(
     query: &[f32],
     allowed: Option<&AllowedRows>,
 ) -> Result<SearchOutcome> {
+    let index = probed_index(target, version, allowed);
+    let prepared = index.map(|ix| ix.prepare(query));
+    let probe = index.zip(prepared.as_ref().and_then(|p| p.first()));
+    search_prepared(target, version, query, probe, allowed)
+}
+
+/// The index a search of `target` among the rows `allowed` probes, if any: none when the
+/// target has none, or when the filter is so selective that scoring the allowed rows
+/// exactly is cheaper than probing the share of the index the probes would score. The same
+/// for every query of a request, so a batch prepares its queries for it together.
+pub fn probed_index<'a>(
+    target: &SearchTarget,
+    version: &'a VersionVectors,
+    allowed: Option<&AllowedRows>,
+) -> Option<&'a LoadedIndex> {
+    let index = version.index()?;
+    match allowed {
+        Some(a) => {
+            let probed_share = target.params.nprobes as f64 / index.partitions().max(1) as f64;
+            let indexed = index.rows_indexed().max(1) as f64;
+            let probed_rows = (indexed * probed_share).max(EXACT_SEARCH_MIN_ROWS);
+            (allowed_count(a) as f64 > probed_rows).then_some(index.as_ref())
+        }
+        None => Some(index.as_ref()),
+    }
+}
+
+/// [`search`] with the query already prepared for the index [`probed_index`] chose
+/// (`probe`; `None`: an exact search).
+pub fn search_prepared(
+    target: &SearchTarget,
+    version: &VersionVectors,
+    query: &[f32],
+    probe: Option<(&LoadedIndex, &PreparedQuery)>,
+    allowed: Option<&AllowedRows>,
+) -> Result<SearchOutcome> {
     let (dataset, function, params) = (&target.dataset, target.function, target.params);
-    let index = version.index();
     let mut stats = SearchStats::default();
     let k = params.k;
     let mut exact = TopK::new(k);
@@ -85,29 +127,11 @@ pub fn search(
     let mut approx =
         TopK::new(candidates.min(dataset.count_rows().try_into().unwrap_or(usize::MAX)));
 
-    // A very selective filter: scoring the allowed rows exactly is cheaper than probing the
-    // share of the index the probes would score.
-    let index = match (index, allowed) {
-        (Some(ix), Some(a)) => {
-            let probed_share = params.nprobes as f64 / ix.partitions().max(1) as f64;
-            let indexed = ix.rows_indexed().max(1) as f64;
-            let probed_rows = (indexed * probed_share).max(EXACT_SEARCH_MIN_ROWS);
-            (allowed_count(a) as f64 > probed_rows).then_some(ix)
-        }
-        (ix, _) => ix,
-    };
-
-    let visit_exact = |exact: &mut TopK, stats: &mut SearchStats, addr: u64| {
-        if let Some(v) = version.vector(addr) {
-            stats.rows_exact += 1;
-            exact.push(function.closeness_key(function.eval(v, query)), addr);
-        }
-    };
     // Rows the index does not hold, searched exactly: everything without an index, else the
     // fragments it does not cover.
     for f in version.fragments() {
         let id = f.meta.id;
-        if index.is_some_and(|ix| ix.covers(id)) {
+        if probe.is_some_and(|(ix, _)| ix.covers(id)) {
             continue;
         }
         let (vectors, deleted) = (&f.vectors, f.deleted.as_ref());
@@ -134,10 +158,9 @@ pub fn search(
     }
 
     let unfiltered = allowed.is_none() && !version.has_deletions();
-    if let Some(ix) = index {
+    if let Some((ix, q)) = probe {
         stats.index = Some(ix.name.clone());
-        let q = ix.prepare(query);
-        let mut order = ix.rank_partitions(&q, params.nprobes);
+        let mut order = ix.rank_partitions(q, params.nprobes);
         let (mut scores, mut lut) = (vec![], vec![]);
         let mut found = 0usize;
         for probed in 0..order.len() {
@@ -147,9 +170,9 @@ pub fn search(
             }
             let (coarse, p) = order.get(probed);
             // The partition's rows in every segment, scored with one prepared table.
-            ix.prepare_partition(p, &q, &mut lut);
+            ix.prepare_partition(p, q, &mut lut);
             for segment in &ix.segments {
-                let addrs = ix.scan_partition(segment, p, coarse, &q, &mut scores, &mut lut)?;
+                let addrs = ix.scan_partition(segment, p, coarse, q, &mut scores, &mut lut)?;
                 stats.rows_scored += addrs.len();
                 if unfiltered {
                     found += addrs.len();
@@ -166,9 +189,23 @@ pub fn search(
             }
             stats.partitions_probed += 1;
         }
-        // Refine: exact distances for the best candidates.
-        for (_, addr) in approx.into_sorted() {
-            visit_exact(&mut exact, &mut stats, addr);
+        // Refine: exact distances for the best candidates. Their rows are scattered over the
+        // table, so each is requested `REFINE_AHEAD` rows before it is scored and the cache
+        // misses overlap instead of following one another.
+        let rows: Vec<(u64, &[f32])> = approx
+            .into_sorted()
+            .into_iter()
+            .filter_map(|(_, addr)| Some((addr, version.vector(addr)?)))
+            .collect();
+        rows.iter()
+            .take(REFINE_AHEAD)
+            .for_each(|(_, v)| prefetch(v));
+        for (i, (addr, v)) in rows.iter().enumerate() {
+            if let Some((_, ahead)) = rows.get(i + REFINE_AHEAD) {
+                prefetch(ahead);
+            }
+            stats.rows_exact += 1;
+            exact.push(function.closeness_key(function.eval(v, query)), *addr);
         }
     }
 

@@ -10,5 +10,6 @@
 pub mod distance;
 pub mod nearest;
 pub mod path;
+pub mod prefetch;
 pub mod scan;
 pub mod topk;

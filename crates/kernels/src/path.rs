@@ -71,17 +71,17 @@ fn detect_wide_paths() -> [bool; 2] {
 macro_rules! kernel {
     (
         $(#[$attr:meta])*
-        pub fn $name:ident / $on:ident ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+        $vis:vis fn $name:ident / $on:ident ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
             = $body:path;
     ) => {
         $(#[$attr])*
-        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             $on($crate::path::KernelPath::best(), $($arg),*)
         }
 
         #[doc = concat!("[`", stringify!($name), "`] on one [`KernelPath`](crate::path::KernelPath).")]
         #[allow(clippy::too_many_arguments)]
-        pub fn $on(path: $crate::path::KernelPath, $($arg: $ty),*) $(-> $ret)? {
+        $vis fn $on(path: $crate::path::KernelPath, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]

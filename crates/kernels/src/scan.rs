@@ -6,7 +6,7 @@
 //! the loops themselves. Every kernel is compiled per instruction set (see [`crate::path`]).
 
 use crate::distance::dot_body;
-use crate::path::kernel;
+use crate::path::{KernelPath, kernel};
 
 #[inline(always)]
 fn pq_adc_body(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out: &mut [f32]) {
@@ -150,33 +150,58 @@ fn pq_dot_table_body(
                     acc[l] += qd * w[l];
                 }
             }
-            let o = &mut o[j..j + TABLE_BLOCK];
-            match addend {
-                Some(a) => {
-                    for l in 0..TABLE_BLOCK {
-                        o[l] = scale * acc[l] + a[j + l];
-                    }
-                }
-                None => {
-                    for l in 0..TABLE_BLOCK {
-                        o[l] = scale * acc[l];
-                    }
-                }
-            }
+            let a = addend.map(|a| &a[j..j + TABLE_BLOCK]);
+            scaled_plus(&acc, scale, a, &mut o[j..j + TABLE_BLOCK]);
             j += TABLE_BLOCK;
         }
-        // The narrower last panel (all of a 4-bit table), one codeword at a time.
-        let width = ksub - j;
-        if width > 0 {
-            let panel = &panels[base + j * ds..][..ds * width];
-            for l in 0..width {
-                let mut acc = 0.0f32;
-                for (d, qd) in q.iter().enumerate() {
-                    acc += qd * panel[d * width + l];
-                }
-                o[j + l] = scale * acc + addend.map_or(0.0, |a| a[j + l]);
+        let a = addend.map(|a| &a[j..]);
+        narrow_panel(
+            |d| q[d],
+            &panels[base + j * ds..],
+            ds,
+            scale,
+            a,
+            &mut o[j..],
+        );
+    }
+}
+
+/// `out = scale · sums + add` (no `add`: zeros): the last step of every block of a table.
+#[inline(always)]
+fn scaled_plus(sums: &[f32], scale: f32, add: Option<&[f32]>, out: &mut [f32]) {
+    match add {
+        Some(a) => {
+            for ((o, s), a) in out.iter_mut().zip(sums).zip(a) {
+                *o = scale * s + a;
             }
         }
+        None => {
+            for (o, s) in out.iter_mut().zip(sums) {
+                *o = scale * s;
+            }
+        }
+    }
+}
+
+/// The entries of a sub-space's last panel when it is narrower than [`TABLE_BLOCK`] (all of
+/// a 4-bit table): `out.len()` codewords, one at a time, `q(d)` the query's `d`-th component
+/// of the sub-space.
+#[inline(always)]
+fn narrow_panel(
+    q: impl Fn(usize) -> f32,
+    panel: &[f32],
+    ds: usize,
+    scale: f32,
+    add: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let width = out.len();
+    for l in 0..width {
+        let mut acc = 0.0f32;
+        for d in 0..ds {
+            acc += q(d) * panel[d * width + l];
+        }
+        out[l] = scale * acc + add.map_or(0.0, |a| a[l]);
     }
 }
 
@@ -195,6 +220,142 @@ kernel! {
         add: &[f32],
         out: &mut [f32],
     ) = pq_dot_table_body;
+}
+
+/// Queries whose tables [`pq_dot_tables`] builds together: each panel line loaded from
+/// memory feeds `TABLE_QUERIES` multiply-adds per codeword instead of one.
+pub const TABLE_QUERIES: usize = 4;
+
+#[inline(always)]
+fn pq_dot_tables_body(
+    queries: &[f32],
+    panels: &[f32],
+    m: usize,
+    ksub: usize,
+    scale: f32,
+    add: &[f32],
+    out: &mut [f32],
+) {
+    const Q: usize = TABLE_QUERIES;
+    // Codewords of a panel whose sums stay in registers for every query at once: 4 × 32 sums
+    // fill eight 16-lane registers without spilling.
+    const W: usize = 32;
+    let dim = queries.len() / Q;
+    let ds = dim / m.max(1);
+    let table = m * ksub;
+    // The queries' components side by side, so the inner loop reads them as one array.
+    let lanes: Vec<[f32; Q]> = (0..dim)
+        .map(|d| std::array::from_fn(|b| queries[b * dim + d]))
+        .collect();
+    for s in 0..m {
+        let base = s * ds * ksub;
+        let q = &lanes[s * ds..(s + 1) * ds];
+        let mut j = 0;
+        while j + TABLE_BLOCK <= ksub {
+            let panel = &panels[base + j * ds..][..ds * TABLE_BLOCK];
+            for part in (0..TABLE_BLOCK).step_by(W) {
+                let mut acc = [[0.0f32; W]; Q];
+                for (qd, line) in q.iter().zip(panel.chunks_exact(TABLE_BLOCK)) {
+                    let w: &[f32; W] = line[part..part + W].try_into().unwrap();
+                    for b in 0..Q {
+                        for l in 0..W {
+                            acc[b][l] += qd[b] * w[l];
+                        }
+                    }
+                }
+                let first = s * ksub + j + part;
+                for (b, acc) in acc.iter().enumerate() {
+                    let o = &mut out[b * table + first..][..W];
+                    scaled_plus(acc, scale, add.get(first..first + W), o);
+                }
+            }
+            j += TABLE_BLOCK;
+        }
+        let (first, last) = (s * ksub + j, (s + 1) * ksub);
+        for b in 0..Q {
+            let o = &mut out[b * table + first..b * table + last];
+            narrow_panel(
+                |d| q[d][b],
+                &panels[base + j * ds..],
+                ds,
+                scale,
+                add.get(first..last),
+                o,
+            );
+        }
+    }
+}
+
+kernel! {
+    /// [`pq_dot_tables`] for one group of [`TABLE_QUERIES`] queries. (Only its `_on` form
+    /// is called.)
+    #[allow(dead_code)]
+    fn pq_dot_tables_group / pq_dot_tables_group_on(
+        queries: &[f32],
+        panels: &[f32],
+        m: usize,
+        ksub: usize,
+        scale: f32,
+        add: &[f32],
+        out: &mut [f32],
+    ) = pq_dot_tables_body;
+}
+
+/// [`pq_dot_table`] for many queries (`queries` row-major, of the codebooks' total
+/// dimension; `out` one `m × ksub` table per query, one after another), with the same
+/// results bit for bit: each sum runs in the same order. A batch of searches prepares its
+/// queries this way: ranking IVF partitions and building PQ tables are matrix-vector
+/// products that read the whole codebook per query, and here each codebook line read serves
+/// [`TABLE_QUERIES`] queries.
+pub fn pq_dot_tables(
+    queries: &[f32],
+    panels: &[f32],
+    m: usize,
+    ksub: usize,
+    scale: f32,
+    add: &[f32],
+    out: &mut [f32],
+) {
+    pq_dot_tables_on(
+        KernelPath::best(),
+        queries,
+        panels,
+        m,
+        ksub,
+        scale,
+        add,
+        out,
+    )
+}
+
+/// [`pq_dot_tables`] on one [`KernelPath`].
+#[allow(clippy::too_many_arguments)]
+pub fn pq_dot_tables_on(
+    path: KernelPath,
+    queries: &[f32],
+    panels: &[f32],
+    m: usize,
+    ksub: usize,
+    scale: f32,
+    add: &[f32],
+    out: &mut [f32],
+) {
+    let (dim, table) = ((panels.len() / ksub.max(1)).max(1), m * ksub);
+    // With 8-lane registers, holding four queries' sums cost more in broadcasts and register
+    // traffic than it saved in loads (measured on Zen 4's AVX2 path): there, and for the
+    // queries that do not fill a group, they go one at a time.
+    let mut grouped = 0;
+    if path == KernelPath::Avx512 && path.available() {
+        let groups = queries.chunks_exact(dim * TABLE_QUERIES);
+        for (q, o) in groups.zip(out.chunks_exact_mut(table * TABLE_QUERIES)) {
+            pq_dot_tables_group_on(path, q, panels, m, ksub, scale, add, o);
+            grouped += TABLE_QUERIES;
+        }
+    }
+    let rest = queries[grouped * dim..].chunks_exact(dim);
+    for (q, o) in rest.zip(out[grouped * table..].chunks_exact_mut(table)) {
+        pq_dot_table_on(path, q, panels, m, ksub, scale, add, o);
+    }
 }
 
 /// Squared norms of every codeword (codebooks `m × ksub × ds`), laid out like a distance table
@@ -402,6 +563,37 @@ mod tests {
                             let got = out[s * ksub + j];
                             assert!((got - want).abs() < 1e-4, "{path:?} s={s} j={j}");
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tables_built_together_equal_one_query_tables_bit_for_bit_on_every_path() {
+        for path in KernelPath::supported() {
+            for (m, ksub, ds) in [(16, 256, 8), (1, 1024, 128), (16, 16, 2), (3, 70, 5)] {
+                let codebooks = values(m * ksub * ds, 6);
+                // A whole group and two queries more.
+                let queries = values((TABLE_QUERIES + 2) * m * ds, 7);
+                let add = values(m * ksub, 8);
+                let panels = pq_codebook_panels(&codebooks, m, ksub);
+                for addend in [&add[..], &[]] {
+                    let mut together = vec![0.0; (TABLE_QUERIES + 2) * m * ksub];
+                    pq_dot_tables_on(
+                        path,
+                        &queries,
+                        &panels,
+                        m,
+                        ksub,
+                        -2.0,
+                        addend,
+                        &mut together,
+                    );
+                    for (q, got) in queries.chunks(m * ds).zip(together.chunks(m * ksub)) {
+                        let mut alone = vec![0.0; m * ksub];
+                        pq_dot_table_on(path, q, &panels, m, ksub, -2.0, addend, &mut alone);
+                        assert_eq!(got, &alone[..], "{path:?} m={m} ksub={ksub} ds={ds}");
                     }
                 }
             }
