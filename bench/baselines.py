@@ -43,7 +43,7 @@ def faiss_build(base: str, nlist: str, m: str, out: str | None = None, sample_ra
     train = time.perf_counter() - t
     index.add(x)
     seconds = time.perf_counter() - t
-    if out and out != "-":
+    if out:
         faiss.write_index(index, out)
     return {"seconds": seconds, "train_seconds": train, "add_seconds": seconds - train}
 

@@ -117,9 +117,9 @@ fn split(k: usize, sizes: &[usize]) -> Vec<usize> {
         })
         .collect();
     // Hand out (or take back) the difference one centroid at a time, by remainder.
-    let remainder = |i: usize| (sizes[i] as u128 * k as u128 % n.max(1) as u128) as f64;
+    let remainder = |i: usize| sizes[i] as u128 * k as u128 % n.max(1) as u128;
     let mut order: Vec<usize> = (0..sizes.len()).collect();
-    order.sort_by(|a, b| remainder(*b).total_cmp(&remainder(*a)).then(a.cmp(b)));
+    order.sort_by(|a, b| remainder(*b).cmp(&remainder(*a)).then(a.cmp(b)));
     let mut total: usize = shares.iter().sum();
     while total < k {
         let before = total;

@@ -24,7 +24,7 @@ pub mod pq;
 
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
-use vecfusion_kernels::distance::all_finite;
+use vecfusion_kernels::distance::first_non_finite;
 
 pub use accelerator::{Accelerator, AcceleratorRequest};
 pub use backend::{Assignment, Backend, DeviceMemory, Layout};
@@ -115,9 +115,7 @@ pub fn check_rows(data: &[f32], dim: usize) -> Result<usize> {
             data.len()
         );
     }
-    // The position is looked for only once the fast check failed.
-    let non_finite = (!all_finite(data)).then(|| data.iter().position(|v| !v.is_finite()));
-    if let Some(pos) = non_finite.flatten() {
+    if let Some(pos) = first_non_finite(data) {
         return exec_err!(
             "row {} holds a non-finite value ({}); KMeans needs finite vectors (skip or fix \
              NaN/Inf rows first)",

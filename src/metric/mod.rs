@@ -8,7 +8,7 @@ pub use distance_function::DistanceFunction;
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use serde::{Deserialize, Serialize};
-use vecfusion_kernels::distance::all_finite;
+use vecfusion_kernels::distance::first_non_finite;
 
 /// How closeness between vectors is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,10 +63,7 @@ pub fn normalize_rows(data: &mut [f32], dim: usize) {
 /// infinite query has no nearest rows (every distance is NaN or infinite), so the exact plan
 /// and the index would each return an arbitrary answer; both refuse it with this error.
 pub fn check_finite_query(values: &[f32], dim: usize) -> Result<()> {
-    if all_finite(values) {
-        return Ok(());
-    }
-    match values.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(values) {
         None => Ok(()),
         Some(i) => exec_err!(
             "the query vector{} has a non-finite element ({} at position {}); every element \

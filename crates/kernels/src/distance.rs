@@ -190,6 +190,16 @@ kernel! {
     pub fn all_finite / all_finite_on(values: &[f32]) -> bool = all_finite_body;
 }
 
+/// The position of the first NaN or ±∞ in `values`, if any: the vectorised [`all_finite`]
+/// first, the scalar search only when it failed (checking queries and training rows is on
+/// every search's and build's path; finding the culprit is for the error message).
+pub fn first_non_finite(values: &[f32]) -> Option<usize> {
+    if all_finite(values) {
+        return None;
+    }
+    values.iter().position(|v| !v.is_finite())
+}
+
 #[inline(always)]
 fn scale_body(values: &mut [f32], factor: f32) {
     values.iter_mut().for_each(|v| *v *= factor);
@@ -295,8 +305,10 @@ pub(crate) mod tests {
                 assert_eq!(x, y, "{path:?}");
                 let mut bad = a.clone();
                 assert!(all_finite_on(path, &bad));
+                assert_eq!(first_non_finite(&bad), None);
                 bad[n / 2] = f32::NAN;
                 assert!(!all_finite_on(path, &bad), "{path:?}");
+                assert_eq!(first_non_finite(&bad), Some(n / 2));
                 bad[n / 2] = f32::NEG_INFINITY;
                 assert!(!all_finite_on(path, &bad), "{path:?}");
             }
