@@ -20,6 +20,35 @@ use crate::kmeans::Accelerator;
 /// that a batch of 256-token texts stays in tens of megabytes of activations.
 const BATCH: usize = 32;
 
+/// Texts on their way through the model ([`SentenceEmbedder::start`], then
+/// [`SentenceEmbedder::step`] until it returns false).
+pub struct EmbeddingRun {
+    encodings: Vec<tokenizers::Encoding>,
+    /// Text indices by token count: each model batch takes the next [`BATCH`].
+    order: Vec<usize>,
+    done: usize,
+    /// Row-major embeddings, in input order.
+    out: Vec<f32>,
+    started: std::time::Instant,
+    tokenize: std::time::Duration,
+}
+
+impl EmbeddingRun {
+    /// The embeddings (row-major, input order) and where the time went.
+    pub fn finish(self) -> (Vec<f32>, EmbedTimings) {
+        let timings = EmbedTimings {
+            tokenize: self.tokenize,
+            model: self.started.elapsed() - self.tokenize,
+            tokens: self
+                .encodings
+                .iter()
+                .map(|e| e.get_ids().len() as u64)
+                .sum(),
+        };
+        (self.out, timings)
+    }
+}
+
 /// A loaded sentence-embedding model on one device.
 pub struct SentenceEmbedder {
     model: BertModel,
@@ -119,36 +148,52 @@ impl SentenceEmbedder {
     /// [`embed`](Self::embed), also saying where the time went (the benchmark's split
     /// between the tokenizer and the model).
     pub fn embed_timed(&self, texts: &[&str]) -> Result<(Vec<f32>, EmbedTimings)> {
+        let mut run = self.start(texts)?;
+        while self.step(&mut run)? {}
+        Ok(run.finish())
+    }
+
+    /// Tokenizes `texts` and orders them for the model; [`step`](Self::step) then runs one
+    /// batch at a time, so a caller can yield (and be cancelled) between batches.
+    pub fn start(&self, texts: &[&str]) -> Result<EmbeddingRun> {
         let started = std::time::Instant::now();
-        let dim = self.dim();
-        let Some(total) = texts.len().checked_mul(dim) else {
+        let Some(total) = texts.len().checked_mul(self.dim()) else {
             return plan_err!("{} texts are too many to embed at once", texts.len());
         };
-        let mut out = vec![0f32; total];
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| model_err("tokenizing failed", &self.directory, e))?;
-        let tokenize = started.elapsed();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
-        for chunk in order.chunks(BATCH) {
-            let ids: Vec<&[u32]> = chunk.iter().map(|&i| encodings[i].get_ids()).collect();
-            let pooled = self
-                .forward(&ids)
-                .map_err(|e| model_err("running the model failed", &self.directory, e))?;
-            for (row, &i) in pooled.chunks_exact(dim).zip(chunk) {
-                out[i * dim..(i + 1) * dim].copy_from_slice(row);
-            }
-            self.texts_embedded
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        }
-        let timings = EmbedTimings {
-            tokenize,
-            model: started.elapsed() - tokenize,
-            tokens: encodings.iter().map(|e| e.get_ids().len() as u64).sum(),
+        Ok(EmbeddingRun {
+            out: vec![0f32; total],
+            tokenize: started.elapsed(),
+            started,
+            encodings,
+            order,
+            done: 0,
+        })
+    }
+
+    /// Runs the next batch of `run` through the model; false once every text is embedded.
+    pub fn step(&self, run: &mut EmbeddingRun) -> Result<bool> {
+        let dim = self.dim();
+        let Some(chunk) = run.order.get(run.done..).filter(|rest| !rest.is_empty()) else {
+            return Ok(false);
         };
-        Ok((out, timings))
+        let chunk = &chunk[..BATCH.min(chunk.len())];
+        let ids: Vec<&[u32]> = chunk.iter().map(|&i| run.encodings[i].get_ids()).collect();
+        let pooled = self
+            .forward(&ids)
+            .map_err(|e| model_err("running the model failed", &self.directory, e))?;
+        for (row, &i) in pooled.chunks_exact(dim).zip(chunk) {
+            run.out[i * dim..(i + 1) * dim].copy_from_slice(row);
+        }
+        run.done += chunk.len();
+        self.texts_embedded
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        Ok(run.done < run.order.len())
     }
 
     /// One batch through the encoder: pooled (and normalised) embeddings, row-major.

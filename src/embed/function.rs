@@ -71,10 +71,23 @@ impl EmbeddingFunction {
     }
 
     fn embed_array(&self, texts: &ArrayRef) -> Result<ArrayRef> {
-        let texts = datafusion::arrow::compute::cast(texts, &DataType::Utf8)?;
-        let texts = texts.as_string::<i32>();
-        let present: Vec<&str> = texts.iter().flatten().collect();
-        let values = self.embedder.embed(&present)?;
+        let texts = Self::texts(texts)?;
+        let values = self.embedder.embed(&Self::present(&texts))?;
+        self.vector_array(&texts, values)
+    }
+
+    /// The argument as UTF-8 text.
+    pub(crate) fn texts(arg: &ArrayRef) -> Result<ArrayRef> {
+        Ok(datafusion::arrow::compute::cast(arg, &DataType::Utf8)?)
+    }
+
+    /// The non-NULL texts of `texts` (from [`Self::texts`]): what the model embeds.
+    pub(crate) fn present(texts: &ArrayRef) -> Vec<&str> {
+        texts.as_string::<i32>().iter().flatten().collect()
+    }
+
+    /// The function's result for `texts` from the embeddings of its [`Self::present`] texts.
+    pub(crate) fn vector_array(&self, texts: &ArrayRef, values: Vec<f32>) -> Result<ArrayRef> {
         let dim = self.embedder.dim();
         // Rows of NULL texts get zeros under a NULL bit, as Arrow lays out null list slots.
         let Some(total) = texts.len().checked_mul(dim) else {
@@ -86,8 +99,8 @@ impl EmbeddingFunction {
         };
         let mut all = vec![0f32; total];
         let mut next = 0;
-        for (i, t) in texts.iter().enumerate() {
-            if t.is_some() {
+        for i in 0..texts.len() {
+            if texts.is_valid(i) {
                 all[i * dim..(i + 1) * dim].copy_from_slice(&values[next * dim..(next + 1) * dim]);
                 next += 1;
             }

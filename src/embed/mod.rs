@@ -5,15 +5,19 @@
 //! `model_dir` reads what a sentence-transformers directory says (BERT config, tokenizer,
 //! pooling, normalisation, length limit); `embedder` runs tokeniser, transformer and pooling
 //! over a batch of texts; `function` is the `ScalarUDFImpl` a session registers under the
-//! model's name; `chunks_rule` puts a `chunks_exec` below every operator that calls a model,
-//! so a model sees small chunks and a cancelled statement stops between them.
+//! model's name; `chunks_rule` evaluates a projection's model calls in a `calls_exec` below
+//! it (whole batches sorted by length, a yield between model batches) and puts a
+//! `chunks_exec` below any other operator that calls a model (small chunks, a yield between
+//! them), so a cancelled statement stops within one model batch or chunk.
 
+pub mod calls_exec;
 pub mod chunks_exec;
 pub mod chunks_rule;
 pub mod embedder;
 pub mod function;
 pub mod model_dir;
 
+pub use calls_exec::{ModelCall, ModelCallsExec};
 pub use chunks_exec::{CHUNK_ROWS, ModelInputChunksExec};
 pub use chunks_rule::ChunkModelInputs;
 pub use embedder::{EmbedTimings, SentenceEmbedder};

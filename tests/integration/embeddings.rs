@@ -104,6 +104,76 @@ async fn embeddings_are_unit_vectors_null_for_null_text_and_independent_of_batch
     );
 }
 
+/// The first vector of `batches`' column `c`, row `r`.
+fn vector_at(batches: &[datafusion::arrow::array::RecordBatch], c: usize, r: usize) -> Vec<f32> {
+    let list = batches[0].column(c).as_fixed_size_list().value(r);
+    list.as_primitive::<Float32Type>().values().to_vec()
+}
+
+/// A projection's model calls run ahead of it in `ModelCallsExec` (a whole batch at a time,
+/// sorted by length inside): rows keep their order, a call written four times is embedded
+/// once per row, and every vector is the one its text gets alone.
+#[tokio::test]
+async fn a_projections_model_calls_keep_row_order_and_match_single_texts() {
+    let ctx = session_with_minilm();
+    let texts = [
+        "a much longer text about the weather in the mountains early in the spring",
+        "short",
+        "",
+        "a text of middling length",
+        "x y",
+    ];
+    let values: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("({i}, '{t}')"))
+        .collect();
+    let query = format!(
+        "SELECT id, minilm(s) AS a, minilm(upper(s)) AS b, \
+         1 - cosine_distance(minilm(s), minilm(s)) AS one \
+         FROM (VALUES {}) AS t(id, s)",
+        values.join(", ")
+    );
+    let plan = sql(&ctx, &format!("EXPLAIN ANALYZE {query}")).await;
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    // DataFusion's common-subexpression pass computes minilm(s) once; each distinct call
+    // runs in a ModelCallsExec (five texts each) and no projection calls the model itself.
+    let calls: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.contains("ModelCallsExec:"))
+        .collect();
+    assert_eq!(calls.len(), 2, "{plan}");
+    assert!(calls.iter().all(|l| l.contains("texts=5,")), "{plan}");
+    let projections = plan.lines().filter(|l| l.contains("ProjectionExec:"));
+    assert!(projections.clone().count() >= 1, "{plan}");
+    assert!(
+        projections.into_iter().all(|l| !l.contains("minilm(")),
+        "{plan}"
+    );
+    let batches = sql(&ctx, &query).await;
+    assert_eq!(batches.len(), 1);
+    let ids = batches[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    for (r, id) in ids.values().iter().enumerate() {
+        let text = texts[*id as usize];
+        for (c, text) in [(1, text.to_string()), (2, text.to_uppercase())] {
+            let alone = sql(&ctx, &format!("SELECT minilm('{text}')")).await;
+            let (alone, got) = (vector_at(&alone, 0, 0), vector_at(&batches, c, r));
+            let diff = alone
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-5, "row {r} column {c}: differs by {diff}");
+        }
+        let one = batches[0].column(3).as_primitive::<Float32Type>().value(r);
+        assert!((one - 1.0).abs() < 1e-5, "row {r}: {one}");
+    }
+}
+
 #[tokio::test]
 async fn texts_longer_than_the_model_limit_are_truncated_to_256_tokens() {
     let dir = ModelDirectory::open(minilm_dir()).unwrap();
@@ -440,8 +510,8 @@ async fn cancel_after_one_chunk(
 }
 
 /// Cancelling an INSERT that embeds texts — through a computed column or by calling the
-/// model in its SELECT — stops the model within one chunk (the chunk in flight finishes, no
-/// other starts) and leaves the table as it was.
+/// model in its SELECT — stops the model within one chunk (the chunk or model batch in
+/// flight finishes, no other starts) and leaves the table as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_insert_stops_embedding_within_one_chunk() {
     let dir = tempfile::tempdir().unwrap();
@@ -474,12 +544,12 @@ async fn a_cancelled_insert_stops_embedding_within_one_chunk() {
     let source = format!("FROM generate_series(1, {rows})");
     let text = "'document number ' || value";
     let explicit = format!("INSERT INTO plain SELECT value, {text}, minilm({text}) {source}");
-    // The model's input is cut into chunks below the projection that calls it.
+    // The projection's model call runs ahead of it, a model batch at a time.
     let plan = sql(&ctx, &format!("EXPLAIN {explicit}")).await;
     let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
         .unwrap()
         .to_string();
-    assert!(plan.contains("ModelInputChunksExec: rows=256"), "{plan}");
+    assert!(plan.contains("ModelCallsExec"), "{plan}");
     for (table, statement) in [
         (
             "computed",
