@@ -17,6 +17,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the map of modules.
 
+pub mod allocator;
 pub mod codec;
 pub mod dataset;
 pub mod embed;

@@ -13,8 +13,12 @@ mod session;
 
 use pyo3::prelude::*;
 
+#[global_allocator]
+static GLOBAL: vecfusion::allocator::MiMalloc = vecfusion::allocator::MiMalloc;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    vecfusion::allocator::keep_freed_memory();
     m.add_class::<session::Session>()?;
     m.add_class::<session::QueryResult>()?;
     m.add_class::<provider::DatasetProvider>()?;

@@ -45,8 +45,12 @@ enum Command {
     Distributed(distributed::DistributedArgs),
 }
 
+#[global_allocator]
+static GLOBAL: vecfusion::allocator::MiMalloc = vecfusion::allocator::MiMalloc;
+
 #[tokio::main]
 async fn main() -> datafusion::error::Result<()> {
+    vecfusion::allocator::keep_freed_memory();
     match Args::parse().command {
         Command::Take(args) => take::run(args).await,
         Command::Kmeans(args) => kmeans::run(args).await,

@@ -47,7 +47,11 @@ const STATEMENT_STACK_BYTES: usize = 256 << 20;
 /// KMeans iteration; this bounds the wait if one does not).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+#[global_allocator]
+static GLOBAL: vecfusion::allocator::MiMalloc = vecfusion::allocator::MiMalloc;
+
 fn main() -> ExitCode {
+    vecfusion::allocator::keep_freed_memory();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(STATEMENT_STACK_BYTES)
