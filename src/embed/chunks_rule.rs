@@ -1,6 +1,6 @@
 //! `ChunkModelInputs`: a physical optimizer rule that keeps embedding-model calls cancellable.
 //!
-//! - A projection calling a model (`SELECT minilm(text)`, an INSERT's computed column) gets
+//! - A projection calling a model (`SELECT minilm(text)`, `INSERT ... SELECT minilm(text)`) gets
 //!   a [`ModelCallsExec`] below it that embeds whole batches, sorted by length, yielding
 //!   between model batches; the projection reads its columns instead of calling the model.
 //! - Any other operator calling a model (a filter, a sort key...) gets a
