@@ -265,12 +265,29 @@ fn sigkill_during_optimize_leaves_the_previous_version_at_every_point() {
         "{} OPTIMIZE VECTOR INDEX idx ON t WITH (retrain = true);",
         open_sql(&path)
     );
+    // How long the OPTIMIZE runs on this machine, timed on a copy of the table: the two timed
+    // kill points are fractions of it, so a fast machine still kills it part-way.
+    let copy = dir.path().join("copy");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&path)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let timer = Instant::now();
+    shell_ok(&format!(
+        "{} OPTIMIZE VECTOR INDEX idx ON t;",
+        open_sql(&copy)
+    ));
+    let full = timer.elapsed();
+    std::fs::remove_dir_all(&copy).unwrap();
     // Kill points: early in the scan, mid-encode, while the segment file is being written,
     // and a retrain killed after its model file was written.
     let mut killed_before_commit = 0;
     for (script, point) in [
-        (&optimize, "after 200 ms"),
-        (&optimize, "after 800 ms"),
+        (&optimize, "a fifth of the way"),
+        (&optimize, "half way"),
         (&optimize, "segment file"),
         (&retrain, "model file"),
     ] {
@@ -282,8 +299,8 @@ fn sigkill_during_optimize_leaves_the_previous_version_at_every_point() {
         let start = Instant::now();
         loop {
             let reached = match point {
-                "after 200 ms" => start.elapsed() > Duration::from_millis(200),
-                "after 800 ms" => start.elapsed() > Duration::from_millis(800),
+                "a fifth of the way" => start.elapsed() > full / 5,
+                "half way" => start.elapsed() > full / 2,
                 "segment file" => index_files(&path, ".segment.vfidx") > segments,
                 _ => index_files(&path, ".model.vfidx") > models,
             };
