@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{exec_err, internal_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::ScalarUDFImpl;
@@ -222,10 +222,7 @@ impl ExecutionPlan for ModelCallsExec {
                     let (values, _) = run.finish();
                     columns.push(call.function.vector_array(&arg, values)?);
                 }
-                match RecordBatch::try_new(schema, columns) {
-                    Ok(batch) => Ok(batch),
-                    Err(e) => exec_err!("ModelCallsExec: {e}"),
-                }
+                Ok(RecordBatch::try_new(schema, columns)?)
             }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))

@@ -12,7 +12,7 @@ use vecfusion::embed::{EmbeddingFunction, ModelDirectory};
 use vecfusion::kmeans::AcceleratorRequest;
 use vecfusion::{VecfusionContext, new_session_context};
 
-use crate::common::{sql, sql_err};
+use crate::common::{explain, sql, sql_err};
 
 fn minilm_dir() -> PathBuf {
     let dir = match std::env::var_os("VECFUSION_MODELS") {
@@ -104,6 +104,16 @@ async fn embeddings_are_unit_vectors_null_for_null_text_and_independent_of_batch
     );
 }
 
+/// `texts` as the rows of a `VALUES` list: `(0, 'first'), (1, 'second'), ...`.
+fn numbered_values(texts: &[&str]) -> String {
+    let rows: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("({i}, '{t}')"))
+        .collect();
+    rows.join(", ")
+}
+
 /// The first vector of `batches`' column `c`, row `r`.
 fn vector_at(batches: &[datafusion::arrow::array::RecordBatch], c: usize, r: usize) -> Vec<f32> {
     let list = batches[0].column(c).as_fixed_size_list().value(r);
@@ -123,21 +133,13 @@ async fn a_projections_model_calls_keep_row_order_and_match_single_texts() {
         "a text of middling length",
         "x y",
     ];
-    let values: Vec<String> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("({i}, '{t}')"))
-        .collect();
+    let values = numbered_values(&texts);
     let query = format!(
         "SELECT id, minilm(s) AS a, minilm(upper(s)) AS b, \
          1 - cosine_distance(minilm(s), minilm(s)) AS one \
-         FROM (VALUES {}) AS t(id, s)",
-        values.join(", ")
+         FROM (VALUES {values}) AS t(id, s)"
     );
-    let plan = sql(&ctx, &format!("EXPLAIN ANALYZE {query}")).await;
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let plan = explain(&ctx, &format!("ANALYZE {query}")).await;
     // DataFusion's common-subexpression pass computes minilm(s) once; each distinct call
     // runs in a ModelCallsExec (five texts each) and no projection calls the model itself.
     let calls: Vec<&str> = plan
@@ -261,18 +263,14 @@ async fn query_by_text_is_served_by_the_index() {
         "The team won the championship game.",
         "She scored the winning goal in the final minute.",
     ];
-    let values: Vec<String> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("({i}, '{t}')"))
-        .collect();
+    let values = numbered_values(&texts);
     // Through a table: DataFusion 55 plans `INSERT ... SELECT ... FROM (VALUES ...)` with the
     // target's column count for the VALUES list (also for its own memory tables).
     sql(
         &ctx,
         &format!(
             "CREATE TABLE texts AS SELECT * FROM (VALUES {}) AS t(id, text)",
-            values.join(", ")
+            values
         ),
     )
     .await;
@@ -289,10 +287,7 @@ async fn query_by_text_is_served_by_the_index() {
     .await;
     let query = "SELECT id FROM docs \
                  ORDER BY cosine_distance(embedding, minilm('What is the weather like?')) LIMIT 2";
-    let plan = sql(&ctx, &format!("EXPLAIN {query}")).await;
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let plan = explain(&ctx, query).await;
     let search = plan
         .lines()
         .find(|l| l.contains("AnnSearchExec"))
@@ -451,10 +446,7 @@ async fn a_computed_embedding_column_is_added_and_indexed() {
     .await;
     let query = "SELECT id FROM docs \
                  ORDER BY cosine_distance(embedding, minilm('What is the weather like?')) LIMIT 3";
-    let plan = sql(&ctx, &format!("EXPLAIN {query}")).await;
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let plan = explain(&ctx, query).await;
     assert!(plan.contains("index=docs_idx"), "{plan}");
     let mut ids = crate::common::column_i64(&ctx, query).await;
     ids.sort_unstable();
@@ -545,10 +537,7 @@ async fn a_cancelled_insert_stops_embedding_within_one_chunk() {
     let text = "'document number ' || value";
     let explicit = format!("INSERT INTO plain SELECT value, {text}, minilm({text}) {source}");
     // The projection's model call runs ahead of it, a model batch at a time.
-    let plan = sql(&ctx, &format!("EXPLAIN {explicit}")).await;
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let plan = explain(&ctx, &explicit).await;
     assert!(plan.contains("ModelCallsExec"), "{plan}");
     for (table, statement) in [
         (

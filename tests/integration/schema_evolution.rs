@@ -290,10 +290,7 @@ async fn an_added_vector_column_can_be_indexed_and_searched() {
     )
     .await;
     let query = "SELECT id FROM t ORDER BY l2_distance(v, [500.2, 0.0, 1.0]) LIMIT 3";
-    let plan = sql(&ctx, &format!("EXPLAIN {query}")).await;
-    let text = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let text = crate::common::explain(&ctx, query).await;
     assert!(text.contains("AnnSearch"), "{text}");
     assert_eq!(column_i64(&ctx, query).await, vec![500, 501, 499]);
     // A column with an index cannot be dropped until the index is.

@@ -260,7 +260,8 @@ fn sigkill_during_optimize_leaves_the_previous_version_at_every_point() {
         open_sql(&path)
     ));
     let before = scalar(&path, "SELECT max(version) FROM vecfusion_versions('t')");
-    let optimize = format!("{} OPTIMIZE VECTOR INDEX idx ON t;", open_sql(&path));
+    let optimize_at = |table: &Path| format!("{} OPTIMIZE VECTOR INDEX idx ON t;", open_sql(table));
+    let optimize = optimize_at(&path);
     let retrain = format!(
         "{} OPTIMIZE VECTOR INDEX idx ON t WITH (retrain = true);",
         open_sql(&path)
@@ -276,10 +277,7 @@ fn sigkill_during_optimize_leaves_the_previous_version_at_every_point() {
         .unwrap();
     assert!(copied.success());
     let timer = Instant::now();
-    shell_ok(&format!(
-        "{} OPTIMIZE VECTOR INDEX idx ON t;",
-        open_sql(&copy)
-    ));
+    shell_ok(&optimize_at(&copy));
     let full = timer.elapsed();
     std::fs::remove_dir_all(&copy).unwrap();
     // Kill points: early in the scan, mid-encode, while the segment file is being written,
