@@ -8,8 +8,13 @@
 //!     cargo run --release --example sql_overhead -- DATASET_DIR [DIM [ROUNDS]]
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vecfusion::{VecfusionContext, register_functions, session_state_builder};
+
+// The allocator of vecfusion's programs (the shell, the benchmark), so that the times are theirs.
+#[global_allocator]
+static GLOBAL: vecfusion::allocator::MiMalloc = vecfusion::allocator::MiMalloc;
 
 fn context(fold_literals: bool) -> SessionContext {
     let mut builder = session_state_builder(SessionConfig::new());
@@ -70,6 +75,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() -> datafusion::error::Result<()> {
+    vecfusion::allocator::keep_freed_memory();
     let dir = std::env::args().nth(1).expect("dataset dir");
     let dim: usize = std::env::args().nth(2).map_or(128, |d| d.parse().unwrap());
     let rounds: usize = std::env::args().nth(3).map_or(50, |r| r.parse().unwrap());
@@ -118,7 +124,8 @@ async fn main() -> datafusion::error::Result<()> {
         let t1 = Instant::now();
         let df = ctx.vf_execute(stmt).await?;
         let t2 = Instant::now();
-        let task = ctx.task_ctx();
+        // The DataFrame's own task context, as `DataFrame::collect` makes it.
+        let task = Arc::new(df.task_ctx());
         let phys = df.create_physical_plan().await?;
         let t3 = Instant::now();
         collect(phys, task).await?;
@@ -138,7 +145,7 @@ async fn main() -> datafusion::error::Result<()> {
             let t0 = Instant::now();
             let df = ctx.vf_sql(text).await?;
             let t1 = Instant::now();
-            let task = ctx.task_ctx();
+            let task = Arc::new(df.task_ctx());
             let phys = df.create_physical_plan().await?;
             let t2 = Instant::now();
             collect(phys, task).await?;

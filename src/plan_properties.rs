@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::{
     Distribution, InputDistributionRequirements, Partitioning, PlanProperties,
@@ -15,6 +15,20 @@ use datafusion::physical_plan::{
 pub fn single_final(schema: SchemaRef) -> Arc<PlanProperties> {
     Arc::new(PlanProperties::new(
         EquivalenceProperties::new(schema),
+        Partitioning::UnknownPartitioning(1),
+        EmissionType::Final,
+        Boundedness::Bounded,
+    ))
+}
+
+/// [`single_final`] whose rows come sorted by `ordering`: DataFusion then drops a sort above
+/// the plan that this order already satisfies (keeping its limit).
+pub fn single_final_sorted(
+    schema: SchemaRef,
+    ordering: Vec<PhysicalSortExpr>,
+) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new_with_orderings(schema, [ordering]),
         Partitioning::UnknownPartitioning(1),
         EmissionType::Final,
         Boundedness::Bounded,

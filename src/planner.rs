@@ -43,6 +43,10 @@ impl ExtensionPlanner for VecfusionExtensionPlanner {
         if let Some(optimize) = node.as_any().downcast_ref::<OptimizeVectorIndexNode>() {
             return Ok(Some(optimize.plan(session).await?));
         }
+        // A kept plan under something built on it (a DataFrame method, EXPLAIN).
+        if let Some(planned) = node.as_any().downcast_ref::<PlannedQuery>() {
+            return Ok(Some(planned.physical()?));
+        }
         Ok(None)
     }
 }

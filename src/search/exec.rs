@@ -9,12 +9,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
@@ -25,8 +27,8 @@ use datafusion::physical_plan::{
 };
 
 use super::prefilter::allowed_count;
-use super::request::{PreparedSearch, SearchOutput};
-use crate::plan_properties::{single_final, whole_inputs};
+use super::request::{DISTANCE_COLUMN, PreparedSearch, QUERY_INDEX_COLUMN, SearchOutput};
+use crate::plan_properties::{single_final_sorted, whole_inputs};
 
 #[derive(Debug)]
 pub struct AnnSearchExec {
@@ -41,7 +43,7 @@ impl AnnSearchExec {
     pub fn new(search: PreparedSearch, output: SearchOutput) -> Self {
         let schema = output.schema(search.dataset().schema());
         Self {
-            properties: single_final(schema.clone()),
+            properties: single_final_sorted(schema.clone(), output_ordering(&search, &output)),
             schema,
             search,
             output,
@@ -61,11 +63,52 @@ impl AnnSearchExec {
 
     /// The same plan searching for other query vectors (fresh metrics).
     pub fn with_queries(&self, queries: Vec<f32>) -> Result<Self> {
-        Ok(Self::new(
-            self.search.with_queries(queries)?,
-            self.output.clone(),
-        ))
+        let search = self.search.with_queries(queries)?;
+        if search.num_queries() != self.search.num_queries() {
+            return Ok(Self::new(search, self.output.clone()));
+        }
+        // As many queries of the same dimension: the same schema and order. The same
+        // properties object, too, so that the operators above, rebuilt over this one, keep
+        // theirs (DataFusion compares them by address) instead of deriving them again.
+        Ok(Self {
+            search,
+            output: self.output.clone(),
+            schema: self.schema.clone(),
+            properties: self.properties.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
     }
+}
+
+/// The order of the rows a search yields: each query's closest first, queries in turn. The
+/// distance column is sorted as the `ORDER BY` the search serves sorts it (`inner_product`
+/// descending, every other function ascending), so the sort above the search is satisfied
+/// and DataFusion replaces it with a limit. Without the distance column, or with several
+/// queries and no query index, nothing is said.
+fn output_ordering(search: &PreparedSearch, output: &SearchOutput) -> Vec<PhysicalSortExpr> {
+    if !output.with_distance || (search.num_queries() != 1 && !output.with_query_index) {
+        return vec![];
+    }
+    let columns = search.dataset().schema().fields().len();
+    let table_columns = output.projection.as_ref().map_or(columns, Vec::len);
+    let sorted = |name: &str, index: usize, descending: bool| {
+        PhysicalSortExpr::new(
+            Arc::new(Column::new(name, index)),
+            // As `ORDER BY` writes them by default: ASC NULLS LAST, DESC NULLS FIRST.
+            SortOptions {
+                descending,
+                nulls_first: descending,
+            },
+        )
+    };
+    let mut ordering = vec![];
+    if output.with_query_index {
+        ordering.push(sorted(QUERY_INDEX_COLUMN, 0, false));
+    }
+    let distance = usize::from(output.with_query_index) + table_columns;
+    let descending = !search.function().ascending_is_closest();
+    ordering.push(sorted(DISTANCE_COLUMN, distance, descending));
+    ordering
 }
 
 impl DisplayAs for AnnSearchExec {

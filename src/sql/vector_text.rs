@@ -224,7 +224,11 @@ pub fn vector_from_numbers(texts: &[(bool, &str)]) -> Option<Vec<f32>> {
     texts
         .iter()
         .map(|(negative, n)| {
-            if n.parse::<i64>().is_err() && n.parse::<u64>().is_ok() {
+            // Only an integer (digits alone) can be one DataFusion reads as UInt64.
+            if n.bytes().all(|b| b.is_ascii_digit())
+                && n.parse::<i64>().is_err()
+                && n.parse::<u64>().is_ok()
+            {
                 return None;
             }
             let v = n.parse::<f64>().ok()?;

@@ -61,13 +61,6 @@ async fn top_k(
     rows.into_iter().map(|(d, i)| (i, d)).unzip()
 }
 
-async fn explain(ctx: &SessionContext, query: &str) -> String {
-    let b = sql(ctx, &format!("EXPLAIN {query}")).await;
-    datafusion::arrow::util::pretty::pretty_format_batches(&b)
-        .unwrap()
-        .to_string()
-}
-
 async fn dataset(dir: &std::path::Path, rows: usize) -> SessionContext {
     let ctx = table_at(dir, DIM).await;
     sql(
@@ -217,12 +210,7 @@ async fn appends_deletes_and_time_travel_match_the_exact_plan() {
 #[tokio::test]
 async fn the_rewrite_fires_only_for_the_same_query() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = dataset(dir.path(), 2_000).await;
-    sql(
-        &ctx,
-        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
-    )
-    .await;
+    let ctx = flat_indexed(dir.path()).await;
     let q = vector_literal(&vector_of(&ctx, 1).await);
     let uses = |s: String| s.contains("AnnSearchExec");
     assert!(uses(
@@ -367,15 +355,29 @@ async fn a_prepared_query_binds_its_vector_and_is_served_by_the_index() {
     assert!(err.contains("dimension"), "{err}");
 }
 
-/// A 2,000-row table with an IVF_FLAT index and `knn` prepared: the 5 nearest rows to `$1`
-/// with their distance `d`.
-async fn prepared_knn(dir: &std::path::Path) -> SessionContext {
+/// A 2,000-row table with an IVF_FLAT index (8 partitions).
+async fn flat_indexed(dir: &std::path::Path) -> SessionContext {
     let ctx = dataset(dir, 2_000).await;
     sql(
         &ctx,
         "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
     )
     .await;
+    ctx
+}
+
+/// The 5 nearest rows to `q` with their distance `d`, written out.
+fn knn_text(q: &[f32]) -> String {
+    format!(
+        "SELECT id, l2_distance(embedding, {}) AS d FROM t ORDER BY d LIMIT 5",
+        vector_literal(q)
+    )
+}
+
+/// A 2,000-row table with an IVF_FLAT index and `knn` prepared: the 5 nearest rows to `$1`
+/// with their distance `d`.
+async fn prepared_knn(dir: &std::path::Path) -> SessionContext {
+    let ctx = flat_indexed(dir).await;
     sql(
         &ctx,
         "PREPARE knn AS SELECT id, l2_distance(embedding, $1) AS d FROM t ORDER BY d LIMIT 5",
@@ -394,13 +396,7 @@ async fn execute(ctx: &SessionContext, name: &str, q: &[f32]) -> ((Vec<i64>, Vec
     let shown = datafusion::physical_plan::displayable(plan.as_ref())
         .indent(false)
         .to_string();
-    let batches = df.collect().await.unwrap();
-    let (mut ids, mut ds) = (vec![], vec![]);
-    for b in &batches {
-        ids.extend(b.column(0).as_primitive::<Int64Type>().values());
-        ds.extend(b.column(1).as_primitive::<Float32Type>().values());
-    }
-    ((ids, ds), shown)
+    (ids_and_distances(&df.collect().await.unwrap()), shown)
 }
 
 fn reuses(ctx: &SessionContext) -> u64 {
@@ -413,12 +409,6 @@ fn reuses(ctx: &SessionContext) -> u64 {
 async fn a_prepared_query_keeps_its_plan_only_while_what_it_read_is_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let ctx = prepared_knn(dir.path()).await;
-    let text = |q: &[f32]| {
-        format!(
-            "SELECT id, l2_distance(embedding, {}) AS d FROM t ORDER BY d LIMIT 5",
-            vector_literal(q)
-        )
-    };
     // The first EXECUTE plans; the next ones reuse that plan with their own vector and
     // answer exactly what the same query written out answers.
     for (n, id) in [1i64, 7, 13].into_iter().enumerate() {
@@ -427,7 +417,13 @@ async fn a_prepared_query_keeps_its_plan_only_while_what_it_read_is_unchanged() 
         assert!(shown.contains("AnnSearchExec"), "{shown}");
         assert_eq!(rows.0[0], id);
         // Planned by DataFusion's own entry point, as written.
-        let b = ctx.sql(&text(&q)).await.unwrap().collect().await.unwrap();
+        let b = ctx
+            .sql(&knn_text(&q))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         let ids = b[0].column(0).as_primitive::<Int64Type>().values().to_vec();
         let ds = b[0]
             .column(1)
@@ -526,21 +522,10 @@ async fn both_ways(ctx: &SessionContext, query: &str) -> (Vec<RecordBatch>, Vec<
 #[tokio::test]
 async fn a_query_written_out_reuses_the_plan_of_its_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = dataset(dir.path(), 2_000).await;
-    sql(
-        &ctx,
-        "CREATE VECTOR INDEX flat ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8)",
-    )
-    .await;
-    let text = |q: &[f32]| {
-        format!(
-            "SELECT id, l2_distance(embedding, {}) AS d FROM t ORDER BY d LIMIT 5",
-            vector_literal(q)
-        )
-    };
+    let ctx = flat_indexed(dir.path()).await;
     for (n, id) in [1i64, 7, 13, 21].into_iter().enumerate() {
         let q = vector_of(&ctx, id).await;
-        let (ours, theirs) = both_ways(&ctx, &text(&q)).await;
+        let (ours, theirs) = both_ways(&ctx, &knn_text(&q)).await;
         assert_eq!(ours, theirs);
         assert_eq!(ours[0].column(0).as_primitive::<Int64Type>().value(0), id);
         // The first query of the shape is planned as written; the others reuse its plan.
@@ -556,7 +541,7 @@ async fn a_query_written_out_reuses_the_plan_of_its_shape() {
     )
     .await;
     let before = reuses(&ctx);
-    let (ours, theirs) = both_ways(&ctx, &text(&q1)).await;
+    let (ours, theirs) = both_ways(&ctx, &knn_text(&q1)).await;
     assert_eq!(ours, theirs);
     let ids = ours[0]
         .column(0)
@@ -569,13 +554,13 @@ async fn a_query_written_out_reuses_the_plan_of_its_shape() {
         before,
         "a plan of an older version must not be reused"
     );
-    sql(&ctx, &text(&q1)).await;
+    sql(&ctx, &knn_text(&q1)).await;
     assert_eq!(reuses(&ctx), before + 1);
 
     // A setting changed: planned again with it.
     sql(&ctx, "SET vecfusion.nprobes = 1").await;
     let before = reuses(&ctx);
-    let (ours, theirs) = both_ways(&ctx, &text(&q1)).await;
+    let (ours, theirs) = both_ways(&ctx, &knn_text(&q1)).await;
     assert_eq!(ours, theirs);
     assert_eq!(reuses(&ctx), before);
 
@@ -595,11 +580,117 @@ async fn a_query_written_out_reuses_the_plan_of_its_shape() {
     assert_eq!(reuses(&ctx), before);
 
     // A wrong dimension through a kept plan is the same clear error as planned as written.
-    sql(&ctx, &text(&q1)).await;
+    sql(&ctx, &knn_text(&q1)).await;
     let err = sql_err(
         &ctx,
         "SELECT id, l2_distance(embedding, [1,2,3,4,5,6,7,8]) AS d FROM t ORDER BY d LIMIT 5",
     )
     .await;
     assert!(err.contains("32"), "{err}");
+}
+
+/// The ids and distances (second column) of `batches`.
+fn ids_and_distances(batches: &[RecordBatch]) -> (Vec<i64>, Vec<f32>) {
+    let (mut ids, mut ds) = (vec![], vec![]);
+    for b in batches {
+        ids.extend(b.column(0).as_primitive::<Int64Type>().values());
+        ds.extend(b.column(1).as_primitive::<Float32Type>().values());
+    }
+    (ids, ds)
+}
+
+/// A search yields its rows closest first (descending for `inner_product`, ascending for the
+/// other functions), so DataFusion drops the sort above it and keeps only its limit; the rows
+/// are still exactly the exact plan's, in its order, when every partition is probed.
+#[tokio::test]
+async fn no_sort_runs_above_a_search_and_its_rows_come_closest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dataset(dir.path(), 2_000).await;
+    for metric in ["l2", "cosine", "dot"] {
+        sql(&ctx, &format!("CREATE VECTOR INDEX {metric} ON t (embedding) USING IVF_FLAT WITH (num_partitions = 8, metric = '{metric}')")).await;
+    }
+    sql(&ctx, "SET vecfusion.nprobes = 8").await;
+    let q = vector_literal(&vector_of(&ctx, 3).await);
+    for (function, direction) in [
+        ("l2_distance", "ASC"),
+        ("cosine_distance", "ASC"),
+        ("negative_inner_product", "ASC"),
+        ("inner_product", "DESC"),
+    ] {
+        let query = format!(
+            "SELECT id, {function}(embedding, {q}) AS d FROM t ORDER BY d {direction} LIMIT 7"
+        );
+        let plan = explain(&ctx, &query).await;
+        assert!(plan.contains("AnnSearchExec"), "{plan}");
+        assert!(!plan.contains("SortExec"), "{plan}");
+        assert!(plan.contains("GlobalLimitExec: skip=0, fetch=7"), "{plan}");
+        let (ids, ds) = ids_and_distances(&sql(&ctx, &query).await);
+        assert_eq!(ids.len(), 7);
+        let in_order = ds.windows(2).all(|w| match direction {
+            "ASC" => w[0] <= w[1],
+            _ => w[0] >= w[1],
+        });
+        assert!(in_order, "{function}: {ds:?}");
+        sql(&ctx, "SET vecfusion.use_index = false").await;
+        let exact = ids_and_distances(&sql(&ctx, &query).await);
+        sql(&ctx, "SET vecfusion.use_index = true").await;
+        assert_eq!((ids, ds), exact, "{function}");
+    }
+}
+
+/// The DataFrame of a query answered with a kept plan can be built on like any other: a
+/// filter (its literal coerced to the column's type), a limit and EXPLAIN are planned by the
+/// session with all its rules, and collecting it twice gives the same rows. The kept plans
+/// go with their session.
+#[tokio::test]
+async fn a_query_answered_with_a_kept_plan_can_be_built_on() {
+    use datafusion::prelude::{col, lit};
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = flat_indexed(dir.path()).await;
+    sql(&ctx, &knn_text(&vector_of(&ctx, 1).await)).await;
+    let before = reuses(&ctx);
+    let df = ctx
+        .vf_sql(&knn_text(&vector_of(&ctx, 9).await))
+        .await
+        .unwrap();
+    assert_eq!(reuses(&ctx), before + 1, "the plan of the shape is reused");
+    let all = ids_and_distances(&df.clone().collect().await.unwrap());
+    assert_eq!(all.0[0], 9);
+    assert_eq!(ids_and_distances(&df.clone().collect().await.unwrap()), all);
+
+    let limited = df
+        .clone()
+        .limit(1, Some(2))
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(ids_and_distances(&limited).0, all.0[1..3]);
+
+    let beyond = *all.0.iter().min().unwrap();
+    let filtered = df
+        .clone()
+        .filter(col("id").gt(lit(beyond as i32)))
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let expected: Vec<i64> = all.0.iter().copied().filter(|id| *id > beyond).collect();
+    assert_eq!(ids_and_distances(&filtered).0, expected);
+
+    let explained = df.explain(false, false).unwrap().collect().await.unwrap();
+    let shown = datafusion::arrow::util::pretty::pretty_format_batches(&explained)
+        .unwrap()
+        .to_string();
+    assert!(shown.contains("PlannedQuery"), "{shown}");
+    assert!(shown.contains("AnnSearchExec"), "{shown}");
+
+    // The kept plans do not keep themselves (or the session) alive.
+    let kept =
+        std::sync::Arc::downgrade(&vecfusion::prepared_queries::PreparedQueries::of(&ctx).unwrap());
+    drop(ctx);
+    assert!(
+        kept.upgrade().is_none(),
+        "the kept plans outlive their session"
+    );
 }
