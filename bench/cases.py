@@ -56,6 +56,8 @@ def machine() -> dict:
     except OSError:
         pass
     info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
+    # vecfusion's kernels capped at an instruction set (an AVX-512 host measuring AVX2 code).
+    info["kernel_path"] = os.environ.get("VECFUSION_KERNEL_PATH", "widest")
     # A GPU machine gets a copy of the tree without .git or a Rust toolchain: the commit then
     # comes from VECFUSION_GIT_COMMIT (scripts/gpu-bench.sh reads it from the build's commit.txt).
     info["git_commit"] = os.environ.get("VECFUSION_GIT_COMMIT") or _output(["git", "rev-parse", "HEAD"])

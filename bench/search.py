@@ -150,7 +150,7 @@ def cell(row: dict, key: str, digits: int) -> str:
     return f"{row[key]:.{digits}f} ({row[key + '_min']:.{digits}f})"
 
 
-def plot(name: str, rows: list[dict]) -> Path:
+def plot(name: str, rows: list[dict], suffix: str = "") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,7 +170,7 @@ def plot(name: str, rows: list[dict]) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"search-{name}.png"
+    path = RESULTS / f"search-{name}{suffix}.png"
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -178,7 +178,16 @@ def plot(name: str, rows: list[dict]) -> Path:
 
 
 def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
-    env = machine()
+    # VECFUSION_KERNEL_PATH=avx2 caps vecfusion's kernels at AVX2; faiss is held to the same
+    # level, and the results get their own files (search-avx2.md, ...).
+    cap = os.environ.get("VECFUSION_KERNEL_PATH", "").strip().lower()
+    suffix = f"-{cap}" if cap else ""
+    import faiss
+    if cap == "avx2":
+        faiss.SIMDConfig.set_level(faiss.SIMDLevel_AVX2)
+    elif cap:
+        sys.exit(f"VECFUSION_KERNEL_PATH={cap}: the search benchmark holds faiss to avx2 only")
+    env = machine() | {"faiss_simd_level": faiss.SIMDConfig.get_level_name()}
     table, all_rows = [], []
     for name, nlist, m in QUICK if quick else CASES:
         if only and name not in only:
@@ -211,7 +220,7 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
                 runs["lance"].append(search_lance(lance_ds, queries, gt))
             rows = [r for engine in runs.values() for r in aggregate(engine)]
             del faiss_index, lance_ds
-        png = plot(name, rows)
+        png = plot(name, rows, suffix)
         for r in rows:
             r.update({"bench": "search", "dataset": name, "nlist": nlist, "m": m, "machine": env})
         all_rows += rows
@@ -235,8 +244,9 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
     runs = max(1, repeat)
     text = (f"ANN search, k = 10, 1,000 queries. Machine: {env.get('cpu', '?')} "
             f"({', '.join(env.get('cpu_flags', []))}), {env['cpus']} CPUs; bench profile "
-            f"{env['profile']}; commit {env.get('git_commit')}. Every latency is the median of "
+            f"{env['profile']}; vecfusion kernels: {env['kernel_path']}, faiss SIMD level "
+            f"{env['faiss_simd_level']}; commit {env.get('git_commit')}. Every latency is the median of "
             f"{runs} runs of the same indexes (minimum in parentheses), QPS the median (best); "
             f"SQL / API compares the medians.\n\n"
             + markdown(header, table))
-    write_results("search", all_rows, text)
+    write_results(f"search{suffix}", all_rows, text)

@@ -12,6 +12,10 @@
 //! Every kernel has a `*_on(path, ...)` form that runs one given path, so the tests run every
 //! path the host supports: an AVX-512 machine tests its AVX2 and portable code too.
 
+/// The environment variable that caps the path kernels choose (`avx512`, `avx2` or
+/// `portable`): the widest path the CPU has, but no wider.
+pub const CAP_VARIABLE: &str = "VECFUSION_KERNEL_PATH";
+
 /// The implementations a kernel has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelPath {
@@ -32,10 +36,46 @@ impl KernelPath {
             .collect()
     }
 
-    /// The widest path this CPU can run (detected once).
+    /// The widest path this CPU can run (detected once), at most the one named by
+    /// [`CAP_VARIABLE`] when it is set: an AVX-512 machine then measures, or reproduces, what
+    /// an AVX2-only one runs.
     pub fn best() -> KernelPath {
         static BEST: std::sync::OnceLock<KernelPath> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| Self::supported()[0])
+        *BEST.get_or_init(|| {
+            let cap = std::env::var(CAP_VARIABLE).ok();
+            let (path, unknown) = Self::capped(&Self::supported(), cap.as_deref());
+            if unknown {
+                eprintln!(
+                    "vecfusion: ignoring {CAP_VARIABLE}={}: expected avx512, avx2 or portable",
+                    cap.unwrap_or_default()
+                );
+            }
+            path
+        })
+    }
+
+    /// The widest of `supported` (widest first) that is at most `cap`, and whether `cap` was
+    /// a name this does not know (then it is ignored).
+    fn capped(supported: &[KernelPath], cap: Option<&str>) -> (KernelPath, bool) {
+        let widest = supported.first().copied().unwrap_or(KernelPath::Portable);
+        let order = |p: KernelPath| match p {
+            KernelPath::Portable => 0,
+            KernelPath::Avx2 => 1,
+            KernelPath::Avx512 => 2,
+        };
+        let limit = match cap.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") => return (widest, false),
+            Some("avx512") => KernelPath::Avx512,
+            Some("avx2") => KernelPath::Avx2,
+            Some("portable") => KernelPath::Portable,
+            Some(_) => return (widest, true),
+        };
+        let path = supported
+            .iter()
+            .copied()
+            .find(|p| order(*p) <= order(limit))
+            .unwrap_or(KernelPath::Portable);
+        (path, false)
     }
 
     /// Whether this CPU can run the path (detected once: kernels ask on every call).
@@ -130,5 +170,27 @@ mod tests {
         }
         assert_eq!(paths[0], KernelPath::best());
         assert_eq!(paths.last(), Some(&KernelPath::Portable));
+    }
+
+    #[test]
+    fn a_cap_picks_the_widest_path_no_wider_than_it() {
+        use KernelPath::{Avx2, Avx512, Portable};
+        let all = [Avx512, Avx2, Portable];
+        assert_eq!(KernelPath::capped(&all, None), (Avx512, false));
+        assert_eq!(KernelPath::capped(&all, Some("AVX2")), (Avx2, false));
+        assert_eq!(
+            KernelPath::capped(&all, Some("portable")),
+            (Portable, false)
+        );
+        assert_eq!(
+            KernelPath::capped(&[Avx2, Portable], Some("avx512")),
+            (Avx2, false)
+        );
+        assert_eq!(
+            KernelPath::capped(&[Portable], Some("avx2")),
+            (Portable, false)
+        );
+        // An unknown name is reported and ignored.
+        assert_eq!(KernelPath::capped(&all, Some("sse9")), (Avx512, true));
     }
 }
