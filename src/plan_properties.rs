@@ -11,18 +11,13 @@ use datafusion::physical_plan::{
 };
 
 /// A plan that produces its whole (small) result at the end, in one partition: DML counts,
-/// index builds, top-k searches.
+/// index builds (a top-k search, whose rows come in order: [`single_final_sorted`]).
 pub fn single_final(schema: SchemaRef) -> Arc<PlanProperties> {
-    Arc::new(PlanProperties::new(
-        EquivalenceProperties::new(schema),
-        Partitioning::UnknownPartitioning(1),
-        EmissionType::Final,
-        Boundedness::Bounded,
-    ))
+    single_final_sorted(schema, vec![])
 }
 
-/// [`single_final`] whose rows come sorted by `ordering`: DataFusion then drops a sort above
-/// the plan that this order already satisfies (keeping its limit).
+/// [`single_final`] whose rows come sorted by `ordering` (none when empty): DataFusion then
+/// drops a sort above the plan that this order already satisfies (keeping its limit).
 pub fn single_final_sorted(
     schema: SchemaRef,
     ordering: Vec<PhysicalSortExpr>,

@@ -349,10 +349,9 @@ impl PreparedQueries {
 /// Copying the session's own state (its registries: hundreds of entries) and running its
 /// analyzer and optimizer over the one planned node cost about a fifth of a query whose
 /// search takes tens of microseconds; this state is copied for almost nothing and plans the
-/// node as it is. Anything built on
-/// such a DataFrame (a filter, a limit, EXPLAIN) is planned by the session itself
-/// ([`KeptPlanPlanner`]), with every rule; only SQL text parsed against the DataFrame
-/// (`parse_sql_expr`) does not see the session's functions.
+/// node as it is. Anything built on such a DataFrame (a filter, a limit, EXPLAIN) is planned
+/// by the session itself ([`KeptPlanPlanner`]), with every rule; only SQL text parsed
+/// against the DataFrame (`parse_sql_expr`) does not see the session's functions.
 fn answering_state(state: &SessionState, session: Weak<RwLock<SessionState>>) -> SessionState {
     SessionStateBuilder::new()
         .with_session_id(state.session_id().to_string())
