@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,15 +21,41 @@ def build_bench_binary() -> Path:
     its path. Features are resolved for the whole workspace (`--workspace --bin`), as the
     test command builds them: `-p vecfusion-bench` alone would unify them differently and
     rebuild DataFusion instead of reusing the test build's artifacts."""
-    profile = os.environ.get("VECFUSION_BENCH_PROFILE", "release")
-    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "--workspace",
-                           "--bin", "vecfusion-bench"], cwd=ROOT)
+    return build_binaries("vecfusion-bench")[0]
+
+
+def build_binaries(*names: str) -> list[Path]:
+    """Builds the workspace's binaries `names` in the bench profile; returns their paths."""
+    profile = bench_profile()
+    args = [a for name in names for a in ("--bin", name)]
+    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "--workspace", *args],
+                          cwd=ROOT)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return target / ("debug" if profile == "dev" else profile) / "vecfusion-bench"
+    return [target / ("debug" if profile == "dev" else profile) / name for name in names]
 
 
+def bench_profile() -> str:
+    """The cargo profile benchmarks build in: release, or VECFUSION_BENCH_PROFILE."""
+    return os.environ.get("VECFUSION_BENCH_PROFILE", "release")
+
+
+def install_python_package() -> None:
+    """Builds the `vecfusion` wheel in the bench binary's profile (maturin, sharing the cargo
+    target directory) and installs it into this environment, replacing any older one."""
+    with tempfile.TemporaryDirectory() as wheels:
+        subprocess.check_call([sys.executable, "-m", "maturin", "build", "--quiet", "--profile",
+                               bench_profile(), "--interpreter", sys.executable, "--out", wheels],
+                              cwd=ROOT / "python")
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--force-reinstall",
+                               "--no-deps", *map(str, Path(wheels).glob("vecfusion-*.whl"))])
+
+
+# /proc/cpuinfo's CPU identification, as result files name it: "AMD EPYC" alone does not tell
+# Zen 3 (family 25, AVX2 only) from Zen 4 (25) or Zen 5 (26).
+CPU_ID_FIELDS = {"cpu family": "cpu_family", "model": "cpu_model"}
 # The instruction-set extensions the kernels choose between, as /proc/cpuinfo names them.
-SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16")
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+              "avx_vnni", "avx512_vp2intersect")
 
 
 def _output(cmd: list[str]) -> str | None:
@@ -44,11 +72,14 @@ def machine() -> dict:
     versions, the bench binary's profile, the git commit and the time."""
     info = {"python": platform.python_version(), "cpus": os.cpu_count(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "profile": os.environ.get("VECFUSION_BENCH_PROFILE", "release")}
+            "profile": bench_profile()}
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name") and "cpu" not in info:
                 info["cpu"] = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key.strip() in CPU_ID_FIELDS:
+                info.setdefault(CPU_ID_FIELDS[key.strip()], int(value))
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
                 info["cpu_flags"] = [f for f in SIMD_FLAGS if f in flags]

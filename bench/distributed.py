@@ -15,7 +15,6 @@ repetitions with the minimum beside it; the stage table is the median-time repet
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from cases import ROOT, machine, markdown, write_results
+from cases import build_binaries, machine, markdown, write_results
 
 INDEX = "USING IVF_PQ WITH (num_partitions = {p}, num_sub_vectors = {m}, accelerator = 'cpu', tolerance = 0)"
 CASES = [("gmm-1m-128", 1024, 16)]
@@ -32,9 +31,7 @@ FRAGMENTS = 8
 
 
 def build_cluster_binaries() -> None:
-    profile = os.environ.get("VECFUSION_BENCH_PROFILE", "release")
-    subprocess.check_call(["cargo", "build", "--quiet", "--profile", profile, "--workspace",
-                           "--bin", "vecfusion-scheduler", "--bin", "vecfusion-executor"], cwd=ROOT)
+    build_binaries("vecfusion-scheduler", "vecfusion-executor")
 
 
 def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:

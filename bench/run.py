@@ -5,10 +5,12 @@
     python3 bench/run.py kmeans --quick     # one case, small sizes
     python3 bench/run.py kmeans --repeat 5  # more repetitions (medians are reported)
 
-Creates bench/.venv (numpy, faiss-cpu, pylance, pyarrow, matplotlib) on first use, builds the
-`vecfusion-bench` binary, runs vecfusion beside faiss and pylance on the same data in the same
-run (engines interleaved, so machine drift hits all of them), appends JSON lines to
-bench/results/<case>.jsonl and writes the markdown tables to bench/results/<case>.md.
+Creates bench/.venv (numpy, faiss-cpu, pylance, pyarrow, matplotlib, maturin) on first use
+(and updates it when requirements.txt changes), builds the `vecfusion-bench` binary (the search
+case also the `vecfusion` shell and the Python package), runs vecfusion beside faiss and
+pylance on the same data in the same run (engines interleaved, so machine drift hits all of
+them), appends JSON lines to bench/results/<case>.jsonl and writes the markdown tables to
+bench/results/<case>.md.
 
 faiss runs with OMP_WAIT_POLICY=PASSIVE unless the environment says otherwise: with the
 default policy its idle OpenMP threads spin and, on a busy 2-core machine, steal the other
@@ -35,9 +37,14 @@ def ensure_venv() -> None:
     if not python.exists():
         print(f"creating {VENV} ...", flush=True)
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
+    # The requirements as last installed: an environment made before they changed is updated.
+    wanted = (HERE / "requirements.txt").read_text()
+    installed = VENV / "requirements.installed"
+    if not installed.exists() or installed.read_text() != wanted:
         subprocess.check_call(
             [str(python), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")]
         )
+        installed.write_text(wanted)
     os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 

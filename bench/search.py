@@ -6,7 +6,9 @@ Latency is one query per call on one thread: vecfusion through its Rust API (sea
 of the ids) and through SQL (`ORDER BY l2_distance(...) LIMIT 10`, planning included); faiss
 with one OpenMP thread; Lance through `to_table(nearest=...)`. Batched QPS runs all queries
 on every core (the median of 5 passes over the queries, for each engine); vecfusion's SQL is
-timed as text and as a prepared statement (`EXECUTE`).
+timed as text and as a prepared statement (`EXECUTE`) through the Rust API, and as text typed
+into the `vecfusion` shell and passed to `session.sql` in Python (the same profile's shell and
+wheel, built by the harness).
 The same built indexes are searched `--repeat` times (default 3), the engines interleaved per
 run; the tables give the median and the minimum (best for QPS) of every figure, the JSON every
 run. Draws recall@10 against p50 latency per dataset (PNG).
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import datasets
-from cases import RESULTS, machine, markdown, run_json, write_results
+from cases import RESULTS, build_binaries, install_python_package, machine, markdown, write_results
 
 HERE = Path(__file__).resolve().parent
 CASES = [
@@ -89,6 +91,68 @@ def search_faiss(built, queries: np.ndarray, gt: np.ndarray) -> list[dict]:
     return rows
 
 
+# Statements per (nprobes, refine) point timed through the shell and through Python (the same
+# count vecfusion-bench times its SQL with).
+SURFACE_QUERIES = 200
+
+
+def vector_literals(queries: np.ndarray) -> list[str]:
+    """The first SURFACE_QUERIES queries as SQL vector literals (float32's shortest decimal
+    for each number, as the Rust benchmark writes them)."""
+    return ["[" + ",".join(str(v) for v in q) + "]" for q in queries[:SURFACE_QUERIES]]
+
+
+def knn_sql(literal: str) -> str:
+    return f"SELECT id FROM t ORDER BY l2_distance(embedding, {literal}) LIMIT {K}"
+
+
+def points() -> list[tuple[int, int]]:
+    return [(nprobe, refine) for refine in REFINES for nprobe in NPROBES]
+
+
+def time_shell(shell: Path, dataset: Path, literals: list[str]) -> dict[tuple[int, int], float]:
+    """The p50 ms of a query typed into the `vecfusion` shell, per (nprobes, refine): the
+    statements are piped to its prompt one per line, as a user types them, and each one's
+    time is what the shell's timing line reports (parse, plan, run and print the CSV)."""
+    lines = [f"CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{dataset}';"]
+    for nprobe, refine in points():
+        lines += [f"SET vecfusion.nprobes = {nprobe};", f"SET vecfusion.refine_factor = {refine};"]
+        lines += [knn_sql(lit) + ";" for lit in literals]
+    done = subprocess.run([str(shell), "--format", "csv"], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, check=True)
+    timed = [line.split(" row(s) in ", 1)[1].rstrip(".") for line in done.stderr.splitlines()
+             if " row(s) in " in line]
+    if len(timed) != len(lines):
+        raise RuntimeError(f"the shell timed {len(timed)} of {len(lines)} statements:\n{done.stderr[-2000:]}")
+    ms = [float(t.split()[0]) * (1.0 if t.endswith("ms") else 1e3) for t in timed]
+    out, at = {}, 1
+    for point in points():
+        at += 2
+        out[point] = statistics.median(ms[at:at + len(literals)])
+        at += len(literals)
+    return out
+
+
+def time_python(dataset: Path, literals: list[str]) -> dict[tuple[int, int], float]:
+    """The p50 ms of `session.sql(text).to_arrow()` from Python, per (nprobes, refine)."""
+    import vecfusion
+
+    session = vecfusion.connect()
+    session.sql(f"CREATE EXTERNAL TABLE t STORED AS VECFUSION LOCATION '{dataset}'")
+    out = {}
+    for nprobe, refine in points():
+        session.sql(f"SET vecfusion.nprobes = {nprobe}")
+        session.sql(f"SET vecfusion.refine_factor = {refine}")
+        lat = []
+        for lit in literals:
+            text = knn_sql(lit)
+            t = time.perf_counter()
+            session.sql(text).to_arrow()
+            lat.append((time.perf_counter() - t) * 1e3)
+        out[(nprobe, refine)] = statistics.median(lat)
+    return out
+
+
 def build_lance(base_path: Path, nlist: int, m: int, tmp: Path):
     import lance
 
@@ -121,7 +185,7 @@ def search_lance(ds, queries: np.ndarray, gt: np.ndarray) -> list[dict]:
 
 
 # Latencies: the median over runs is the figure, the minimum beside it; throughput: median and best.
-LATENCIES = ["p50_ms", "p99_ms", "sql_p50_ms", "sql_prepared_p50_ms"]
+LATENCIES = ["p50_ms", "p99_ms", "sql_p50_ms", "sql_prepared_p50_ms", "shell_p50_ms", "python_p50_ms"]
 
 
 def aggregate(runs: list[list[dict]]) -> list[dict]:
@@ -188,6 +252,8 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
     elif cap:
         sys.exit(f"VECFUSION_KERNEL_PATH={cap}: the search benchmark holds faiss to avx2 only")
     env = machine() | {"faiss_simd_level": faiss.SIMDConfig.get_level_name()}
+    shell = build_binaries("vecfusion")[0]
+    install_python_package()
     table, all_rows = [], []
     for name, nlist, m in QUICK if quick else CASES:
         if only and name not in only:
@@ -197,6 +263,7 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
         base = np.load(base_path)
         queries = np.load(q_path)[:1000]
         gt = np.load(gt_path)[:1000]
+        literals = vector_literals(queries)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             np.save(tmp / "q.npy", np.ascontiguousarray(queries, dtype=np.float32))
@@ -214,8 +281,13 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
                      "--groundtruth", str(tmp / "gt.npy"),
                      "--index", f"USING IVF_PQ WITH (num_partitions = {nlist}, num_sub_vectors = {m}, accelerator = 'cpu')"],
                     check=True, capture_output=True, text=True).stdout
-                runs["vecfusion"].append([json.loads(line) | {"engine": "vecfusion"}
-                                          for line in out.splitlines() if line.startswith("{")])
+                shell_p50 = time_shell(shell, tmp / "vf", literals)
+                python_p50 = time_python(tmp / "vf", literals)
+                runs["vecfusion"].append([
+                    row | {"engine": "vecfusion",
+                           "shell_p50_ms": shell_p50[(row["nprobes"], row["refine_factor"])],
+                           "python_p50_ms": python_p50[(row["nprobes"], row["refine_factor"])]}
+                    for row in map(json.loads, filter(lambda line: line.startswith("{"), out.splitlines()))])
                 runs["faiss"].append(search_faiss(faiss_index, queries, gt))
                 runs["lance"].append(search_lance(lance_ds, queries, gt))
             rows = [r for engine in runs.values() for r in aggregate(engine)]
@@ -230,8 +302,9 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
                 v, f, l = (by.get((e, nprobe, refine)) for e in ("vecfusion", "faiss", "lance"))
                 table.append([name, nprobe, refine,
                               f"{v['recall']:.3f}", f"{f['recall']:.3f}", f"{l['recall']:.3f}",
-                              cell(v, "p50_ms", 3), cell(v, "sql_p50_ms", 2), cell(v, "sql_prepared_p50_ms", 2),
-                              f"{v['sql_p50_ms'] / v['p50_ms']:.1f}×",
+                              cell(v, "p50_ms", 3), cell(v, "sql_p50_ms", 3), cell(v, "sql_prepared_p50_ms", 3),
+                              cell(v, "shell_p50_ms", 3), cell(v, "python_p50_ms", 3),
+                              *(f"{v[key] / v['p50_ms']:.1f}×" for key in ("sql_p50_ms", "shell_p50_ms", "python_p50_ms")),
                               cell(f, "p50_ms", 3), cell(l, "p50_ms", 2),
                               f"{v['p99_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{l['p99_ms']:.2f}",
                               f"{v['qps_batch']:.0f} ({v['qps_batch_max']:.0f})",
@@ -239,7 +312,8 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
         print(f"  {name}: plot {png}", flush=True)
     header = ["dataset", "nprobes", "refine", "vecfusion R@10", "faiss R@10", "lance R@10",
               "vecfusion p50 ms (API)", "vecfusion p50 ms (SQL)", "vecfusion p50 ms (EXECUTE)",
-              "SQL / API", "faiss p50 ms", "lance p50 ms",
+              "vecfusion p50 ms (shell)", "vecfusion p50 ms (Python)",
+              "SQL / API", "shell / API", "Python / API", "faiss p50 ms", "lance p50 ms",
               "vecfusion p99 ms", "faiss p99 ms", "lance p99 ms", "vecfusion QPS (batch)", "faiss QPS (batch)"]
     runs = max(1, repeat)
     text = (f"ANN search, k = 10, 1,000 queries. Machine: {env.get('cpu', '?')} "
@@ -247,6 +321,9 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
             f"{env['profile']}; vecfusion kernels: {env['kernel_path']}, faiss SIMD level "
             f"{env['faiss_simd_level']}; commit {env.get('git_commit')}. Every latency is the median of "
             f"{runs} runs of the same indexes (minimum in parentheses), QPS the median (best); "
-            f"SQL / API compares the medians.\n\n"
+            f"SQL / API compares the medians. SQL is the Rust API's `vf_sql(text)` collected; shell is a "
+            f"statement typed into the `vecfusion` shell (piped to its prompt) as its timing line "
+            f"reports it, printing included; Python is `session.sql(text).to_arrow()` "
+            f"({SURFACE_QUERIES} queries each).\n\n"
             + markdown(header, table))
     write_results(f"search{suffix}", all_rows, text)

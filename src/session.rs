@@ -27,7 +27,9 @@ use crate::provider::{
 use crate::search::settings::check_setting;
 use crate::search::{AnnRewrite, SearchSettings};
 use crate::sql::array_literal::NumericArrayLiteralPlanner;
-use crate::sql::{VfStatement, parse_float_as_decimal, parse_in_session};
+use crate::sql::{
+    ScriptStatement, VfStatement, parse_float_as_decimal, parse_in_session, parse_script_in_session,
+};
 use crate::udf::{
     CleanupFunction, RandomVectorsFunction, VectorSearchFunction, VersionsFunction, distance_udf,
     embedding_models,
@@ -96,7 +98,10 @@ pub struct Script {
     pending: Option<Pending>,
     /// A query already planned with a kept plan.
     ready: Option<DataFrame>,
-    statements: std::vec::IntoIter<VfStatement>,
+    /// The script's text, when it has several statements: each one that is a query of a
+    /// shape with a kept plan is answered with it, as a query run on its own would be.
+    several: Option<String>,
+    statements: std::vec::IntoIter<ScriptStatement>,
 }
 
 impl Script {
@@ -110,9 +115,18 @@ impl Script {
         if let Some(df) = self.ready.take() {
             return Some(Ok(df));
         }
-        let statement = self.statements.next()?;
+        let ScriptStatement { statement, text } = self.statements.next()?;
+        let mut pending = self.pending.take();
+        if let (Some(sql), Some(text)) = (&self.several, text) {
+            match literal_queries::lookup(&self.ctx, &sql[text]).await {
+                Ok(Lookup::Reused(df)) => return Some(Ok(df)),
+                Ok(Lookup::Pending(p)) => pending = Some(p),
+                Ok(Lookup::Plain) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
         let result = self.ctx.vf_execute(statement).await;
-        if let (Ok(df), Some(pending)) = (&result, self.pending.take()) {
+        if let (Ok(df), Some(pending)) = (&result, pending) {
             pending.learn(&self.ctx, df).await;
         }
         Some(result)
@@ -129,7 +143,8 @@ pub trait VecfusionContext {
     /// A script's statements, parsed (all of them, so that a syntax error anywhere runs
     /// none), to be run in order with [`Script::next`]: what the shell and Python run. A
     /// one-statement query of a shape with a kept plan is not parsed at all
-    /// (`literal_queries`).
+    /// (`literal_queries`); in a longer script such a query is parsed with the rest but
+    /// answered with the kept plan too.
     async fn vf_script(&self, sql: &str) -> Result<Script>;
 
     /// Splits a script into statements, parsed with the session's dialect.
@@ -167,17 +182,20 @@ impl VecfusionContext for SessionContext {
                     ctx: self.clone(),
                     pending: None,
                     ready: Some(df),
+                    several: None,
                     statements: vec![].into_iter(),
                 });
             }
             Lookup::Pending(pending) => Some(pending),
             Lookup::Plain => None,
         };
+        let statements = parse_script_in_session(self, sql)?;
         Ok(Script {
             ctx: self.clone(),
             pending,
             ready: None,
-            statements: self.vf_parse(sql)?.into_iter(),
+            several: (statements.len() > 1).then(|| sql.to_string()),
+            statements: statements.into_iter(),
         })
     }
 

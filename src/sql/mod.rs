@@ -10,5 +10,6 @@ pub mod statement;
 pub mod vector_text;
 
 pub use parser::{
-    VfStatement, dialect_for, parse_float_as_decimal, parse_in_session, parse_statements,
+    ScriptStatement, VfStatement, dialect_for, parse_float_as_decimal, parse_in_session,
+    parse_script, parse_script_in_session, parse_statements,
 };

@@ -6,6 +6,8 @@
 //! vecfusion's keyword sequences is parsed by vecfusion; everything else is handed to
 //! `DFParser` unchanged, so every DataFusion statement keeps working.
 
+use std::ops::Range;
+
 use datafusion::common::config::Dialect as DialectName;
 use datafusion::common::plan_datafusion_err;
 use datafusion::error::{DataFusionError, Result};
@@ -15,7 +17,7 @@ use datafusion::sql::sqlparser::ast::Value;
 use datafusion::sql::sqlparser::dialect::{Dialect, dialect_from_str};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token};
 
 use super::dialect::VecfusionDialect;
 use super::expression_depth::check_expression_depth;
@@ -91,8 +93,23 @@ pub fn dialect_for(name: &DialectName) -> Result<Box<dyn Dialect>> {
     dialect_from_str(name).ok_or_else(|| plan_datafusion_err!("unsupported SQL dialect '{name}'"))
 }
 
+/// A statement of a script and where its text is in the script: what a later statement of
+/// a script needs to be answered with the kept plan of its shape (`literal_queries`).
+#[derive(Debug, Clone)]
+pub struct ScriptStatement {
+    pub statement: VfStatement,
+    /// Byte range of the statement's text (without its `;`); `None` where the parser gave
+    /// no position.
+    pub text: Option<Range<usize>>,
+}
+
 /// Parses a string of `;`-separated statements with the dialect `ctx`'s settings name.
 pub fn parse_in_session(ctx: &SessionContext, sql: &str) -> Result<Vec<VfStatement>> {
+    Ok(statements_of(parse_script_in_session(ctx, sql)?))
+}
+
+/// [`parse_in_session`], with where each statement's text is.
+pub fn parse_script_in_session(ctx: &SessionContext, sql: &str) -> Result<Vec<ScriptStatement>> {
     // Read in place: `state()` clones the whole session state (every registered function
     // and table), a measurable share of a short query.
     let dialect = {
@@ -100,7 +117,7 @@ pub fn parse_in_session(ctx: &SessionContext, sql: &str) -> Result<Vec<VfStateme
         let state = state.read();
         dialect_for(&state.config().options().sql_parser.dialect)?
     };
-    parse_statements(sql, dialect.as_ref())
+    parse_script(sql, dialect.as_ref())
 }
 
 /// Whether `ctx` reads `1.5` as a decimal rather than a float (then a number array is not a
@@ -113,27 +130,86 @@ pub fn parse_float_as_decimal(ctx: &SessionContext) -> bool {
 
 /// Parses a string of `;`-separated statements.
 pub fn parse_statements(sql: &str, dialect: &dyn Dialect) -> Result<Vec<VfStatement>> {
+    Ok(statements_of(parse_script(sql, dialect)?))
+}
+
+fn statements_of(script: Vec<ScriptStatement>) -> Vec<VfStatement> {
+    script.into_iter().map(|s| s.statement).collect()
+}
+
+/// Parses a string of `;`-separated statements, noting where each one's text is.
+pub fn parse_script(sql: &str, dialect: &dyn Dialect) -> Result<Vec<ScriptStatement>> {
     let mut parser = DFParserBuilder::new(sql).with_dialect(dialect).build()?;
+    let mut cursor = TextCursor::new(sql);
     let mut statements = vec![];
     loop {
         while parser.parser.consume_token(&Token::SemiColon) {}
-        if parser.parser.peek_token() == Token::EOF {
+        let first = parser.parser.peek_token();
+        if first == Token::EOF {
             break;
         }
-        statements.push(parse_statement(&mut parser)?);
+        let start = cursor.byte_at(first.span.start);
+        let statement = parse_statement(&mut parser)?;
         let next = parser.parser.peek_token();
-        if next.token != Token::SemiColon && next.token != Token::EOF {
-            return Err(DataFusionError::SQL(
-                Box::new(
-                    datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
-                        "Expected: end of statement, found: {next}"
-                    )),
-                ),
-                None,
-            ));
-        }
+        let end = match next.token {
+            Token::EOF => Some(sql.len()),
+            Token::SemiColon => cursor.byte_at(next.span.start),
+            _ => {
+                return Err(DataFusionError::SQL(
+                    Box::new(
+                        datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                            "Expected: end of statement, found: {next}"
+                        )),
+                    ),
+                    None,
+                ));
+            }
+        };
+        let text = start.zip(end).map(|(start, end)| start..end);
+        statements.push(ScriptStatement { statement, text });
     }
     Ok(statements)
+}
+
+/// Turns the tokenizer's positions (1-based line and column, a column counting characters)
+/// into byte offsets, moving forward only, so that a script is walked once however many
+/// statements it has.
+struct TextCursor<'a> {
+    sql: &'a str,
+    line: u64,
+    column: u64,
+    byte: usize,
+}
+
+impl<'a> TextCursor<'a> {
+    fn new(sql: &'a str) -> Self {
+        Self {
+            sql,
+            line: 1,
+            column: 1,
+            byte: 0,
+        }
+    }
+
+    /// The byte offset of `at`; `None` for a position before the last one asked for, or
+    /// one the text does not have (an empty span).
+    fn byte_at(&mut self, at: Location) -> Option<usize> {
+        if (at.line, at.column) < (self.line, self.column) {
+            return None;
+        }
+        let mut chars = self.sql[self.byte..].chars();
+        while (self.line, self.column) < (at.line, at.column) {
+            let c = chars.next()?;
+            self.byte += c.len_utf8();
+            if c == '\n' {
+                self.line += 1;
+                self.column = 1;
+            } else {
+                self.column += 1;
+            }
+        }
+        ((self.line, self.column) == (at.line, at.column)).then_some(self.byte)
+    }
 }
 
 fn word(t: &Token) -> Option<String> {
@@ -384,6 +460,31 @@ mod tests {
         let mut s = parse_statements(sql, &GenericDialect {}).unwrap();
         assert_eq!(s.len(), 1, "{sql}");
         s.remove(0)
+    }
+
+    #[test]
+    fn each_statement_of_a_script_knows_where_its_text_is() {
+        let sql = "-- größte ✓\nSELECT 1;  SELECT 'ü' AS x ;\n\n  CREATE VECTOR INDEX i ON t (v) \
+                   USING IVF_FLAT;;SELECT\n2";
+        let texts: Vec<&str> = parse_script(sql, &GenericDialect {})
+            .unwrap()
+            .into_iter()
+            .map(|s| &sql[s.text.expect("a position")])
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "SELECT 1",
+                "SELECT 'ü' AS x ",
+                "CREATE VECTOR INDEX i ON t (v) USING IVF_FLAT",
+                "SELECT\n2"
+            ]
+        );
+        // A position behind the cursor, or past the text, has no byte offset.
+        let mut cursor = TextCursor::new("ab\nc");
+        assert_eq!(cursor.byte_at(Location { line: 2, column: 2 }), Some(4));
+        assert_eq!(cursor.byte_at(Location { line: 1, column: 1 }), None);
+        assert_eq!(cursor.byte_at(Location { line: 9, column: 1 }), None);
     }
 
     #[test]

@@ -589,6 +589,43 @@ async fn a_query_written_out_reuses_the_plan_of_its_shape() {
     assert!(err.contains("32"), "{err}");
 }
 
+/// In a script of several statements (the shell's `-f`, Python's `sql` with `;`), each query
+/// of a shape with a kept plan is answered with it, as the query alone would be, whatever text
+/// surrounds it (comments, line breaks, non-ASCII characters before it), and answers what
+/// DataFusion's planning of the same text answers.
+#[tokio::test]
+async fn a_script_answers_each_query_with_the_kept_plan_of_its_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = flat_indexed(dir.path()).await;
+    let ids = [1i64, 7, 13, 21];
+    let mut queries = vec![];
+    for id in ids {
+        queries.push(knn_text(&vector_of(&ctx, id).await));
+    }
+    let mut script = "-- größte Nähe ✓\nSET vecfusion.nprobes = 4;\n".to_string();
+    for q in &queries {
+        script += &format!("{q};\n  /* é */ ");
+    }
+    script += "SELECT count(*) AS n FROM t";
+    let before = reuses(&ctx);
+    let mut run = ctx.vf_script(&script).await.unwrap();
+    let mut results = vec![];
+    while let Some(df) = run.next().await {
+        results.push(df.unwrap().collect().await.unwrap());
+    }
+    assert_eq!(results.len(), 6, "SET, four queries, the count");
+    // The first query of the shape is planned as written; the other three reuse its plan.
+    assert_eq!(reuses(&ctx), before + 3);
+    for (i, (id, q)) in ids.iter().zip(&queries).enumerate() {
+        let ours = &results[i + 1];
+        assert_eq!(ours[0].column(0).as_primitive::<Int64Type>().value(0), *id);
+        let theirs = ctx.sql(q).await.unwrap().collect().await.unwrap();
+        assert_eq!(ours, &theirs, "query {i}");
+    }
+    let n = results[5][0].column(0).as_primitive::<Int64Type>().value(0);
+    assert_eq!(n, 2_000);
+}
+
 /// The ids and distances (second column) of `batches`.
 fn ids_and_distances(batches: &[RecordBatch]) -> (Vec<i64>, Vec<f32>) {
     let (mut ids, mut ds) = (vec![], vec![]);

@@ -2,7 +2,7 @@
 //! vecfusion's statements work), each result printed as it completes.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::error::Result;
 use datafusion::prelude::SessionContext;
@@ -37,9 +37,33 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str, options: PrintOptions) -> 
         )?;
         stdout.flush()?;
         if !options.quiet {
-            eprintln!("{rows} row(s) in {:.3} s.", start.elapsed().as_secs_f64());
+            eprintln!("{rows} row(s) in {}.", elapsed_text(start.elapsed()));
         }
         start = Instant::now();
     }
     Ok(())
+}
+
+/// A statement's time as the timing line shows it: milliseconds under a second (as psql's
+/// `\timing` does; an ANN query takes a fraction of one), seconds above.
+fn elapsed_text(elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    if seconds < 1.0 {
+        format!("{:.3} ms", seconds * 1e3)
+    } else {
+        format!("{seconds:.3} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_statements_are_timed_in_milliseconds_long_ones_in_seconds() {
+        assert_eq!(elapsed_text(Duration::from_micros(61)), "0.061 ms");
+        assert_eq!(elapsed_text(Duration::from_micros(999_999)), "999.999 ms");
+        assert_eq!(elapsed_text(Duration::from_millis(1_250)), "1.250 s");
+        assert_eq!(elapsed_text(Duration::from_secs(75)), "75.000 s");
+    }
 }
