@@ -157,6 +157,12 @@ def _search(binary, quick, repeat, only):
     search.run(binary, quick=quick, repeat=repeat, only=only)
 
 
+def _fastscan(binary, quick, repeat, only):
+    import fast_scan
+
+    fast_scan.run(binary, quick=quick, repeat=repeat, only=only)
+
+
 def _optimize(binary, quick, repeat, only):
     import optimize
 
@@ -175,5 +181,6 @@ def _distributed(binary, quick, repeat, only):
     distributed.run(binary, quick=quick, repeat=repeat, only=only)
 
 
-ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search, "optimize": _optimize,
+ALL = {"take": _take, "kmeans": _kmeans, "build": _build, "search": _search,
+       "fastscan": _fastscan, "optimize": _optimize,
        "embed": _embed, "distributed": _distributed}

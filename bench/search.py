@@ -297,18 +297,17 @@ def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
             r.update({"bench": "search", "dataset": name, "nlist": nlist, "m": m, "machine": env})
         all_rows += rows
         by = {(r["engine"], r["nprobes"], r["refine_factor"]): r for r in rows}
-        for refine in REFINES:
-            for nprobe in NPROBES:
-                v, f, l = (by.get((e, nprobe, refine)) for e in ("vecfusion", "faiss", "lance"))
-                table.append([name, nprobe, refine,
-                              f"{v['recall']:.3f}", f"{f['recall']:.3f}", f"{l['recall']:.3f}",
-                              cell(v, "p50_ms", 3), cell(v, "sql_p50_ms", 3), cell(v, "sql_prepared_p50_ms", 3),
-                              cell(v, "shell_p50_ms", 3), cell(v, "python_p50_ms", 3),
-                              *(f"{v[key] / v['p50_ms']:.1f}×" for key in ("sql_p50_ms", "shell_p50_ms", "python_p50_ms")),
-                              cell(f, "p50_ms", 3), cell(l, "p50_ms", 2),
-                              f"{v['p99_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{l['p99_ms']:.2f}",
-                              f"{v['qps_batch']:.0f} ({v['qps_batch_max']:.0f})",
-                              f"{f['qps_batch']:.0f} ({f['qps_batch_max']:.0f})"])
+        for nprobe, refine in points():
+            v, f, l = (by.get((e, nprobe, refine)) for e in ("vecfusion", "faiss", "lance"))
+            table.append([name, nprobe, refine,
+                          f"{v['recall']:.3f}", f"{f['recall']:.3f}", f"{l['recall']:.3f}",
+                          cell(v, "p50_ms", 3), cell(v, "sql_p50_ms", 3), cell(v, "sql_prepared_p50_ms", 3),
+                          cell(v, "shell_p50_ms", 3), cell(v, "python_p50_ms", 3),
+                          *(f"{v[key] / v['p50_ms']:.1f}×" for key in ("sql_p50_ms", "shell_p50_ms", "python_p50_ms")),
+                          cell(f, "p50_ms", 3), cell(l, "p50_ms", 2),
+                          f"{v['p99_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{l['p99_ms']:.2f}",
+                          f"{v['qps_batch']:.0f} ({v['qps_batch_max']:.0f})",
+                          f"{f['qps_batch']:.0f} ({f['qps_batch_max']:.0f})"])
         print(f"  {name}: plot {png}", flush=True)
     header = ["dataset", "nprobes", "refine", "vecfusion R@10", "faiss R@10", "lance R@10",
               "vecfusion p50 ms (API)", "vecfusion p50 ms (SQL)", "vecfusion p50 ms (EXECUTE)",

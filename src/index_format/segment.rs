@@ -5,7 +5,7 @@
 //! probes a partition in every segment. Segments are written by a build or an `OPTIMIZE
 //! VECTOR INDEX` (nothing is committed by writing one) and are immutable afterwards.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::common::exec_err;
@@ -14,6 +14,7 @@ use datafusion::error::Result;
 use super::file::{IndexFile, IndexHeader, IndexWriter};
 use super::model::IndexModel;
 use crate::dataset::DatasetLocation;
+use crate::quantizer::Quantizer;
 
 /// Writes one segment file, partition by partition (0, 1, ... in order).
 pub struct SegmentWriter {
@@ -76,6 +77,10 @@ impl SegmentWriter {
 #[derive(Debug)]
 pub struct SegmentFile {
     file: Arc<IndexFile>,
+    /// The model's quantizer, which arranges each partition's codes for its scan.
+    quantizer: Arc<dyn Quantizer>,
+    /// Per partition, its codes as the quantizer scans them, arranged on first read.
+    arranged: Vec<OnceLock<Buffer>>,
 }
 
 impl SegmentFile {
@@ -107,7 +112,12 @@ impl SegmentFile {
                 h.dim
             );
         }
-        Ok(Self { file })
+        let arranged = (0..h.num_partitions).map(|_| OnceLock::new()).collect();
+        Ok(Self {
+            file,
+            quantizer: model.quantizer.clone(),
+            arranged,
+        })
     }
 
     pub fn rows(&self) -> u64 {
@@ -118,8 +128,21 @@ impl SegmentFile {
         self.file.partition_rows(partition)
     }
 
-    /// Row addresses and codes of one partition (checksum verified on first access).
+    /// Row addresses and codes of one partition as stored: row-major, `code_size` bytes per
+    /// row (checksum verified on first access).
     pub fn partition(&self, partition: usize) -> Result<(ScalarBuffer<u64>, Buffer)> {
         self.file.partition(partition)
+    }
+
+    /// Row addresses of one partition and its codes as the model's quantizer scans them
+    /// ([`Quantizer::arrange`]): arranged once, on the first search that reads the
+    /// partition, and kept with the opened segment.
+    pub fn scan_partition(&self, partition: usize) -> Result<(ScalarBuffer<u64>, Buffer)> {
+        let (addrs, codes) = self.file.partition(partition)?;
+        let Some(slot) = self.arranged.get(partition) else {
+            return Ok((addrs, codes));
+        };
+        let codes = slot.get_or_init(|| self.quantizer.arrange(codes)).clone();
+        Ok((addrs, codes))
     }
 }

@@ -87,6 +87,13 @@ pub trait Quantizer: Debug + Send + Sync {
     /// `rows × code_size` bytes.
     fn encode(&self, backend: &dyn Backend, rows: &[f32], partitions: &[u32]) -> Result<Vec<u8>>;
 
+    /// A partition's codes (row-major, as stored) laid out as [`Quantizer::scan`] reads
+    /// them. Called once per partition of an opened segment, when a search first reads it;
+    /// the stored format stays one layout for every reader. As stored by default.
+    fn arrange(&self, codes: Buffer) -> Buffer {
+        codes
+    }
+
     /// The per-query part of scoring, computed once per query.
     fn prepare(&self, query: &[f32]) -> QueryTables;
 
@@ -105,7 +112,8 @@ pub trait Quantizer: Debug + Send + Sync {
     fn prepare_partition(&self, _partition: usize, _tables: &QueryTables, _scratch: &mut Vec<f32>) {
     }
 
-    /// Scores every row of one partition's code block. `coarse` is the query's score against
+    /// Scores every row of one partition's code block (`codes` as [`Quantizer::arrange`]
+    /// laid them out; `scores` has one slot per row). `coarse` is the query's score against
     /// the partition's centroid; `scratch` holds what [`Quantizer::prepare_partition`] wrote
     /// for this partition.
     #[allow(clippy::too_many_arguments)]

@@ -1,11 +1,22 @@
 //! IVF_PQ: the residual `x − c_p` of a row to its partition's centroid, cut into `m`
 //! sub-vectors, each coded as its nearest of `2^bits` codewords (one byte per sub-vector, also
 //! for 4-bit codes). A query scores a partition through one table of `m × 2^bits` entries.
+//!
+//! 4-bit codes are scanned with the tables in registers ([`vecfusion_kernels::fast_scan`]):
+//! each partition's codes are packed into blocks when first searched, and each probe
+//! quantizes its table to bytes. The byte tables cost a little precision (at most half a
+//! step per sub-space), which the refinement by exact distance absorbs.
+
+use std::cell::RefCell;
 
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use vecfusion_kernels::distance::{add_assign, sub_assign};
+use vecfusion_kernels::fast_scan::{
+    BLOCK_ROWS, MAX_SUBSPACES, dequantize, pack_blocks, padded_subspaces, quantize_tables,
+    scan_blocks,
+};
 use vecfusion_kernels::scan::{
     add, pq_adc, pq_codebook_panels, pq_codeword_norms, pq_dot_table, pq_dot_tables, resize_scratch,
 };
@@ -36,6 +47,14 @@ pub struct ProductCodes {
     /// l2/cosine: per partition `2·c_p,s·codeword + ‖codeword‖²` (`partitions × m × ksub`),
     /// when that fits in [`PRECOMPUTED_TABLES_BYTES`]; computed per probe otherwise.
     partition_tables: Vec<f32>,
+    /// Whether partitions are scanned with byte tables in registers (4-bit codes, at most
+    /// [`MAX_SUBSPACES`] sub-vectors).
+    fast_scan: bool,
+}
+
+thread_local! {
+    /// A fast scan's byte tables and 16-bit sums, reused across the probes of a thread.
+    static FAST_SCAN_SCRATCH: RefCell<(Vec<u8>, Vec<u16>)> = const { RefCell::new((vec![], vec![])) };
 }
 
 impl ProductCodes {
@@ -127,6 +146,7 @@ impl ProductCodes {
             }
         }
         Ok(Self {
+            fast_scan: ksub == 16 && m <= MAX_SUBSPACES,
             params,
             ksub,
             codebooks,
@@ -180,6 +200,13 @@ impl Quantizer for ProductCodes {
             sub_assign(row, centroid(&self.centroids, dim, *p as usize));
         }
         crate::kmeans::pq::encode(backend, &self.codebooks, self.layout(), &residuals)
+    }
+
+    fn arrange(&self, codes: Buffer) -> Buffer {
+        if !self.fast_scan {
+            return codes;
+        }
+        Buffer::from_vec(pack_blocks(codes.as_slice(), self.params.num_sub_vectors))
     }
 
     /// The partition-independent part of the table: `−2·q_s·codeword` for l2/cosine,
@@ -246,11 +273,92 @@ impl Quantizer for ProductCodes {
         scratch: &mut Vec<f32>,
     ) {
         let (m, ksub) = (self.params.num_sub_vectors, self.ksub);
-        if self.params.metric == Metric::Dot {
-            // −q·x ≈ −q·c_p − Σ_s q_s·codeword
-            let query_lut: &Vec<f32> = tables.get();
-            return pq_adc(codes.as_slice(), m, ksub, query_lut, coarse, scores);
+        // Dot: −q·x ≈ −q·c_p − Σ_s q_s·codeword, the query table alone; l2/cosine: the
+        // partition's table `prepare_partition` wrote.
+        let lut: &[f32] = if self.params.metric == Metric::Dot {
+            tables.get::<Vec<f32>>()
+        } else {
+            scratch
+        };
+        if !self.fast_scan {
+            return pq_adc(codes.as_slice(), m, ksub, lut, coarse, scores);
         }
-        pq_adc(codes.as_slice(), m, ksub, scratch, coarse, scores)
+        FAST_SCAN_SCRATCH.with_borrow_mut(|(bytes, sums)| {
+            bytes.resize(padded_subspaces(m) * ksub, 0);
+            let (scale, bias) = quantize_tables(lut, m, bytes);
+            sums.resize(scores.len().div_ceil(BLOCK_ROWS) * BLOCK_ROWS, 0);
+            scan_blocks(codes.as_slice(), m, bytes, sums);
+            dequantize(sums, scale, bias, coarse, scores);
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantizer::IndexKind;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0)
+            .collect()
+    }
+
+    #[test]
+    fn four_bit_codes_are_scanned_with_byte_tables_within_half_a_step_per_subspace() {
+        let (dim, m, partitions, rows) = (32, 16, 3, 75);
+        for metric in [Metric::L2, Metric::Dot] {
+            let params = QuantizerParams {
+                kind: IndexKind::IvfPq,
+                dim,
+                metric,
+                num_sub_vectors: m,
+                num_bits: 4,
+            };
+            let codebooks = ScalarBuffer::from(values(16 * dim, 1));
+            let centroids = ScalarBuffer::from(values(partitions * dim, 2));
+            let pq = ProductCodes::new(params, codebooks, centroids).unwrap();
+            let codes: Vec<u8> = (0..rows * m)
+                .map(|i| ((i * 7 + i / 5) % 16) as u8)
+                .collect();
+            let arranged = pq.arrange(Buffer::from_vec(codes.clone()));
+            assert_ne!(arranged.len(), codes.len(), "packed into scan blocks");
+            let query = values(dim, 3);
+            let tables = pq.prepare(&query);
+            for p in 0..partitions {
+                let mut scratch = vec![];
+                pq.prepare_partition(p, &tables, &mut scratch);
+                let mut got = vec![0.0; rows];
+                pq.scan(p, 0.5, &query, &tables, &arranged, &mut got, &mut scratch);
+                let lut: &[f32] = match metric {
+                    Metric::Dot => tables.get::<Vec<f32>>(),
+                    _ => &scratch,
+                };
+                let mut want = vec![0.0; rows];
+                pq_adc(&codes, m, 16, lut, 0.5, &mut want);
+                let mut bytes = vec![0; padded_subspaces(m) * 16];
+                let (step, _) = quantize_tables(lut, m, &mut bytes);
+                let bound = m as f32 * step / 2.0 + 1e-4 * want[0].abs().max(1.0);
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= bound, "{metric:?} p={p}: {g} vs {w}");
+                }
+            }
+        }
+        // 8-bit codes are scanned as stored.
+        let params = QuantizerParams {
+            kind: IndexKind::IvfPq,
+            dim,
+            metric: Metric::L2,
+            num_sub_vectors: m,
+            num_bits: 8,
+        };
+        let pq = ProductCodes::new(
+            params,
+            ScalarBuffer::from(values(256 * dim, 4)),
+            ScalarBuffer::from(values(dim, 5)),
+        )
+        .unwrap();
+        let codes = Buffer::from_vec(vec![9u8; 3 * m]);
+        assert_eq!(pq.arrange(codes.clone()), codes);
     }
 }

@@ -186,7 +186,7 @@ impl LoadedIndex {
         scores: &mut Vec<f32>,
         scratch: &mut Vec<f32>,
     ) -> Result<ScalarBuffer<u64>> {
-        let (addrs, codes) = segment.partition(p)?;
+        let (addrs, codes) = segment.scan_partition(p)?;
         resize_scratch(scores, addrs.len());
         self.model
             .quantizer

@@ -8,6 +8,7 @@
 //! every instruction set in [`path::KernelPath`] and picks the widest the CPU has at run time.
 
 pub mod distance;
+pub mod fast_scan;
 pub mod nearest;
 pub mod path;
 pub mod prefetch;

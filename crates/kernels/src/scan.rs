@@ -25,14 +25,9 @@ fn pq_adc_body(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out:
                 _ => adc_any(codes, tables, bias, out),
             }
         }
-        16 => {
-            let tables = &lut.as_chunks::<16>().0[..m];
-            match m {
-                16 => adc::<16, 16>(codes, tables, bias, out),
-                32 => adc::<16, 32>(codes, tables, bias, out),
-                _ => adc_any(codes, tables, bias, out),
-            }
-        }
+        // 4-bit codes: searches scan them with `fast_scan`'s byte tables, up to its
+        // sub-space limit; float tables serve the sub-vector counts beyond it.
+        16 => adc_any(codes, &lut.as_chunks::<16>().0[..m], bias, out),
         _ => {
             for (row, o) in codes.chunks_exact(m).zip(out.iter_mut()) {
                 let mut acc = [0.0f32; 4];

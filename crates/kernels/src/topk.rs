@@ -4,6 +4,9 @@
 //! the best `k` and remembers the worst kept score, so every later score that cannot enter the
 //! top `k` is rejected by one comparison — the common case once a search is under way.
 
+/// Scores [`TopK::push_all`] tests against the threshold at once.
+const PUSH_CHUNK: usize = 16;
+
 /// The `k` smallest scores seen, with their ids.
 #[derive(Debug, Clone)]
 pub struct TopK {
@@ -57,9 +60,18 @@ impl TopK {
     }
 
     /// Offers `scores[i]` with `ids[i]` for every `i`.
+    ///
+    /// Once the threshold is set, most rows of a long scan lose to it: each run of
+    /// [`PUSH_CHUNK`] scores is first tested as a whole (a compare that vectorises), and
+    /// only a run holding a winner is offered pair by pair.
     pub fn push_all(&mut self, scores: &[f32], ids: &[u64]) {
-        for (s, id) in scores.iter().zip(ids) {
-            self.push(*s, *id);
+        for (s, i) in scores.chunks(PUSH_CHUNK).zip(ids.chunks(PUSH_CHUNK)) {
+            let t = self.threshold;
+            if t == f32::INFINITY || s.iter().fold(false, |any, v| any | (*v < t)) {
+                for (s, id) in s.iter().zip(i) {
+                    self.push(*s, *id);
+                }
+            }
         }
     }
 
@@ -127,6 +139,25 @@ mod tests {
             best.iter().map(|p| p.0).collect::<Vec<_>>(),
             vec![0.0, 1.0, 2.0]
         );
+        // Offering many at once keeps what offering them one by one keeps, NaN and
+        // infinities included.
+        let scores: Vec<f32> = (0..1000u32)
+            .map(|i| match i % 97 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                _ => ((i.wrapping_mul(2_654_435_761)) >> 20) as f32,
+            })
+            .collect();
+        let ids: Vec<u64> = (0..1000).collect();
+        for k in [1, 10, 100, 2000] {
+            let (mut all, mut one) = (TopK::new(k), TopK::new(k));
+            all.push_all(&scores, &ids[..999]);
+            scores
+                .iter()
+                .zip(&ids[..999])
+                .for_each(|(s, i)| one.push(*s, *i));
+            assert_eq!(all.into_sorted(), one.into_sorted(), "k = {k}");
+        }
         let mut t = TopK::new(5);
         t.push(f32::INFINITY, 1);
         t.push(2.0, 2);
