@@ -6,8 +6,8 @@ Four indexes per dataset, all IVF with the same partitions:
 - vecfusion IVF_PQ, 2m sub-vectors × 4 bits (byte tables in registers, `fast_scan.rs`);
 - faiss IndexIVFPQ (m, 8) and IndexIVFPQFastScan (2m, 4), each under IndexRefineFlat.
 Every index is searched at nprobes × refine (refine_factor / k_factor; 1 = no refinement),
-one query per call on one thread (vecfusion through its Rust API, faiss with one OpenMP
-thread), `--repeat` times with the engines interleaved; recall@10 is that of the very indexes
+one query per call on one thread (vecfusion through its Rust API, after one untimed pass
+that reads every partition, as a running process has; faiss with one OpenMP thread), `--repeat` times with the engines interleaved; recall@10 is that of the very indexes
 timed. The summary gives, per recall target, the fastest operating point (median p50) of each
 index that reaches it. Draws recall@10 against p50 per dataset (PNG).
 """

@@ -10,7 +10,7 @@ timed as text and as a prepared statement (`EXECUTE`) through the Rust API, and 
 into the `vecfusion` shell and passed to `session.sql` in Python (the same profile's shell and
 wheel, built by the harness).
 The same built indexes are searched `--repeat` times (default 3), the engines interleaved per
-run; the tables give the median and the minimum (best for QPS) of every figure, the JSON every
+run, vecfusion's after one untimed batched pass that reads every partition (its steady state); the tables give the median and the minimum (best for QPS) of every figure, the JSON every
 run. Draws recall@10 against p50 latency per dataset (PNG).
 """
 
