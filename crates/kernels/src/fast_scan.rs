@@ -43,10 +43,14 @@ pub fn packed_len(rows: usize, m: usize) -> Option<usize> {
 /// byte `j` holds row `j`'s code in its low nibble and row `j + 16`'s in its high one. Rows
 /// missing from the last block get code 0; their sums are computed and not read.
 pub fn pack_blocks(codes: &[u8], m: usize) -> Vec<u8> {
-    let rows = codes.len().checked_div(m).unwrap_or(0);
+    let Some(rows) = codes.len().checked_div(m) else {
+        return vec![];
+    };
     let mp = padded_subspaces(m);
-    let mut out = vec![0u8; rows.div_ceil(BLOCK_ROWS) * mp * TABLE];
-    for (r, row) in codes.chunks_exact(m.max(1)).enumerate() {
+    // At most 2 bytes per code plus one block's padding rows, and `codes` is in memory: the
+    // size cannot overflow.
+    let mut out = vec![0u8; packed_len(rows, m).unwrap_or(0)];
+    for (r, row) in codes.chunks_exact(m).enumerate() {
         let (block, i) = (r / BLOCK_ROWS, r % BLOCK_ROWS);
         let (byte, shift) = (i % 16, if i < 16 { 0 } else { 4 });
         let base = block * mp * TABLE;
@@ -101,15 +105,30 @@ fn step(widest: f32) -> f32 {
     }
 }
 
-fn quantize_portable(tables: &[[f32; TABLE]], out: &mut [[u8; TABLE]]) -> (f32, f32) {
+/// Per table its minimum (`range` gives a table's minimum and maximum), and
+/// `(Σ minima, widest range)`: the same additions, in table order, on every path.
+#[inline(always)]
+fn ranges(
+    tables: &[[f32; TABLE]],
+    range: impl Fn(&[f32; TABLE]) -> (f32, f32),
+) -> ([f32; MAX_SUBSPACES], f32, f32) {
     let mut lows = [0.0f32; MAX_SUBSPACES];
     let (mut bias, mut widest) = (0.0f32, 0.0f32);
     for (t, low) in tables.iter().zip(&mut lows) {
-        let lo = t.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = t.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let (lo, hi) = range(t);
         (*low, bias) = (lo, bias + lo);
         widest = widest.max(hi - lo);
     }
+    (lows, bias, widest)
+}
+
+fn quantize_portable(tables: &[[f32; TABLE]], out: &mut [[u8; TABLE]]) -> (f32, f32) {
+    let (lows, bias, widest) = ranges(tables, |t| {
+        (
+            t.iter().copied().fold(f32::INFINITY, f32::min),
+            t.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        )
+    });
     let scale = step(widest);
     let inverse = 1.0 / scale;
     for ((t, o), lo) in tables.iter().zip(out).zip(lows) {
@@ -192,7 +211,7 @@ pub fn dequantize(sums: &[u16], scale: f32, bias: f32, add: f32, out: &mut [f32]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{BLOCK_ROWS, MAX_SUBSPACES, TABLE};
+    use super::{BLOCK_ROWS, TABLE, ranges};
 
     /// Stores the 32 row sums of a block from four 8-lane accumulators: even and odd rows of
     /// the low nibbles (rows 0–15) and of the high nibbles (rows 16–31).
@@ -231,23 +250,6 @@ mod x86 {
             _mm512_castsi512_si256(v),
             _mm512_extracti64x4_epi64::<1>(v),
         ))
-    }
-
-    /// Per table its minimum, and `(Σ minima, widest range)`, in table order (the same
-    /// additions as the portable path).
-    #[inline]
-    fn ranges(
-        tables: &[[f32; TABLE]],
-        range: impl Fn(&[f32; TABLE]) -> (f32, f32),
-    ) -> ([f32; MAX_SUBSPACES], f32, f32) {
-        let mut lows = [0.0f32; MAX_SUBSPACES];
-        let (mut bias, mut widest) = (0.0f32, 0.0f32);
-        for (t, low) in tables.iter().zip(&mut lows) {
-            let (lo, hi) = range(t);
-            (*low, bias) = (lo, bias + lo);
-            widest = widest.max(hi - lo);
-        }
-        (lows, bias, widest)
     }
 
     /// One 16-entry table per 512-bit vector: minimum and maximum by reduction, then
@@ -429,6 +431,10 @@ mod tests {
 
     #[test]
     fn every_path_sums_each_rows_table_entries_exactly() {
+        assert!(
+            pack_blocks(&[1, 2, 3], 0).is_empty(),
+            "no sub-spaces, no blocks"
+        );
         // Odd sub-space counts (padded), a partial last block, the overflow limit, and code
         // bytes with their high bits set (ignored).
         for (m, rows) in [
