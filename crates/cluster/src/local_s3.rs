@@ -23,6 +23,16 @@ pub const SECRET: &str = "testsecret";
 /// How long the server may take until its bucket lists.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Servers started, each on other ports, before giving up on ones that exit at once.
+const START_ATTEMPTS: usize = 3;
+
+/// The last lines of a server's log, for an error that says why it did not start.
+fn log_tail(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
 /// A SeaweedFS server with one bucket ([`BUCKET`]), stopped when dropped.
 pub struct LocalS3 {
     child: Child,
@@ -72,49 +82,67 @@ impl LocalS3 {
         Self::start_on(&Host::loopback()).await
     }
 
-    /// Starts the server on `host` and waits until its bucket lists.
+    /// Starts the server on `host` and waits until its bucket lists. A server that exits
+    /// before it lists — a port taken, between the check and its bind, by a server another
+    /// test started at the same moment — is started again on other ports.
     pub async fn start_on(host: &Host) -> Result<Self> {
         let weed = weed()?;
-        let data = tempfile::tempdir()?;
-        let base = free_base_port()?;
-        let port = |i: u16| (base + i).to_string();
-        let child = host
-            .command(&weed)
-            .arg("mini")
-            .arg(format!("-dir={}", data.path().display()))
-            .arg(format!("-ip={}", host.ip))
-            .arg(format!("-ip.bind={}", host.ip))
-            .arg("-master.telemetry=false")
-            .arg(format!("-master.port={}", port(1)))
-            .arg(format!("-volume.port={}", port(2)))
-            .arg(format!("-filer.port={}", port(3)))
-            .arg(format!("-s3.port={}", port(4)))
-            .arg(format!("-admin.port={}", port(5)))
-            .args(["-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0"])
-            .args(["-s3.port.lance=0", &format!("-bucket={BUCKET}")])
-            .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| exec_datafusion_err!("starting {}: {e}", weed.display()))?;
-        let server = Self {
-            child,
-            endpoint: format!("http://{}:{}", host.ip, port(4)),
-            _data: data,
-        };
-        let store = server.store()?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let listed: std::result::Result<Vec<_>, _> = store.list(None).try_collect().await;
-            match listed {
-                Ok(_) => return Ok(server),
-                Err(e) if Instant::now() > deadline => {
-                    return Err(exec_datafusion_err!("S3 server not ready: {e}"));
+        let mut exits = vec![];
+        for _ in 0..START_ATTEMPTS {
+            let data = tempfile::tempdir()?;
+            let base = free_base_port()?;
+            let port = |i: u16| (base + i).to_string();
+            let log = data.path().join("weed.log");
+            let child = host
+                .command(&weed)
+                .arg("mini")
+                .arg(format!("-dir={}", data.path().display()))
+                .arg(format!("-ip={}", host.ip))
+                .arg(format!("-ip.bind={}", host.ip))
+                .arg("-master.telemetry=false")
+                .arg(format!("-master.port={}", port(1)))
+                .arg(format!("-volume.port={}", port(2)))
+                .arg(format!("-filer.port={}", port(3)))
+                .arg(format!("-s3.port={}", port(4)))
+                .arg(format!("-admin.port={}", port(5)))
+                .args(["-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0"])
+                .args(["-s3.port.lance=0", &format!("-bucket={BUCKET}")])
+                .env("AWS_ACCESS_KEY_ID", KEY)
+                .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log)?)
+                .spawn()
+                .map_err(|e| exec_datafusion_err!("starting {}: {e}", weed.display()))?;
+            let mut server = Self {
+                child,
+                endpoint: format!("http://{}:{}", host.ip, port(4)),
+                _data: data,
+            };
+            let store = server.store()?;
+            let deadline = Instant::now() + START_TIMEOUT;
+            loop {
+                let listed: std::result::Result<Vec<_>, _> = store.list(None).try_collect().await;
+                let error = match listed {
+                    Ok(_) => return Ok(server),
+                    Err(e) => e,
+                };
+                if let Some(status) = server.child.try_wait()? {
+                    exits.push(format!("exited ({status}): {}", log_tail(&log)));
+                    break;
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                if Instant::now() > deadline {
+                    return Err(exec_datafusion_err!(
+                        "S3 server not ready after {START_TIMEOUT:?}: {error}; its log ends: {}",
+                        log_tail(&log)
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        Err(exec_datafusion_err!(
+            "the S3 server did not start in {START_ATTEMPTS} attempts: {}",
+            exits.join("; ")
+        ))
     }
 
     /// A client of the bucket.
