@@ -127,6 +127,28 @@ def write_results(case: str, rows: list[dict], table: str) -> None:
     print(table, flush=True)
 
 
+def figure():
+    """`(fig, ax)` of one off-screen chart, the size every benchmark's plot has."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(7, 4.5))
+
+
+def save_figure(fig, filename: str) -> Path:
+    """Writes `fig` to bench/results/`filename` (PNG), releases it and returns the path."""
+    import matplotlib.pyplot as plt
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / filename
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def markdown(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import datasets
-from cases import RESULTS, machine, markdown, write_results
+from cases import figure, machine, markdown, save_figure, write_results
 from search import K, aggregate, recall
 
 # (dataset, partitions, 8-bit sub-vectors); the 4-bit index has twice the sub-vectors.
@@ -95,12 +95,7 @@ def fastest(rows: list[dict], engine: str, target: float) -> dict | None:
 
 
 def plot(name: str, rows: list[dict]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = figure()
     for engine, colour in zip(INDEXES, ["C0", "C1", "C2", "C3"]):
         for refine, style in zip(REFINES, [":", "-", "--"]):
             pts = sorted((r["p50_ms"], r["recall"]) for r in rows
@@ -114,12 +109,7 @@ def plot(name: str, rows: list[dict]) -> Path:
     ax.set_title(f"{name}: 4-bit fast scan vs 8-bit PQ (nprobes {NPROBES[0]}–{NPROBES[-1]})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"fastscan-{name}.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, f"fastscan-{name}.png")
 
 
 def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import datasets
-from cases import RESULTS, machine, markdown, write_results
+from cases import figure, machine, markdown, save_figure, write_results
 
 HERE = Path(__file__).resolve().parent
 CASE = ("gmm-1m-128", 1024, 16)
@@ -205,12 +205,7 @@ def segments(vf: Vecfusion, base: Path, n: int, nlist: int, m: int, tmp: Path, q
 
 
 def plot(name: str, rows: list[dict]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = figure()
     for engine, config in dict.fromkeys((r["engine"], r["config"]) for r in rows):
         pts = [(statistics.median(x["p50_ms"] for x in r["runs"]), r["runs"][-1]["recall"])
                for r in rows if (r["engine"], r["config"]) == (engine, config)]
@@ -221,12 +216,7 @@ def plot(name: str, rows: list[dict]) -> Path:
     ax.set_title(f"{name}: IVF_PQ with segments (nprobes {', '.join(map(str, NPROBES))})")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"optimize-{name}.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, f"optimize-{name}.png")
 
 
 def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import datasets
-from cases import RESULTS, build_binaries, install_python_package, machine, markdown, write_results
+from cases import (build_binaries, figure, install_python_package, machine, markdown, save_figure,
+                   write_results)
 
 HERE = Path(__file__).resolve().parent
 CASES = [
@@ -215,12 +216,7 @@ def cell(row: dict, key: str, digits: int) -> str:
 
 
 def plot(name: str, rows: list[dict], suffix: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = figure()
     for engine, key in [("vecfusion", "p50_ms"), ("vecfusion", "sql_p50_ms"), ("faiss", "p50_ms"), ("lance", "p50_ms")]:
         for refine, style in [(1, "--"), (10, "-")]:
             pts = [(r[key], r["recall"]) for r in rows if r["engine"] == engine and r["refine_factor"] == refine and r.get(key)]
@@ -233,12 +229,7 @@ def plot(name: str, rows: list[dict], suffix: str = "") -> Path:
     ax.set_title(f"{name}: recall@10 vs latency (nprobes 1–50)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"search-{name}{suffix}.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, f"search-{name}{suffix}.png")
 
 
 def run(binary: Path, quick: bool, repeat: int, only: list[str]) -> None:
