@@ -105,27 +105,26 @@ pub async fn run(args: SearchArgs) -> Result<()> {
     // timed query will, as a long-running process already has (the memory-mapped file's
     // pages, each partition's checksum, 4-bit codes packed for the fast scan). The figures
     // are that steady state, as faiss's are of an index already in memory.
-    let widest = SearchRequest {
-        nprobes: probes.iter().max().copied(),
+    let search_of = |nprobes: usize, refine: usize, queries: Vec<f32>| SearchRequest {
+        nprobes: Some(nprobes),
+        refine_factor: Some(refine),
         use_index: Some(true),
-        ..SearchRequest::new(queries.clone(), args.k)
+        ..SearchRequest::new(queries, args.k)
             .column("embedding")
             .function(DistanceFunction::L2)
     };
-    PreparedSearch::new(&state, dataset.clone(), widest)
-        .await?
-        .collect(task.clone(), &ids_only)
-        .await?;
+    let widest = probes.iter().max().copied().unwrap_or(1);
+    PreparedSearch::new(
+        &state,
+        dataset.clone(),
+        search_of(widest, 1, queries.clone()),
+    )
+    .await?
+    .collect(task.clone(), &ids_only)
+    .await?;
     for &refine in &refines {
         for &nprobes in &probes {
-            let request = |queries: Vec<f32>| SearchRequest {
-                nprobes: Some(nprobes),
-                refine_factor: Some(refine),
-                use_index: Some(true),
-                ..SearchRequest::new(queries, args.k)
-                    .column("embedding")
-                    .function(DistanceFunction::L2)
-            };
+            let request = |queries: Vec<f32>| search_of(nprobes, refine, queries);
             // One query at a time through the Rust API: prepare, search, fetch the ids.
             let mut latencies = Vec::with_capacity(nq);
             let mut recall = 0.0;
