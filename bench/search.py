@@ -35,6 +35,9 @@ HERE = Path(__file__).resolve().parent
 CASES = [
     ("gmm-1m-128", 1024, 16),
     ("sift-opencv-100k-128", 256, 16),
+    # 384 dimensions, the width of small text-embedding models (all-MiniLM-L6-v2): synthetic,
+    # with the partitions and sub-vectors of the held-out text-embedding case.
+    ("gmm-150k-384", 256, 48),
     ("fashion-mnist-60k-784", 256, 16),
 ]
 QUICK = [("sift-opencv-100k-128", 256, 16)]
