@@ -24,7 +24,7 @@ import numpy as np
 
 import datasets
 from cases import figure, machine, markdown, save_figure, write_results
-from search import K, aggregate, recall
+from search import K, aggregate, one_at_a_time, recall
 
 # (dataset, partitions, 8-bit sub-vectors); the 4-bit index has twice the sub-vectors.
 CASES = [
@@ -65,13 +65,7 @@ def search_faiss(built, queries: np.ndarray, gt: np.ndarray, engine: str) -> lis
         refined.k_factor = refine
         for nprobe in NPROBES:
             ivf.nprobe = nprobe
-            lat = []
-            found = np.empty((len(queries), K), dtype=np.int64)
-            for i, q in enumerate(queries):
-                t = time.perf_counter()
-                _, ids = index.search(q[None, :], K)
-                lat.append((time.perf_counter() - t) * 1e3)
-                found[i] = ids[0]
+            lat, found = one_at_a_time(index, queries)
             rows.append({"engine": engine, "nprobes": nprobe, "refine_factor": refine,
                          "recall": recall(found, gt), "p50_ms": float(np.percentile(lat, 50)),
                          "p99_ms": float(np.percentile(lat, 99))})
