@@ -19,11 +19,11 @@ fn pq_adc_body(codes: &[u8], m: usize, ksub: usize, lut: &[f32], bias: f32, out:
         256 => {
             let tables = &lut.as_chunks::<256>().0[..m];
             match m {
-                8 => adc::<256, 8>(codes, tables, bias, out),
-                16 => adc::<256, 16>(codes, tables, bias, out),
-                32 => adc::<256, 32>(codes, tables, bias, out),
-                48 => adc::<256, 48>(codes, tables, bias, out),
-                64 => adc::<256, 64>(codes, tables, bias, out),
+                8 => adc::<256, 8, false>(codes, tables, bias, out),
+                16 => adc::<256, 16, false>(codes, tables, bias, out),
+                32 => adc::<256, 32, false>(codes, tables, bias, out),
+                48 => adc::<256, 48, false>(codes, tables, bias, out),
+                64 => adc::<256, 64, false>(codes, tables, bias, out),
                 _ => adc_any(codes, tables, bias, out),
             }
         }
@@ -46,8 +46,10 @@ fn entry<const K: usize>(table: &[f32; K], code: u8) -> f32 {
     table[code as usize & (K - 1)]
 }
 
+/// Every row of `M` sub-spaces: by [`row_sum`], or with `WORDS` by [`row_sum_by_words`]
+/// (`M` a multiple of eight) — the same sums either way.
 #[inline(always)]
-fn adc<const K: usize, const M: usize>(
+fn adc<const K: usize, const M: usize, const WORDS: bool>(
     codes: &[u8],
     tables: &[[f32; K]],
     bias: f32,
@@ -57,7 +59,12 @@ fn adc<const K: usize, const M: usize>(
         return adc_any(codes, tables, bias, out);
     };
     for (row, o) in codes.as_chunks::<M>().0.iter().zip(out.iter_mut()) {
-        *o = bias + row_sum(tables, row, entry);
+        *o = bias
+            + if WORDS {
+                row_sum_by_words(tables, row)
+            } else {
+                row_sum(tables, row, entry)
+            };
     }
 }
 
@@ -133,7 +140,6 @@ pub fn pq_adc_on(
     out: &mut [f32],
 ) {
     if path == KernelPath::Avx512
-        && path.available()
         && ksub == 256
         && across_rows_pays()
         && pq_adc_across_rows(codes, m, ksub, lut, bias, out)
@@ -170,11 +176,11 @@ pub fn pq_adc_across_rows(
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
         fn avx512(codes: &[u8], tables: &[[f32; 256]], bias: f32, out: &mut [f32]) -> bool {
             match tables.len() {
-                8 => by_words::<8>(codes, tables, bias, out),
-                16 => by_words::<16>(codes, tables, bias, out),
-                32 => by_words::<32>(codes, tables, bias, out),
-                48 => by_words::<48>(codes, tables, bias, out),
-                64 => by_words::<64>(codes, tables, bias, out),
+                8 => adc::<256, 8, true>(codes, tables, bias, out),
+                16 => adc::<256, 16, true>(codes, tables, bias, out),
+                32 => adc::<256, 32, true>(codes, tables, bias, out),
+                48 => adc::<256, 48, true>(codes, tables, bias, out),
+                64 => adc::<256, 64, true>(codes, tables, bias, out),
                 _ => return false,
             }
             true
@@ -187,15 +193,6 @@ pub fn pq_adc_across_rows(
     }
     let _ = (codes, m, ksub, lut, bias, out);
     false
-}
-
-/// Every row of `codes` by [`row_sum_by_words`], `M` a multiple of eight.
-#[inline(always)]
-fn by_words<const M: usize>(codes: &[u8], tables: &[[f32; 256]], bias: f32, out: &mut [f32]) {
-    let tables: &[[f32; 256]; M] = tables.try_into().expect("M tables");
-    for (row, o) in codes.as_chunks::<M>().0.iter().zip(out.iter_mut()) {
-        *o = bias + row_sum_by_words(tables, row);
-    }
 }
 
 /// Whether [`pq_adc_across_rows`] beats [`pq_adc_by_row_on`] AVX-512 on this CPU: timed once
