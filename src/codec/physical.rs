@@ -55,6 +55,8 @@ pub(super) enum PhysicalPayload {
         params: SearchParams,
         queries: Vec<f32>,
         output: SearchOutput,
+        /// The limit folded into the search (`ExecutionPlan::fetch`).
+        fetch: Option<usize>,
     },
     /// A stage of `CREATE VECTOR INDEX` (its inputs are the plans before it).
     IndexStage {
@@ -189,6 +191,7 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                 params,
                 queries,
                 output,
+                fetch,
             } => {
                 let Some(function) = DistanceFunction::from_name(&function) else {
                     return plan_err!("unknown distance function '{function}'");
@@ -207,7 +210,7 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                     queries,
                     prefilter,
                 )?;
-                Arc::new(AnnSearchExec::new(search, output))
+                Arc::new(AnnSearchExec::new(search, output).with_fetch_of(fetch))
             }
             PhysicalPayload::IndexStage {
                 stage,
@@ -338,6 +341,7 @@ impl PhysicalExtensionCodec for VecfusionPhysicalCodec {
                 params: s.params(),
                 queries: s.queries().to_vec(),
                 output: ann.output().clone(),
+                fetch: ann.fetch(),
             }
         } else if let Some((stage, target)) = index_stage(&node) {
             PhysicalPayload::IndexStage {

@@ -5,6 +5,12 @@
 //! Its optional child is the search's *prefilter*: a scan of the table with the query's
 //! `WHERE` predicates that yields the addresses of the allowed rows, evaluated before the
 //! top-k. Metrics (`EXPLAIN ANALYZE`) say how much of the index the search touched.
+//!
+//! A query's plan is this operator alone where it can be: a limit above it becomes its
+//! `fetch` and a projection of its columns its [`SearchOutput`] (DataFusion's limit and
+//! projection pushdown), and without a prefilter it takes part in Tokio's cooperative
+//! scheduling itself. Each operator left above it is planned, started and polled on every
+//! query, and a search of tens of microseconds cannot afford them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,9 +23,12 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::coop::cooperative;
+use datafusion::physical_plan::execution_plan::SchedulingType;
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, PlanProperties,
@@ -34,6 +43,8 @@ use crate::plan_properties::{single_final_sorted, whole_inputs};
 pub struct AnnSearchExec {
     search: PreparedSearch,
     output: SearchOutput,
+    /// At most this many rows are yielded (the first ones, in the search's order).
+    fetch: Option<usize>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -42,13 +53,29 @@ pub struct AnnSearchExec {
 impl AnnSearchExec {
     pub fn new(search: PreparedSearch, output: SearchOutput) -> Self {
         let schema = output.schema(search.dataset().schema());
+        let mut properties = single_final_sorted(schema.clone(), output_ordering(&search, &output));
+        // Its one batch passes through Tokio's budget (`execute`). With a prefilter, the scan
+        // below keeps its own cooperation, which DataFusion adds only under a plan that
+        // does not cooperate itself.
+        if search.prefilter().is_none() {
+            properties = Arc::new(
+                Arc::unwrap_or_clone(properties).with_scheduling_type(SchedulingType::Cooperative),
+            );
+        }
         Self {
-            properties: single_final_sorted(schema.clone(), output_ordering(&search, &output)),
+            properties,
             schema,
             search,
             output,
+            fetch: None,
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// The same plan yielding at most `fetch` rows.
+    pub fn with_fetch_of(mut self, fetch: Option<usize>) -> Self {
+        self.fetch = fetch;
+        self
     }
 
     /// The search this plan runs.
@@ -65,7 +92,7 @@ impl AnnSearchExec {
     pub fn with_queries(&self, queries: Vec<f32>) -> Result<Self> {
         let search = self.search.with_queries(queries)?;
         if search.num_queries() != self.search.num_queries() {
-            return Ok(Self::new(search, self.output.clone()));
+            return Ok(Self::new(search, self.output.clone()).with_fetch_of(self.fetch));
         }
         // As many queries of the same dimension: the same schema and order. The same
         // properties object, too, so that the operators above, rebuilt over this one, keep
@@ -73,6 +100,7 @@ impl AnnSearchExec {
         Ok(Self {
             search,
             output: self.output.clone(),
+            fetch: self.fetch,
             schema: self.schema.clone(),
             properties: self.properties.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
@@ -127,7 +155,11 @@ impl DisplayAs for AnnSearchExec {
             p.nprobes,
             p.refine_factor,
             if s.prefilter().is_some() { "yes" } else { "no" }
-        )
+        )?;
+        match self.fetch {
+            Some(fetch) => write!(f, " fetch={fetch}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -158,7 +190,42 @@ impl ExecutionPlan for AnnSearchExec {
             return internal_err!("AnnSearchExec: wrong number of children");
         }
         let search = self.search.with_prefilter(children.into_iter().next());
-        Ok(Arc::new(Self::new(search, self.output.clone())))
+        Ok(Arc::new(
+            Self::new(search, self.output.clone()).with_fetch_of(self.fetch),
+        ))
+    }
+    fn fetch(&self) -> Option<usize> {
+        self.fetch
+    }
+    fn with_fetch(&self, fetch: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        let fetch = match (self.fetch, fetch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(Arc::new(
+            Self::new(self.search.clone(), self.output.clone()).with_fetch_of(fetch),
+        ))
+    }
+    /// A projection of the search's own columns (in any order, the query index first if
+    /// it has one) becomes its output: the rows are fetched with those columns alone.
+    fn try_swapping_with_projection(
+        &self,
+        projection: &ProjectionExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let columns = projection
+            .expr()
+            .iter()
+            .map(|p| match p.expr.downcast_ref::<Column>() {
+                Some(c) if c.name() == p.alias => Some(c.index()),
+                _ => None,
+            })
+            .collect::<Option<Vec<usize>>>();
+        let table_columns = self.search.dataset().schema().fields().len();
+        Ok(columns
+            .and_then(|c| self.output.select(&c, table_columns))
+            .map(|output| {
+                Arc::new(Self::new(self.search.clone(), output).with_fetch_of(self.fetch)) as _
+            }))
     }
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
@@ -168,7 +235,7 @@ impl ExecutionPlan for AnnSearchExec {
         _partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let (search, output) = (self.search.clone(), self.output.clone());
+        let (search, output, fetch) = (self.search.clone(), self.output.clone(), self.fetch);
         let counter = |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, 0);
         let baseline = BaselineMetrics::new(&self.metrics, 0);
         let (partitions_probed, rows_scored, rows_exact, prefilter_rows) = (
@@ -189,15 +256,22 @@ impl ExecutionPlan for AnnSearchExec {
                 rows_scored.add(o.stats.rows_scored);
                 rows_exact.add(o.stats.rows_exact);
             }
-            let batch = search.rows(&outcomes, &output).await?;
+            let mut batch = search.rows(&outcomes, &output).await?;
+            if let Some(fetch) = fetch.filter(|f| *f < batch.num_rows()) {
+                batch = batch.slice(0, fetch);
+            }
             timer.done();
             baseline.record_output(batch.num_rows());
             Ok(batch)
         };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        let stream = RecordBatchStreamAdapter::new(
             self.schema.clone(),
-            futures::stream::once(fut),
-        )))
+            futures::stream::once(Box::pin(fut)),
+        );
+        Ok(match self.properties.scheduling_type {
+            SchedulingType::Cooperative => Box::pin(cooperative(stream)),
+            SchedulingType::NonCooperative => Box::pin(stream),
+        })
     }
 }
 

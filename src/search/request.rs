@@ -175,6 +175,44 @@ impl SearchOutput {
         }
     }
 
+    /// The output that yields `columns` of this one's rows, in that order (indices into
+    /// [`Self::schema`] for a table of `table_columns` columns), if one can: the query index
+    /// first or not at all, then table columns, each once, then the distance or not.
+    pub fn select(&self, columns: &[usize], table_columns: usize) -> Option<Self> {
+        let offset = usize::from(self.with_query_index);
+        let (with_query_index, rest) = match columns.split_first() {
+            Some((0, rest)) if self.with_query_index => (true, rest),
+            _ => (false, columns),
+        };
+        if self.with_query_index && !with_query_index {
+            return None;
+        }
+        let kept = self.projection.as_ref().map_or(table_columns, Vec::len);
+        let distance = offset + kept;
+        let (with_distance, rest) = match rest.split_last() {
+            Some((&d, rest)) if self.with_distance && d == distance => (true, rest),
+            _ => (false, rest),
+        };
+        let mut projection = Vec::with_capacity(rest.len());
+        for &c in rest {
+            let position = c.checked_sub(offset).filter(|p| *p < kept)?;
+            let column = self.projection.as_ref().map_or(position, |p| p[position]);
+            if projection.contains(&column) {
+                return None;
+            }
+            projection.push(column);
+        }
+        // Rows of no table column at all are left to the projection above.
+        if projection.is_empty() {
+            return None;
+        }
+        Some(Self {
+            projection: Some(projection),
+            with_distance,
+            with_query_index,
+        })
+    }
+
     /// The schema of the rows, for a table of `table` schema.
     pub fn schema(&self, table: &Schema) -> SchemaRef {
         let mut fields = vec![];
@@ -451,6 +489,40 @@ impl PreparedSearch {
 mod tests {
     use super::*;
     use crate::test_support::{create_table, latest, session_after};
+
+    #[test]
+    fn a_selection_of_a_searchs_columns_is_an_output_of_its_own() {
+        let out = |projection: Option<Vec<usize>>, with_distance, with_query_index| SearchOutput {
+            projection,
+            with_distance,
+            with_query_index,
+        };
+        let select = |o: &SearchOutput, columns: &[usize]| {
+            o.select(columns, 4)
+                .map(|s| (s.projection, s.with_distance, s.with_query_index))
+        };
+        // Every column of a 4-column table, then the distance (index 4).
+        let all = SearchOutput::all_columns();
+        assert_eq!(select(&all, &[0]), Some((Some(vec![0]), false, false)));
+        assert_eq!(
+            select(&all, &[2, 0, 4]),
+            Some((Some(vec![2, 0]), true, false))
+        );
+        // The distance only last, each column once, some table column.
+        assert_eq!(select(&all, &[4, 0]), None);
+        assert_eq!(select(&all, &[1, 1]), None);
+        assert_eq!(select(&all, &[4]), None);
+        assert_eq!(select(&all, &[5]), None);
+        // Over a projection: positions map to the table's columns.
+        let some = out(Some(vec![3, 1]), true, false);
+        assert_eq!(select(&some, &[1, 2]), Some((Some(vec![1]), true, false)));
+        assert_eq!(select(&some, &[2]), None);
+        // The query index stays first.
+        let many = out(Some(vec![3, 1]), true, true);
+        assert_eq!(select(&many, &[0, 2, 3]), Some((Some(vec![1]), true, true)));
+        assert_eq!(select(&many, &[2, 3]), None);
+        assert_eq!(select(&many, &[1, 0]), None);
+    }
 
     #[tokio::test]
     async fn a_cancelled_batch_stops_before_its_next_query() {

@@ -5,8 +5,9 @@
 //! [`literal_query`] finds the one such literal of a query in its text, reads its numbers as
 //! DataFusion's planner would, and gives the query's *shape* (the text with the literal
 //! replaced by `$1`), so that queries of one shape can share one plan
-//! (`crate::literal_queries`). [`vector_from_numbers`] is the one reading of number texts
-//! as a query vector, also used for `EXECUTE name([...])`.
+//! (`crate::literal_queries`). [`read_number`] is the one reading of a number's text, in
+//! one pass, for these literals, for `EXECUTE name([...])` read from its text and, through
+//! [`vector_from_numbers`], for the numbers of a parsed `EXECUTE`.
 
 use std::ops::Range;
 
@@ -83,11 +84,11 @@ pub fn literal_query(sql: &str) -> Option<LiteralQuery> {
                 let indexing = sql[..i]
                     .ends_with(|c: char| c.is_alphanumeric() || matches!(c, '_' | ')' | ']' | '"'));
                 match (indexing, number_list(sql, i)) {
-                    (false, Some((end, texts))) if texts.len() >= MIN_VECTOR_LEN => {
+                    (false, Some((end, numbers))) if numbers.len() >= MIN_VECTOR_LEN => {
                         if found.is_some() {
                             return None;
                         }
-                        found = Some((i..end, vector_from_numbers(&texts)?));
+                        found = Some((i..end, vector_of(&numbers)?));
                         i = end;
                     }
                     _ => i += 1,
@@ -129,16 +130,16 @@ pub fn execute_call(sql: &str) -> Option<(String, Vec<f32>)> {
         (rest[..end].to_ascii_lowercase(), &rest[end..])
     };
     let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?.trim();
-    let (end, texts) = number_list(inner, 0).filter(|_| inner.starts_with('['))?;
+    let (end, numbers) = number_list(inner, 0).filter(|_| inner.starts_with('['))?;
     if end != inner.len() {
         return None;
     }
-    Some((name, vector_from_numbers(&texts)?))
+    Some((name, vector_of(&numbers)?))
 }
 
 /// The numbers of the list that opens at `start` (`[`): where it ends (after `]`) and each
-/// number as `(negated, digits)`; `None` when it is not a list of plain numbers.
-fn number_list(sql: &str, start: usize) -> Option<(usize, Vec<(bool, &str)>)> {
+/// number as the SQL planner reads it alone; `None` when it is not a list of plain numbers.
+fn number_list(sql: &str, start: usize) -> Option<(usize, Vec<Number>)> {
     let bytes = sql.as_bytes();
     let skip_space = |mut i: usize| {
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
@@ -146,100 +147,314 @@ fn number_list(sql: &str, start: usize) -> Option<(usize, Vec<(bool, &str)>)> {
         }
         i
     };
-    let mut texts = vec![];
+    let mut numbers = vec![];
     let mut i = skip_space(start + 1);
     loop {
         let negated = bytes.get(i) == Some(&b'-');
         if negated {
             i = skip_space(i + 1);
         }
-        let end = number_end(bytes, i)?;
-        texts.push((negated, &sql[i..end]));
+        let (end, number) = read_number(sql, i, negated)?;
+        numbers.push(number);
         i = skip_space(end);
         match bytes.get(i)? {
             b',' => i = skip_space(i + 1),
-            b']' => return Some((i + 1, texts)),
+            b']' => return Some((i + 1, numbers)),
             _ => return None,
         }
     }
 }
 
-/// The end of the number that starts at `i`: digits with an optional fraction and exponent
-/// (`12`, `1.5`, `.5`, `5.`, `1e-3`), as SQL writes a plain number.
-fn number_end(bytes: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |mut i: usize| {
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
+/// A number written in SQL, as DataFusion's SQL planner reads it on its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Number {
+    /// An integer that fits `i64`.
+    Int(i64),
+    /// An integer beyond `i64` that fits `u64`, which the planner reads as `UInt64`.
+    Unsigned,
+    /// Anything else: a fraction, an exponent, an integer beyond `u64`.
+    Float(f64),
+}
+
+/// Powers of ten that `f64` holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Reads the plain number that starts at `start` — digits with an optional fraction and
+/// exponent (`12`, `1.5`, `.5`, `5.`, `1e-3`), as SQL writes one — negated if `negated`:
+/// where it ends and its value; `None` when none starts there (or it runs on: `1x`, `1_000`,
+/// `0x1F`).
+///
+/// One pass over the digits, since a query vector has hundreds of numbers and reading them
+/// is most of what a query with a kept plan costs before its search. The value is the one
+/// `str::parse` gives: a number of at most 19 digits whose scale is a power of ten that
+/// `f64` holds exactly is one correctly rounded multiplication or division (Clinger's fast
+/// path, as the standard library takes it too); anything longer is left to `str::parse`.
+fn read_number(sql: &str, start: usize, negated: bool) -> Option<(usize, Number)> {
+    let bytes = sql.as_bytes();
+    let (mut i, mut mantissa, mut digits) = (start, 0u64, 0usize);
+    let mut digit_run = |i: &mut usize| {
+        while let Some(d) = bytes.get(*i).filter(|b| b.is_ascii_digit()) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            digits += 1;
+            *i += 1;
         }
-        (i, i > start)
     };
-    let (after, whole) = digits(i);
-    i = after;
-    let mut any = whole;
+    digit_run(&mut i);
+    let whole = i > start;
+    let mut fraction = None;
     if bytes.get(i) == Some(&b'.') {
-        let (after, fraction) = digits(i + 1);
-        i = after;
-        any |= fraction;
+        i += 1;
+        let from = i;
+        digit_run(&mut i);
+        fraction = Some(i - from);
     }
-    if !any {
+    if !whole && fraction.unwrap_or(0) == 0 {
         return None;
     }
+    let mut exponent = None;
     if matches!(bytes.get(i), Some(b'e' | b'E')) {
         let mut j = i + 1;
+        let negative = matches!(bytes.get(j), Some(b'-'));
         if matches!(bytes.get(j), Some(b'+' | b'-')) {
             j += 1;
         }
-        let (after, exponent) = digits(j);
-        if !exponent {
+        let from = j;
+        let mut e = 0i64;
+        while let Some(d) = bytes.get(j).filter(|b| b.is_ascii_digit()) {
+            // Far beyond any finite `f64` already; `str::parse` reads such a number.
+            e = (e * 10 + i64::from(d - b'0')).min(1 << 20);
+            j += 1;
+        }
+        if j == from {
             return None;
         }
-        i = after;
+        exponent = Some(if negative { -e } else { e });
+        i = j;
     }
-    // `1x`, `1_000`, `0x1F`: not a plain number.
-    match bytes.get(i) {
-        Some(b) if b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.' => None,
-        _ => Some(i),
-    }
-}
-
-/// Number texts (`(negated, digits)`) as a query vector, read as DataFusion's SQL planner
-/// reads them — `i64` when every one is an integer, else `f64` — then made `f32` as every
-/// query vector is. `None` for a form it reads otherwise (an integer beyond `i64`, which it
-/// reads as `UInt64`; `_` separators), which is then planned as usual.
-pub fn vector_from_numbers(texts: &[(bool, &str)]) -> Option<Vec<f32>> {
-    if texts.is_empty() || texts.iter().any(|(_, n)| n.contains('_')) {
+    if matches!(bytes.get(i), Some(b) if b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.') {
         return None;
     }
-    let ints: Option<Vec<i64>> = texts
-        .iter()
-        .map(|(negative, n)| {
-            let v = n.parse::<i64>().ok()?;
-            if *negative { v.checked_neg() } else { Some(v) }
-        })
-        .collect();
-    if let Some(ints) = ints {
-        return Some(ints.into_iter().map(|v| v as f32).collect());
-    }
-    texts
-        .iter()
-        .map(|(negative, n)| {
-            // Only an integer (digits alone) can be one DataFusion reads as UInt64.
-            if n.bytes().all(|b| b.is_ascii_digit())
-                && n.parse::<i64>().is_err()
-                && n.parse::<u64>().is_ok()
-            {
-                return None;
+    let text = &sql[start..i];
+    let sign = |v: f64| if negated { -v } else { v };
+    let number = match (fraction, exponent) {
+        // 18 digits stay below `i64::MAX`.
+        (None, None) if digits <= 18 => {
+            let v = mantissa as i64;
+            Number::Int(if negated { -v } else { v })
+        }
+        (None, None) => match text.parse::<i64>() {
+            Ok(v) => Number::Int(if negated { -v } else { v }),
+            Err(_) if text.parse::<u64>().is_ok() => Number::Unsigned,
+            Err(_) => Number::Float(sign(text.parse::<f64>().ok()?)),
+        },
+        _ => {
+            let scale = exponent.unwrap_or(0) - fraction.unwrap_or(0) as i64;
+            let power = EXACT_POWERS_OF_TEN.get(scale.unsigned_abs() as usize);
+            match power {
+                Some(&p) if digits <= 19 && mantissa <= 1 << 53 => {
+                    let m = mantissa as f64;
+                    Number::Float(sign(if scale < 0 { m / p } else { m * p }))
+                }
+                _ => Number::Float(sign(text.parse::<f64>().ok()?)),
             }
-            let v = n.parse::<f64>().ok()?;
-            Some((if *negative { -v } else { v }) as f32)
+        }
+    };
+    Some((i, number))
+}
+
+/// Numbers as a query vector, read as DataFusion's SQL planner reads a list of them —
+/// `Int64` when every one is an integer, else `Float64` — then made `f32` as every query
+/// vector is. `None` when it reads them otherwise (an integer beyond `i64`, which it reads
+/// as `UInt64`).
+fn vector_of(numbers: &[Number]) -> Option<Vec<f32>> {
+    if numbers.is_empty() {
+        return None;
+    }
+    if let Some(ints) = numbers
+        .iter()
+        .map(|n| match n {
+            Number::Int(v) => Some(*v as f32),
+            _ => None,
+        })
+        .collect::<Option<Vec<f32>>>()
+    {
+        return Some(ints);
+    }
+    numbers
+        .iter()
+        .map(|n| match n {
+            Number::Int(v) => Some(*v as f64 as f32),
+            Number::Float(v) => Some(*v as f32),
+            Number::Unsigned => None,
         })
         .collect()
 }
 
+/// Number texts (`(negated, digits)`, as the SQL parser gives them) as a query vector, read
+/// as [`vector_of`] reads a list; `None` for a text that is not a plain number (`_`
+/// separators).
+pub fn vector_from_numbers(texts: &[(bool, &str)]) -> Option<Vec<f32>> {
+    let numbers = texts
+        .iter()
+        .map(|&(negated, text)| match read_number(text, 0, negated)? {
+            (end, number) if end == text.len() => Some(number),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    vector_of(&numbers)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{LiteralQuery, execute_call, literal_query};
+    use super::{LiteralQuery, execute_call, literal_query, vector_from_numbers};
+
+    /// The planner's reading of number texts, number by number with the standard library's
+    /// parsers (what `read_number` must agree with, bit for bit).
+    fn planner_reading(texts: &[(bool, &str)]) -> Option<Vec<f32>> {
+        enum N {
+            Int(i64),
+            Unsigned,
+            Float(f64),
+        }
+        let numbers = texts
+            .iter()
+            .map(|&(negated, n)| {
+                Some(if let Ok(v) = n.parse::<i64>() {
+                    N::Int(if negated { -v } else { v })
+                } else if n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u64>().is_ok() {
+                    N::Unsigned
+                } else {
+                    let v = n.parse::<f64>().ok()?;
+                    N::Float(if negated { -v } else { v })
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        if numbers.iter().all(|n| matches!(n, N::Int(_))) {
+            return Some(
+                numbers
+                    .iter()
+                    .map(|n| match n {
+                        N::Int(v) => *v as f32,
+                        _ => unreachable!(),
+                    })
+                    .collect(),
+            );
+        }
+        numbers
+            .iter()
+            .map(|n| match n {
+                N::Int(v) => Some(*v as f64 as f32),
+                N::Float(v) => Some(*v as f32),
+                N::Unsigned => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn numbers_read_in_one_pass_are_the_planners_numbers_bit_for_bit() {
+        // A small generator (no dependency): texts as people and programs write them.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut texts: Vec<String> = vec![];
+        for _ in 0..20_000 {
+            let r = next();
+            let f = f32::from_bits(r as u32);
+            let d = f64::from_bits(next());
+            let digits = |n: u64, len: usize| {
+                let s = format!("{n:020}{n:020}");
+                s[s.len() - len..].to_string()
+            };
+            texts.push(match r % 9 {
+                _ if !f.is_finite() || !d.is_finite() => "1".into(),
+                0 => format!("{f:?}"),
+                1 => format!("{f:e}"),
+                2 => format!("{:?}", (r % 10_000) as f32 / 1000.0),
+                3 => format!("{d:?}"),
+                4 => digits(next(), 1 + (r >> 8) as usize % 26),
+                5 => format!(
+                    "{}.{}",
+                    digits(next(), (r >> 8) as usize % 12),
+                    digits(next(), 1 + (r >> 16) as usize % 24)
+                ),
+                6 => format!(
+                    "{}e{}{}",
+                    digits(next(), 1 + (r >> 8) as usize % 20),
+                    ["", "+", "-"][(r >> 16) as usize % 3],
+                    (r >> 24) % 400
+                ),
+                7 => format!(".{}", digits(next(), 1 + (r >> 8) as usize % 20)),
+                _ => format!("{}.", digits(next(), 1 + (r >> 8) as usize % 20)),
+            });
+        }
+        texts.extend(
+            [
+                "0",
+                "00",
+                "0.0",
+                "-0",
+                "9223372036854775807",
+                "9223372036854775808",
+                "18446744073709551615",
+                "18446744073709551616",
+                "9007199254740993",
+                "1e22",
+                "1e23",
+                "4.9e-324",
+                "1e-400",
+                "1e400",
+                "123456789012345678901234567890",
+                "0.1",
+            ]
+            .map(String::from),
+        );
+        for (i, t) in texts.iter().enumerate() {
+            let t = t.trim_start_matches('-');
+            for negated in [false, true] {
+                let one = [(negated, t)];
+                let bits = |v: Option<Vec<f32>>| {
+                    v.map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+                };
+                assert_eq!(
+                    bits(vector_from_numbers(&one)),
+                    bits(planner_reading(&one)),
+                    "{t}"
+                );
+                // In a list with a fraction, where integers are read as floats.
+                let mixed = [(negated, t), (false, "0.5")];
+                assert_eq!(
+                    bits(vector_from_numbers(&mixed)),
+                    bits(planner_reading(&mixed)),
+                    "{t}"
+                );
+                // And through a query's text, as `literal_query` reads it.
+                let sign = if negated { "-" } else { "" };
+                let sql = format!("SELECT [{sign}{t}, 1, 2, 3, 4, 5, 6, {}]", i % 7);
+                let expected = planner_reading(&[
+                    (negated, t),
+                    (false, "1"),
+                    (false, "2"),
+                    (false, "3"),
+                    (false, "4"),
+                    (false, "5"),
+                    (false, "6"),
+                    (false, &(i % 7).to_string()),
+                ]);
+                assert_eq!(
+                    bits(literal_query(&sql).map(|q| q.vector)),
+                    bits(expected),
+                    "{sql}"
+                );
+            }
+        }
+    }
 
     const V: &str = "[0.5, -1, 2e-3, .25, 3., - 4, 1E+2, 7]";
 
