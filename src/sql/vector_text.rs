@@ -189,7 +189,7 @@ const EXACT_POWERS_OF_TEN: [f64; 23] = [
 ///
 /// One pass over the digits, since a query vector has hundreds of numbers and reading them
 /// with `str::parse` (after a pass to find each one's end and a try as an integer) took about
-/// 20 ns each: at 784 dimensions a third of what a query with a kept plan cost around its
+/// 20 ns each: at 784 dimensions over a quarter of what a query with a kept plan cost around its
 /// search. The value is the one
 /// `str::parse` gives: a number of at most 19 digits whose scale is a power of ten that
 /// `f64` holds exactly is one correctly rounded multiplication or division (Clinger's fast
