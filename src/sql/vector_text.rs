@@ -189,11 +189,11 @@ const EXACT_POWERS_OF_TEN: [f64; 23] = [
 ///
 /// One pass over the digits, since a query vector has hundreds of numbers and reading them
 /// with `str::parse` (after a pass to find each one's end and a try as an integer) took about
-/// 20 ns each: at 784 dimensions over a quarter of what a query with a kept plan cost around its
-/// search. The value is the one
-/// `str::parse` gives: a number of at most 19 digits whose scale is a power of ten that
-/// `f64` holds exactly is one correctly rounded multiplication or division (Clinger's fast
-/// path, as the standard library takes it too); anything longer is left to `str::parse`.
+/// 20 ns each: at 784 dimensions over a quarter of what a query with a kept plan cost around
+/// its search. The value is the one `str::parse` gives: a number of at most 19 digits whose
+/// scale is a power of ten that `f64` holds exactly is one correctly rounded multiplication
+/// or division (Clinger's fast path, as the standard library takes it too); anything longer
+/// is left to `str::parse`.
 fn read_number(sql: &str, start: usize, negated: bool) -> Option<(usize, Number)> {
     let bytes = sql.as_bytes();
     let (mut i, mut mantissa, mut digits) = (start, 0u64, 0usize);
