@@ -103,6 +103,8 @@ async fn every_query_node_survives_the_codecs() {
     // The ANN rewrite: the search node, with a prefilter and without.
     let ann = format!("SELECT id FROM t ORDER BY l2_distance(embedding, {QUERY}) LIMIT 7");
     round_trips(&ctx, &ann, "AnnSearch").await;
+    // A second limit around it: a fetch below the search's k.
+    round_trips(&ctx, &format!("SELECT * FROM ({ann}) LIMIT 3"), "AnnSearch").await;
     let filtered = format!(
         "SELECT id, tag FROM t WHERE tag = 'a' ORDER BY cosine_distance(embedding, {QUERY}) LIMIT 4"
     );
