@@ -311,48 +311,27 @@ pub fn vector_from_numbers(texts: &[(bool, &str)]) -> Option<Vec<f32>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{LiteralQuery, execute_call, literal_query, vector_from_numbers};
+    use super::{
+        LiteralQuery, Number, execute_call, literal_query, vector_from_numbers, vector_of,
+    };
 
-    /// The planner's reading of number texts, number by number with the standard library's
-    /// parsers (what `read_number` must agree with, bit for bit).
+    /// The planner's reading of number texts: each number with the standard library's
+    /// parsers (what `read_number` must agree with, bit for bit), the list by `vector_of`.
     fn planner_reading(texts: &[(bool, &str)]) -> Option<Vec<f32>> {
-        enum N {
-            Int(i64),
-            Unsigned,
-            Float(f64),
-        }
         let numbers = texts
             .iter()
             .map(|&(negated, n)| {
                 Some(if let Ok(v) = n.parse::<i64>() {
-                    N::Int(if negated { -v } else { v })
+                    Number::Int(if negated { -v } else { v })
                 } else if n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u64>().is_ok() {
-                    N::Unsigned
+                    Number::Unsigned
                 } else {
                     let v = n.parse::<f64>().ok()?;
-                    N::Float(if negated { -v } else { v })
+                    Number::Float(if negated { -v } else { v })
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        if numbers.iter().all(|n| matches!(n, N::Int(_))) {
-            return Some(
-                numbers
-                    .iter()
-                    .map(|n| match n {
-                        N::Int(v) => *v as f32,
-                        _ => unreachable!(),
-                    })
-                    .collect(),
-            );
-        }
-        numbers
-            .iter()
-            .map(|n| match n {
-                N::Int(v) => Some(*v as f64 as f32),
-                N::Float(v) => Some(*v as f32),
-                N::Unsigned => None,
-            })
-            .collect()
+        vector_of(&numbers)
     }
 
     #[test]
